@@ -1,0 +1,13 @@
+//! rstcp: a TCP/IPv4 stack in the application's process.
+//!
+//! Layers, top to bottom: [`ffi`] (the `rs_*` C ABI), [`api`] (safe sockets),
+//! [`runtime`] (the I/O thread), [`stack`] (sans-IO IPv4 and the socket table),
+//! [`tcp`] (sans-IO TCP connections), [`wire`] (packet formats) and [`link`]
+//! (TUN device, in-memory pair, fault injection, pcap).
+
+pub mod error;
+pub mod link;
+pub mod time;
+pub mod wire;
+
+pub use error::{Error, Result};
