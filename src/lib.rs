@@ -7,6 +7,8 @@
 
 pub mod error;
 pub mod link;
+pub mod stack;
+pub mod tcp;
 pub mod time;
 pub mod wire;
 

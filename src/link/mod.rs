@@ -1,1 +1,70 @@
-//! Links.
+//! Links: devices that move whole IPv4 packets.
+//!
+//! [`Tun`] is the real device (a Linux TUN interface); [`Pair`] is an
+//! in-memory point-to-point link for stack-to-stack tests; [`Faulty`] and
+//! [`PcapTee`] wrap any other link to inject faults or record a capture.
+//! Every link is non-blocking: the runtime waits on [`Link::readable_fd`] and
+//! [`Link::next_release`] and then calls [`Link::recv`] until it returns
+//! `Ok(None)`.
+
+pub mod faults;
+pub mod pair;
+pub mod pcap;
+pub mod tun;
+
+pub use self::tun::{Tun, TunConfig};
+pub use faults::{FaultConfig, Faulty};
+pub use pair::{Pair, PairEnd};
+pub use pcap::PcapTee;
+
+use crate::time::Instant;
+use std::io;
+use std::os::fd::RawFd;
+
+/// A device that moves whole IPv4 packets.
+pub trait Link: Send {
+    /// Copies one received packet into `buf`; Ok(None) when nothing is waiting now (never blocks).
+    ///
+    /// A packet longer than `buf` is truncated to `buf.len()`, as read(2) on
+    /// a TUN device does; a buffer of [`Link::mtu`] bytes is always enough.
+    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>>;
+
+    /// Sends one packet (never blocks; a full device queue may drop it, as a network may).
+    fn send(&mut self, now: Instant, packet: &[u8]) -> io::Result<()>;
+
+    /// A descriptor that becomes readable when `recv` may return a packet (for poll(2)); None if there is none.
+    fn readable_fd(&self) -> Option<RawFd>;
+
+    /// The earliest time a packet held back (by a delay fault) becomes receivable, so the runtime can wake then.
+    ///
+    /// Wrappers that hold back *sent* packets report those too: the runtime
+    /// waking then and calling `recv` is what pushes them out.
+    fn next_release(&self) -> Option<Instant> {
+        None
+    }
+
+    /// The largest packet the link carries.
+    fn mtu(&self) -> usize;
+}
+
+impl<L: Link + ?Sized> Link for Box<L> {
+    fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        (**self).recv(now, buf)
+    }
+
+    fn send(&mut self, now: Instant, packet: &[u8]) -> io::Result<()> {
+        (**self).send(now, packet)
+    }
+
+    fn readable_fd(&self) -> Option<RawFd> {
+        (**self).readable_fd()
+    }
+
+    fn next_release(&self) -> Option<Instant> {
+        (**self).next_release()
+    }
+
+    fn mtu(&self) -> usize {
+        (**self).mtu()
+    }
+}

@@ -1,0 +1,262 @@
+//! A Linux TUN device carrying raw IPv4 packets.
+//!
+//! The `tun` crate opens `/dev/net/tun`, issues `TUNSETIFF` (`IFF_TUN |
+//! IFF_NO_PI`) and, for a new device, sets address, netmask, MTU and the up
+//! flag through `SIOCSIF*` ioctls. After that this module keeps only the raw
+//! descriptor and does its own non-blocking read(2)/write(2), so the packet
+//! path has no locks and no allocation.
+//!
+//! **Namespaces.** Both the lookup of an existing device and the creation of
+//! a new one happen in the network namespace of the *calling thread* (not of
+//! the process). A test that has moved its thread into a namespace with
+//! setns(2) therefore gets a device inside that namespace; the descriptor
+//! stays bound to that device wherever it is used afterwards.
+
+use super::Link;
+use crate::time::Instant;
+use std::ffi::CString;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use tun::AbstractDevice;
+
+/// The longest interface name the kernel accepts (IFNAMSIZ minus the NUL).
+const MAX_NAME_LEN: usize = 15;
+
+/// The smallest MTU an IPv4 interface may have (RFC 791).
+const MIN_MTU: u16 = 68;
+
+/// How to find or create a TUN device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunConfig {
+    /// Interface name, at most 15 bytes.
+    pub name: String,
+    /// The address the kernel side of the interface gets when the device is
+    /// created (ignored when attaching to an existing device).
+    pub kernel_addr: Ipv4Addr,
+    /// Prefix length of `kernel_addr`'s subnet, 0..=32.
+    pub prefix_len: u8,
+    /// MTU given to a newly created device; an existing device keeps its own.
+    pub mtu: u16,
+}
+
+/// An open TUN device: non-blocking, one IPv4 packet per read or write.
+#[derive(Debug)]
+pub struct Tun {
+    fd: OwnedFd,
+    name: String,
+    mtu: usize,
+}
+
+impl Tun {
+    /// Attaches to the device `config.name` if it exists in the calling
+    /// thread's network namespace (its addresses are left alone), otherwise
+    /// creates it there, gives the kernel side `kernel_addr/prefix_len`, sets
+    /// the MTU and brings it up.
+    ///
+    /// A created device is not persistent: it disappears when the returned
+    /// `Tun` is dropped. Attaching to a device already opened by someone
+    /// else fails with `EBUSY` from the kernel.
+    pub fn open(config: &TunConfig) -> io::Result<Tun> {
+        validate(config)?;
+        let mut cfg = tun::Configuration::default();
+        cfg.tun_name(&config.name).layer(tun::Layer::L3);
+        let attach = Tun::exists(&config.name);
+        if attach {
+            // The crate calls its address/MTU configuration step only when
+            // this flag is set; leaving it off is what makes this an attach.
+            cfg.platform_config(|p| {
+                p.ensure_root_privileges(false);
+            });
+        } else {
+            cfg.address(config.kernel_addr)
+                .netmask(netmask(config.prefix_len))
+                .mtu(config.mtu)
+                .up();
+        }
+        let device = tun::create(&cfg).map_err(io::Error::from)?;
+        let mtu = if attach {
+            // An attached device has whatever MTU its creator chose.
+            device.mtu().map_err(io::Error::from)?
+        } else {
+            config.mtu
+        };
+        let name = device.tun_name().map_err(io::Error::from)?;
+        // SAFETY: into_raw_fd hands over sole ownership of an open descriptor.
+        let fd = unsafe { OwnedFd::from_raw_fd(device.into_raw_fd()) };
+        set_nonblocking(fd.as_raw_fd())?;
+        Ok(Tun {
+            fd,
+            name,
+            mtu: usize::from(mtu),
+        })
+    }
+
+    /// Whether an interface called `name` exists in the calling thread's
+    /// network namespace.
+    pub fn exists(name: &str) -> bool {
+        let Ok(c_name) = CString::new(name) else {
+            return false;
+        };
+        // if_nametoindex asks through a socket it opens now, so it sees the
+        // calling thread's namespace (unlike /sys, which shows the mounter's).
+        // SAFETY: c_name is a valid NUL-terminated string.
+        unsafe { libc::if_nametoindex(c_name.as_ptr()) != 0 }
+    }
+
+    /// The interface name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Link for Tun {
+    /// Reads one packet; packets that are not IPv4 (the kernel sends IPv6
+    /// router solicitations on any new interface) are skipped.
+    fn recv(&mut self, _now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        loop {
+            // SAFETY: buf is valid for writes of buf.len() bytes.
+            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n < 0 {
+                let err = io::Error::last_os_error();
+                match err.kind() {
+                    io::ErrorKind::WouldBlock => return Ok(None),
+                    io::ErrorKind::Interrupted => continue,
+                    _ => return Err(err),
+                }
+            }
+            let n = n as usize;
+            if n == 0 {
+                return Ok(None);
+            }
+            if buf[0] >> 4 == 4 {
+                return Ok(Some(n));
+            }
+        }
+    }
+
+    fn send(&mut self, _now: Instant, packet: &[u8]) -> io::Result<()> {
+        loop {
+            // SAFETY: packet is valid for reads of packet.len() bytes.
+            let n =
+                unsafe { libc::write(self.fd.as_raw_fd(), packet.as_ptr().cast(), packet.len()) };
+            if n >= 0 {
+                return Ok(());
+            }
+            let err = io::Error::last_os_error();
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                // A full queue is congestion, not failure: the packet is lost
+                // as it would be on a wire and TCP retransmits it.
+                Some(libc::EAGAIN) | Some(libc::ENOBUFS) => return Ok(()),
+                _ => return Err(err),
+            }
+        }
+    }
+
+    fn readable_fd(&self) -> Option<RawFd> {
+        Some(self.fd.as_raw_fd())
+    }
+
+    fn mtu(&self) -> usize {
+        self.mtu
+    }
+}
+
+fn validate(config: &TunConfig) -> io::Result<()> {
+    let invalid = |msg: String| Err(io::Error::new(io::ErrorKind::InvalidInput, msg));
+    let name = &config.name;
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return invalid(format!(
+            "TUN device name {name:?} must be 1 to {MAX_NAME_LEN} bytes"
+        ));
+    }
+    if name
+        .bytes()
+        .any(|b| b == 0 || b == b'/' || b.is_ascii_whitespace())
+    {
+        return invalid(format!(
+            "TUN device name {name:?} has a forbidden character"
+        ));
+    }
+    if config.prefix_len > 32 {
+        return invalid(format!(
+            "prefix length {} is longer than 32",
+            config.prefix_len
+        ));
+    }
+    if config.mtu < MIN_MTU {
+        return invalid(format!(
+            "MTU {} is below the IPv4 minimum of {MIN_MTU}",
+            config.mtu
+        ));
+    }
+    Ok(())
+}
+
+fn netmask(prefix_len: u8) -> Ipv4Addr {
+    let bits = u32::MAX
+        .checked_shl(32 - u32::from(prefix_len.min(32)))
+        .unwrap_or(0);
+    Ipv4Addr::from(bits)
+}
+
+fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(name: &str) -> TunConfig {
+        TunConfig {
+            name: name.to_string(),
+            kernel_addr: Ipv4Addr::new(10, 77, 0, 1),
+            prefix_len: 24,
+            mtu: 1500,
+        }
+    }
+
+    #[test]
+    fn netmask_from_prefix() {
+        assert_eq!(netmask(0), Ipv4Addr::new(0, 0, 0, 0));
+        assert_eq!(netmask(24), Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(netmask(31), Ipv4Addr::new(255, 255, 255, 254));
+        assert_eq!(netmask(32), Ipv4Addr::new(255, 255, 255, 255));
+    }
+
+    #[test]
+    fn bad_configs_are_rejected_before_touching_the_system() {
+        for name in ["", "a-name-that-is-too-long", "a/b", "a b", "a\0b"] {
+            let err = Tun::open(&config(name)).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{name:?}");
+        }
+        let mut c = config("rtx");
+        c.prefix_len = 33;
+        assert_eq!(
+            Tun::open(&c).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+        let mut c = config("rtx");
+        c.mtu = 20;
+        assert_eq!(
+            Tun::open(&c).unwrap_err().kind(),
+            io::ErrorKind::InvalidInput
+        );
+    }
+
+    #[test]
+    fn exists_handles_odd_names() {
+        assert!(Tun::exists("lo"));
+        assert!(!Tun::exists("a\0b"));
+        assert!(!Tun::exists("rstcp-no-such"));
+    }
+}

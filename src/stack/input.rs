@@ -1,0 +1,186 @@
+//! Packets coming in: IPv4 validation, ICMP echo, and TCP demultiplexing.
+
+use std::net::SocketAddrV4;
+
+use super::socket_table::{FourTuple, Socket, SocketKind, SocketOptions};
+use super::Stack;
+use crate::tcp::{seq, State, Tcb};
+use crate::time::Instant;
+use crate::wire::{
+    emit_icmp_echo_reply, emit_ipv4_header, emit_ipv4_tcp, parse_icmp, parse_ipv4, parse_tcp,
+    protocol, IcmpMessage, TcpFlags, TcpHeader, TcpOptions, TcpSegment, WireError, IPV4_HEADER_LEN,
+};
+
+impl Stack {
+    /// Takes one IPv4 packet from the link. Malformed packets are counted
+    /// and dropped, never a panic.
+    pub fn on_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.stats.rx_packets += 1;
+        let ip = match parse_ipv4(packet) {
+            Ok(ip) => ip,
+            Err(WireError::Fragmented) => {
+                self.stats.rx_fragments += 1;
+                return;
+            }
+            Err(_) => {
+                self.stats.rx_bad_ip += 1;
+                return;
+            }
+        };
+        if ip.dst != self.cfg.addr {
+            self.stats.rx_not_ours += 1;
+            return;
+        }
+        match ip.protocol {
+            protocol::TCP => match parse_tcp(ip.src, ip.dst, ip.payload) {
+                Ok(seg) => self.on_tcp(now, SocketAddrV4::new(ip.src, seg.src_port), &seg),
+                Err(_) => self.stats.rx_bad_tcp += 1,
+            },
+            protocol::ICMP => match parse_icmp(ip.payload) {
+                Ok(IcmpMessage::EchoRequest { ident, seq, data }) => {
+                    let (src, dst) = (ip.dst, ip.src);
+                    self.stats.echo_replies += 1;
+                    self.queue_control(|buf| {
+                        if buf.len() < IPV4_HEADER_LEN + 8 + data.len() {
+                            return 0;
+                        }
+                        let n = emit_icmp_echo_reply(&mut buf[IPV4_HEADER_LEN..], ident, seq, data);
+                        emit_ipv4_header(buf, src, dst, protocol::ICMP, 64, seq, n) + n
+                    });
+                }
+                Ok(_) => {}
+                Err(_) => self.stats.rx_bad_icmp += 1,
+            },
+            _ => self.stats.rx_unknown_protocol += 1,
+        }
+    }
+
+    fn on_tcp(&mut self, now: Instant, remote: SocketAddrV4, seg: &TcpSegment) {
+        let key = FourTuple {
+            local_port: seg.dst_port,
+            remote_ip: *remote.ip(),
+            remote_port: remote.port(),
+        };
+        if let Some(&id) = self.sockets.conns.get(&key) {
+            if self.reopen_time_wait(id, seg) {
+                self.sockets.conns.remove(&key);
+                if let Some(s) = self.sockets.get_mut(id) {
+                    s.key = None;
+                    if let Some(t) = s.tcb_mut() {
+                        t.abort();
+                    }
+                }
+                self.after(now, id);
+            } else {
+                if let Some(t) = self.sockets.get_mut(id).and_then(|s| s.tcb_mut()) {
+                    t.on_segment(now, seg);
+                }
+                self.after(now, id);
+                return;
+            }
+        }
+        if let Some(&lid) = self.sockets.listeners.get(&seg.dst_port) {
+            self.on_listener_segment(now, lid, remote, seg);
+            return;
+        }
+        self.reset_for(remote, seg);
+    }
+
+    /// RFC 6191-style reuse: a new SYN for a connection in TIME-WAIT that
+    /// starts beyond everything seen is a new incarnation, not a stray.
+    fn reopen_time_wait(&self, id: super::SocketId, seg: &TcpSegment) -> bool {
+        let Some(t) = self.sockets.get(id).and_then(|s| s.tcb()) else {
+            return false;
+        };
+        t.state() == State::TimeWait
+            && seg.flags.contains(TcpFlags::SYN)
+            && !seg.flags.contains(TcpFlags::ACK)
+            && seq::gt(seg.seq, t.rcv_nxt_value())
+            && self.sockets.listeners.contains_key(&seg.dst_port)
+    }
+
+    fn on_listener_segment(
+        &mut self,
+        now: Instant,
+        lid: super::SocketId,
+        remote: SocketAddrV4,
+        seg: &TcpSegment,
+    ) {
+        let f = seg.flags;
+        if f.contains(TcpFlags::RST) {
+            return;
+        }
+        if f.contains(TcpFlags::ACK) {
+            // No connection matches: an ACK to a listener is answered with
+            // RST (RFC 9293, 3.10.7.2).
+            self.reset_for(remote, seg);
+            return;
+        }
+        if !f.contains(TcpFlags::SYN) {
+            return;
+        }
+        let Some(listener) = self.sockets.get(lid) else {
+            return;
+        };
+        let SocketKind::Listener(l) = &listener.kind else {
+            return;
+        };
+        if l.pending.len() + l.ready.len() >= l.backlog {
+            self.stats.syn_dropped_backlog += 1;
+            return;
+        }
+        let options: SocketOptions = listener.options.clone();
+        let local = SocketAddrV4::new(self.cfg.addr, seg.dst_port);
+        let mut cfg = self.cfg.tcp.clone();
+        cfg.nodelay = options.nodelay;
+        cfg.recv_buffer = options.recv_buffer;
+        cfg.send_buffer = options.send_buffer;
+        let iss = self.isn.isn(now, local, remote);
+        let tcb = Tcb::accept_syn(&cfg, local, remote, iss, seg);
+        let key = FourTuple::new(local, remote);
+        let child = self.sockets.insert(Socket {
+            kind: SocketKind::Conn(Box::new(tcb)),
+            local: Some(local),
+            options,
+            parent: Some(lid),
+            app_closed: false,
+            scheduled: None,
+            in_tx_queue: false,
+            changed: false,
+            key: Some(key),
+        });
+        self.sockets.conns.insert(key, child);
+        self.ports.add(local.port(), child);
+        if let Some(SocketKind::Listener(l)) = self.sockets.get_mut(lid).map(|s| &mut s.kind) {
+            l.pending.push(child);
+        }
+        self.after(now, child);
+    }
+
+    /// Answers a segment no socket wants with RST (RFC 9293, 3.10.7.1).
+    pub(crate) fn reset_for(&mut self, remote: SocketAddrV4, seg: &TcpSegment) {
+        if seg.flags.contains(TcpFlags::RST) {
+            return;
+        }
+        let (seq, ack, flags) = if seg.flags.contains(TcpFlags::ACK) {
+            (seg.ack, 0, TcpFlags::RST)
+        } else {
+            let len = seg.payload.len() as u32
+                + seg.flags.contains(TcpFlags::SYN) as u32
+                + seg.flags.contains(TcpFlags::FIN) as u32;
+            (0, seg.seq.wrapping_add(len), TcpFlags::RST | TcpFlags::ACK)
+        };
+        let header = TcpHeader {
+            src_port: seg.dst_port,
+            dst_port: seg.src_port,
+            seq,
+            ack,
+            flags,
+            window: 0,
+            options: TcpOptions::default(),
+        };
+        let src = self.cfg.addr;
+        self.stats.rst_sent_no_socket += 1;
+        self.queue_control(|buf| emit_ipv4_tcp(buf, src, *remote.ip(), 0, &header, 0));
+    }
+}

@@ -1,0 +1,67 @@
+//! Which local ports are in use, and the choice of ephemeral ports.
+
+use std::collections::HashMap;
+
+use super::socket_table::SocketId;
+
+/// Linux's default ephemeral range (net.ipv4.ip_local_port_range).
+pub const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
+
+/// Port → the sockets holding it (bound, listening or connected).
+#[derive(Debug, Default)]
+pub struct Ports {
+    users: HashMap<u16, Vec<SocketId>>,
+    /// Advances on each pick so consecutive connects spread out.
+    counter: u32,
+}
+
+impl Ports {
+    /// The sockets holding `port`.
+    pub fn users(&self, port: u16) -> &[SocketId] {
+        self.users.get(&port).map(|v| v.as_slice()).unwrap_or(&[])
+    }
+
+    /// Records that `id` holds `port`.
+    pub fn add(&mut self, port: u16, id: SocketId) {
+        self.users.entry(port).or_default().push(id);
+    }
+
+    /// Records that `id` no longer holds `port`.
+    pub fn remove(&mut self, port: u16, id: SocketId) {
+        if let Some(v) = self.users.get_mut(&port) {
+            v.retain(|&u| u != id);
+            if v.is_empty() {
+                self.users.remove(&port);
+            }
+        }
+    }
+
+    /// A free ephemeral port, starting from a secret-dependent random offset
+    /// (RFC 6056, algorithm 1 style) so ports are hard to predict.
+    pub fn pick_ephemeral(&mut self, random: u64) -> Option<u16> {
+        let (lo, hi) = (*EPHEMERAL.start() as u32, *EPHEMERAL.end() as u32);
+        let span = hi - lo + 1;
+        self.counter = self.counter.wrapping_add(1);
+        let start = (random as u32).wrapping_add(self.counter) % span;
+        (0..span)
+            .map(|i| (lo + (start + i) % span) as u16)
+            .find(|p| !self.users.contains_key(p))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ephemeral_ports_are_free_and_in_range() {
+        let mut p = Ports::default();
+        let a = p.pick_ephemeral(12345).unwrap();
+        assert!(EPHEMERAL.contains(&a));
+        p.add(a, SocketId(1));
+        let b = p.pick_ephemeral(12345).unwrap();
+        assert_ne!(a, b);
+        p.remove(a, SocketId(1));
+        assert!(p.users(a).is_empty());
+    }
+}

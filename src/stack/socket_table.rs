@@ -1,0 +1,191 @@
+//! The sockets of a stack: a slab indexed by [`SocketId`], and the
+//! 4-tuple map that finds a connection for an incoming segment in O(1).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use crate::tcp::Tcb;
+use crate::time::Instant;
+
+/// A socket's slot in the stack's table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SocketId(pub(crate) usize);
+
+impl SocketId {
+    /// The slot number (for tables kept beside the stack).
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// A connection's key: our port, the peer's address and port (our address
+/// is always the stack's one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FourTuple {
+    /// Our port.
+    pub local_port: u16,
+    /// The peer's address.
+    pub remote_ip: Ipv4Addr,
+    /// The peer's port.
+    pub remote_port: u16,
+}
+
+impl FourTuple {
+    /// The key of a connection between `local` and `remote`.
+    pub fn new(local: SocketAddrV4, remote: SocketAddrV4) -> FourTuple {
+        FourTuple {
+            local_port: local.port(),
+            remote_ip: *remote.ip(),
+            remote_port: remote.port(),
+        }
+    }
+}
+
+/// A listening socket's queues.
+#[derive(Debug, Default)]
+pub struct Listener {
+    /// The most connections waiting for accept (handshakes included).
+    pub backlog: usize,
+    /// Children whose handshake is under way.
+    pub pending: Vec<SocketId>,
+    /// Children ready for accept, oldest first.
+    pub ready: VecDeque<SocketId>,
+}
+
+/// What a socket is.
+#[derive(Debug)]
+pub enum SocketKind {
+    /// Made by socket(), maybe bound, not yet listening or connected.
+    Fresh,
+    /// listen() was called.
+    Listener(Listener),
+    /// A connection (from connect, or from a listener).
+    Conn(Box<Tcb>),
+}
+
+/// Options the stack keeps per socket.
+#[derive(Clone, Debug)]
+pub struct SocketOptions {
+    /// SO_REUSEADDR.
+    pub reuse_addr: bool,
+    /// TCP_NODELAY.
+    pub nodelay: bool,
+    /// SO_RCVBUF (bytes).
+    pub recv_buffer: usize,
+    /// SO_SNDBUF (bytes).
+    pub send_buffer: usize,
+}
+
+/// One socket.
+#[derive(Debug)]
+pub struct Socket {
+    /// Listener, connection, or neither yet.
+    pub kind: SocketKind,
+    /// The bound local address, if any.
+    pub local: Option<SocketAddrV4>,
+    /// Options set by the application.
+    pub options: SocketOptions,
+    /// The listener this connection came from, until it is accepted.
+    pub parent: Option<SocketId>,
+    /// The application closed its descriptor.
+    pub app_closed: bool,
+    /// The earliest timer entry queued for this socket.
+    pub scheduled: Option<Instant>,
+    /// Already on the list of sockets with something to send.
+    pub in_tx_queue: bool,
+    /// Readiness may have changed since the runtime last looked.
+    pub changed: bool,
+    /// Registered in the connection map under this key.
+    pub key: Option<FourTuple>,
+}
+
+impl Socket {
+    /// The connection, if this socket is one.
+    pub fn tcb(&self) -> Option<&Tcb> {
+        match &self.kind {
+            SocketKind::Conn(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The connection, mutably.
+    pub fn tcb_mut(&mut self) -> Option<&mut Tcb> {
+        match &mut self.kind {
+            SocketKind::Conn(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// The slab of sockets plus the lookup maps.
+#[derive(Debug, Default)]
+pub struct SocketTable {
+    slots: Vec<Option<Socket>>,
+    free: Vec<usize>,
+    /// Connections by 4-tuple.
+    pub conns: HashMap<FourTuple, SocketId>,
+    /// Listeners by port.
+    pub listeners: HashMap<u16, SocketId>,
+    live: usize,
+}
+
+impl SocketTable {
+    /// Stores a socket, reusing a free slot.
+    pub fn insert(&mut self, socket: Socket) -> SocketId {
+        self.live += 1;
+        if let Some(i) = self.free.pop() {
+            self.slots[i] = Some(socket);
+            SocketId(i)
+        } else {
+            self.slots.push(Some(socket));
+            SocketId(self.slots.len() - 1)
+        }
+    }
+
+    /// Frees a slot, dropping its map entries.
+    pub fn remove(&mut self, id: SocketId) -> Option<Socket> {
+        let socket = self.slots.get_mut(id.0)?.take()?;
+        if let Some(key) = socket.key {
+            if self.conns.get(&key) == Some(&id) {
+                self.conns.remove(&key);
+            }
+        }
+        if let (SocketKind::Listener(_), Some(local)) = (&socket.kind, socket.local) {
+            if self.listeners.get(&local.port()) == Some(&id) {
+                self.listeners.remove(&local.port());
+            }
+        }
+        self.free.push(id.0);
+        self.live -= 1;
+        Some(socket)
+    }
+
+    /// The socket in a slot.
+    pub fn get(&self, id: SocketId) -> Option<&Socket> {
+        self.slots.get(id.0)?.as_ref()
+    }
+
+    /// The socket in a slot, mutably.
+    pub fn get_mut(&mut self, id: SocketId) -> Option<&mut Socket> {
+        self.slots.get_mut(id.0)?.as_mut()
+    }
+
+    /// Number of sockets alive (open, or closing in the background).
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// True when no socket is alive.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Every live socket id (for the rare full scans: bind conflicts).
+    pub fn ids(&self) -> impl Iterator<Item = SocketId> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| SocketId(i))
+    }
+}

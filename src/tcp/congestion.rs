@@ -1,0 +1,162 @@
+//! Congestion control: slow start, congestion avoidance, fast retransmit
+//! and fast recovery, NewReno style (RFC 5681, RFC 6582).
+
+/// The congestion window and the state around it, in bytes.
+#[derive(Clone, Debug)]
+pub struct Congestion {
+    mss: usize,
+    cwnd: usize,
+    ssthresh: usize,
+    /// Bytes acknowledged in congestion avoidance, not yet turned into growth.
+    acked_in_ca: usize,
+    /// Set during fast recovery: the highest sequence number sent when loss
+    /// was detected; recovery ends when it is acknowledged.
+    recover: Option<u32>,
+    dup_acks: u32,
+}
+
+/// Duplicate ACKs that signal a loss (RFC 5681, 3.2).
+pub const DUP_ACK_THRESHOLD: u32 = 3;
+
+impl Congestion {
+    /// Initial window per RFC 6928: min(10·MSS, max(2·MSS, 14600)).
+    pub fn new(mss: usize) -> Congestion {
+        let mss = mss.max(1);
+        Congestion {
+            mss,
+            cwnd: (10 * mss).min((2 * mss).max(14600)),
+            ssthresh: usize::MAX,
+            acked_in_ca: 0,
+            recover: None,
+            dup_acks: 0,
+        }
+    }
+
+    /// The congestion window.
+    pub fn window(&self) -> usize {
+        self.cwnd
+    }
+
+    /// The slow-start threshold.
+    pub fn ssthresh(&self) -> usize {
+        self.ssthresh
+    }
+
+    /// True during fast recovery.
+    pub fn in_recovery(&self) -> bool {
+        self.recover.is_some()
+    }
+
+    /// Updates the segment size (after the handshake settles the MSS).
+    pub fn set_mss(&mut self, mss: usize) {
+        let mss = mss.max(1);
+        if self.ssthresh == usize::MAX && self.dup_acks == 0 {
+            self.cwnd = (10 * mss).min((2 * mss).max(14600));
+        }
+        self.mss = mss;
+    }
+
+    /// New data was acknowledged. `ack` is the new SND.UNA. Returns true when
+    /// a partial ACK in recovery asks for the next hole to be retransmitted.
+    pub fn on_ack(&mut self, ack: u32, acked: usize, flight_before: usize) -> bool {
+        self.dup_acks = 0;
+        if let Some(recover) = self.recover {
+            if super::seq::ge(ack, recover) {
+                // Full ACK: leave recovery with a deflated window (RFC 6582, 3.2 step 3).
+                self.cwnd = self
+                    .ssthresh
+                    .min(flight_before.saturating_sub(acked) + self.mss)
+                    .max(self.mss);
+                self.recover = None;
+                return false;
+            }
+            // Partial ACK: deflate by what was acked, add one segment back.
+            self.cwnd = self.cwnd.saturating_sub(acked) + self.mss;
+            return true;
+        }
+        // Only grow when the window was actually in use (RFC 7661 spirit).
+        if flight_before + self.mss < self.cwnd / 2 {
+            return false;
+        }
+        if self.cwnd < self.ssthresh {
+            // Slow start with appropriate byte counting, L = 2 (RFC 3465).
+            self.cwnd += acked.min(2 * self.mss);
+        } else {
+            self.acked_in_ca += acked;
+            if self.acked_in_ca >= self.cwnd {
+                self.acked_in_ca -= self.cwnd;
+                self.cwnd += self.mss;
+            }
+        }
+        false
+    }
+
+    /// A duplicate ACK arrived while data is outstanding. Returns true when
+    /// the first unacknowledged segment must be retransmitted now.
+    pub fn on_dup_ack(&mut self, snd_max: u32, flight: usize) -> bool {
+        self.dup_acks += 1;
+        if self.recover.is_some() {
+            // Each further duplicate means a segment left the network.
+            self.cwnd += self.mss;
+            return false;
+        }
+        if self.dup_acks == DUP_ACK_THRESHOLD {
+            self.ssthresh = (flight / 2).max(2 * self.mss);
+            self.cwnd = self.ssthresh + 3 * self.mss;
+            self.recover = Some(snd_max);
+            return true;
+        }
+        false
+    }
+
+    /// The retransmission timer expired (RFC 5681, 3.1, equation 4).
+    pub fn on_timeout(&mut self, flight: usize) {
+        self.ssthresh = (flight / 2).max(2 * self.mss);
+        self.cwnd = self.mss;
+        self.acked_in_ca = 0;
+        self.recover = None;
+        self.dup_acks = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slow_start_then_avoidance() {
+        let mut c = Congestion::new(1000);
+        assert_eq!(c.window(), 10_000);
+        c.on_ack(1000, 1000, 10_000);
+        assert_eq!(c.window(), 11_000);
+        c.on_timeout(10_000);
+        assert_eq!(c.window(), 1000);
+        assert_eq!(c.ssthresh(), 5000);
+        for _ in 0..4 {
+            c.on_ack(0, 1000, c.window());
+        }
+        assert_eq!(c.window(), 5000);
+        // In avoidance: one MSS per window of acknowledged bytes.
+        for _ in 0..5 {
+            c.on_ack(0, 1000, c.window());
+        }
+        assert_eq!(c.window(), 6000);
+    }
+
+    #[test]
+    fn fast_retransmit_and_recovery() {
+        let mut c = Congestion::new(1000);
+        assert!(!c.on_dup_ack(50_000, 10_000));
+        assert!(!c.on_dup_ack(50_000, 10_000));
+        assert!(c.on_dup_ack(50_000, 10_000));
+        assert!(c.in_recovery());
+        assert_eq!(c.window(), 8000);
+        c.on_dup_ack(50_000, 10_000);
+        assert_eq!(c.window(), 9000);
+        // Partial ACK asks for another retransmission.
+        assert!(c.on_ack(45_000, 1000, 10_000));
+        assert!(!c.on_ack(50_000, 5000, 9000));
+        assert!(!c.in_recovery());
+        assert_eq!(c.window(), 5000);
+    }
+}

@@ -1,0 +1,419 @@
+//! Segment arrival (RFC 9293, 3.10.7), with the RFC 5961 mitigations.
+
+use std::time::Duration;
+
+use super::seq;
+use super::state::State;
+use super::tcb::Tcb;
+use crate::error::Error;
+use crate::time::Instant;
+use crate::wire::{TcpFlags, TcpSegment};
+
+impl Tcb {
+    /// Processes one segment addressed to this connection.
+    pub fn on_segment(&mut self, now: Instant, seg: &TcpSegment) {
+        match self.state {
+            State::Closed | State::Listen => {}
+            State::SynSent => self.on_segment_syn_sent(now, seg),
+            _ => self.on_segment_synchronized(now, seg),
+        }
+    }
+
+    fn on_segment_syn_sent(&mut self, now: Instant, seg: &TcpSegment) {
+        let f = seg.flags;
+        let has_ack = f.contains(TcpFlags::ACK);
+        if has_ack && (seq::le(seg.ack, self.iss) || seq::gt(seg.ack, self.snd_max)) {
+            if !f.contains(TcpFlags::RST) {
+                self.pending_rst = Some((seg.ack, 0, TcpFlags::RST));
+            }
+            return;
+        }
+        if f.contains(TcpFlags::RST) {
+            if has_ack {
+                self.fail(Error::ConnectionRefused);
+            }
+            return;
+        }
+        if !f.contains(TcpFlags::SYN) {
+            return;
+        }
+        self.irs = seg.seq;
+        self.rcv_nxt = seg.seq.wrapping_add(1);
+        self.negotiate(seg);
+        self.snd_wnd = seg.window as u32;
+        self.max_snd_wnd = self.snd_wnd;
+        self.snd_wl1 = seg.seq;
+        self.snd_wl2 = seg.ack;
+        if has_ack {
+            self.snd_una = seg.ack;
+            self.take_rtt_sample(now, seg, seg.ack);
+            self.rto_deadline = None;
+            self.retries = 0;
+            self.state = State::Established;
+            self.ack_now = true;
+            self.changed = true;
+            if !seg.payload.is_empty() {
+                self.accept_data(now, seg.seq.wrapping_add(1), seg.payload);
+            }
+            if f.contains(TcpFlags::FIN) {
+                self.on_fin(now, seg.seq.wrapping_add(1 + seg.payload.len() as u32));
+            }
+        } else {
+            // Simultaneous open: answer with SYN|ACK from our original ISS.
+            self.state = State::SynReceived;
+            self.snd_nxt = self.iss;
+            self.rtt_probe = None;
+        }
+    }
+
+    /// The receive window as promised: what fits in the buffer, but never
+    /// less than what was already advertised.
+    fn rcv_wnd(&self) -> u32 {
+        let free = self.recv_buf.window() as u32;
+        let promised = self.rcv_adv.wrapping_sub(self.rcv_nxt);
+        if (promised as i32) > 0 {
+            free.max(promised)
+        } else {
+            free
+        }
+    }
+
+    fn on_segment_synchronized(&mut self, now: Instant, seg: &TcpSegment) {
+        let mut f = seg.flags;
+        let mut seq_start = seg.seq;
+        // A retransmitted SYN of the peer (simultaneous open, or our SYN|ACK
+        // was lost): drop the SYN bit and look at the rest.
+        if f.contains(TcpFlags::SYN) && seg.seq == self.irs {
+            f = TcpFlags(f.bits() & !TcpFlags::SYN.bits());
+            seq_start = seg.seq.wrapping_add(1);
+            if self.state == State::SynReceived && !f.contains(TcpFlags::ACK) {
+                // Echo the newest SYN's clock so the peer's RTT sample is
+                // not inflated by its own retransmission.
+                if let (true, Some((val, _))) = (self.ts_ok, seg.options.timestamps) {
+                    self.ts_recent = val;
+                }
+                self.ack_now = true;
+                return;
+            }
+        }
+        let mut payload = seg.payload;
+        let seg_len = payload.len() as u32 + f.contains(TcpFlags::FIN) as u32;
+        let wnd = self.rcv_wnd();
+
+        // First: is the segment in the window at all?
+        let acceptable = if seg_len == 0 {
+            if wnd == 0 {
+                seq_start == self.rcv_nxt
+            } else {
+                seq::in_range(seq_start, self.rcv_nxt, self.rcv_nxt.wrapping_add(wnd))
+            }
+        } else if wnd == 0 {
+            false
+        } else {
+            let end = self.rcv_nxt.wrapping_add(wnd);
+            seq::in_range(seq_start, self.rcv_nxt, end)
+                || seq::in_range(seq_start.wrapping_add(seg_len - 1), self.rcv_nxt, end)
+        };
+        if !acceptable {
+            // A zero window still takes ACKs and RSTs at RCV.NXT.
+            if wnd == 0 && seq_start == self.rcv_nxt {
+                payload = &[];
+                f = TcpFlags(f.bits() & !TcpFlags::FIN.bits());
+            } else {
+                if self.state == State::TimeWait && f.contains(TcpFlags::FIN) {
+                    // The peer retransmitted its FIN: our last ACK was lost.
+                    self.time_wait_deadline = Some(now + self.cfg.msl * 2);
+                }
+                if !f.contains(TcpFlags::RST) {
+                    self.ack_now = true;
+                }
+                return;
+            }
+        }
+
+        // Timestamps: remember the peer's clock (RFC 7323, 4.3).
+        if self.ts_ok {
+            if let Some((val, _)) = seg.options.timestamps {
+                if seq::le(seq_start, self.rcv_nxt) && seq::ge(val, self.ts_recent) {
+                    self.ts_recent = val;
+                }
+            }
+        }
+
+        // Second: RST, only exactly at RCV.NXT (RFC 5961, 3.2).
+        if f.contains(TcpFlags::RST) {
+            if seq_start != self.rcv_nxt {
+                self.ack_now = true; // challenge ACK
+                return;
+            }
+            match self.state {
+                State::SynReceived if self.passive => self.enter_closed(),
+                State::SynReceived => self.fail(Error::ConnectionRefused),
+                State::Established | State::FinWait1 | State::FinWait2 => {
+                    self.recv_buf.clear();
+                    self.fail(Error::ConnectionReset)
+                }
+                State::CloseWait => self.fail(Error::BrokenPipe),
+                _ => self.enter_closed(),
+            }
+            return;
+        }
+
+        // Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961, 4.2).
+        if f.contains(TcpFlags::SYN) {
+            self.ack_now = true;
+            return;
+        }
+
+        // Fifth: the ACK field.
+        if !f.contains(TcpFlags::ACK) {
+            return;
+        }
+        if self.state == State::SynReceived {
+            if seq::gt(seg.ack, self.snd_una) && seq::le(seg.ack, self.snd_max) {
+                self.state = State::Established;
+                self.changed = true;
+                self.snd_wnd = (seg.window as u32) << self.snd_wscale;
+                self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);
+                self.snd_wl1 = seg.seq;
+                self.snd_wl2 = seg.ack;
+            } else {
+                self.pending_rst = Some((seg.ack, 0, TcpFlags::RST));
+                return;
+            }
+        }
+        if seq::gt(seg.ack, self.snd_max) {
+            self.ack_now = true;
+            return;
+        }
+        if seq::lt(
+            seg.ack,
+            self.snd_una.wrapping_sub(self.max_snd_wnd.max(1 << 16)),
+        ) {
+            // Far too old (RFC 5961, 5.2): likely forged.
+            self.ack_now = true;
+            return;
+        }
+        let window = (seg.window as u32) << self.snd_wscale;
+        if seq::gt(seg.ack, self.snd_una) {
+            self.on_new_ack(now, seg, seg.ack);
+        } else if seg.ack == self.snd_una
+            && payload.is_empty()
+            && !f.contains(TcpFlags::FIN)
+            && self.snd_max != self.snd_una
+            && window == self.snd_wnd
+            && window > 0
+        {
+            let flight = seq::dist(self.snd_una, self.snd_max);
+            if self.cc.on_dup_ack(self.snd_max, flight) {
+                self.fast_retransmit = true;
+                self.rtt_probe = None;
+            }
+        }
+        if seq::lt(self.snd_wl1, seg.seq)
+            || (self.snd_wl1 == seg.seq && seq::le(self.snd_wl2, seg.ack))
+        {
+            let opened = window > self.snd_wnd;
+            self.snd_wnd = window;
+            self.max_snd_wnd = self.max_snd_wnd.max(window);
+            self.snd_wl1 = seg.seq;
+            self.snd_wl2 = seg.ack;
+            if window > 0 {
+                self.persist_deadline = None;
+                self.persist_backoff = 0;
+            }
+            if opened {
+                self.changed = true;
+            }
+        }
+        if self.fin_acked() {
+            match self.state {
+                State::FinWait1 => {
+                    self.state = State::FinWait2;
+                    self.changed = true;
+                    if self.orphaned {
+                        self.fin_wait2_deadline = Some(now + self.cfg.fin_timeout);
+                    }
+                }
+                State::Closing => self.enter_time_wait(now),
+                State::LastAck => {
+                    self.enter_closed();
+                    return;
+                }
+                _ => {}
+            }
+        }
+
+        // Seventh: the data.
+        if !payload.is_empty() {
+            match self.state {
+                State::Established | State::FinWait1 | State::FinWait2 => {
+                    if self.orphaned {
+                        // Nobody will ever read it: tell the peer (as Linux does).
+                        self.pending_rst = Some((self.snd_max, 0, TcpFlags::RST));
+                        self.enter_closed();
+                        return;
+                    }
+                    self.accept_data(now, seq_start, payload);
+                }
+                // The peer already sent FIN: data after it is bogus.
+                _ => self.ack_now = true,
+            }
+        }
+
+        // Eighth: FIN.
+        if f.contains(TcpFlags::FIN) {
+            let fin = seq_start.wrapping_add(payload.len() as u32);
+            self.on_fin(now, fin);
+        }
+    }
+
+    fn on_new_ack(&mut self, now: Instant, seg: &TcpSegment, ack: u32) {
+        let flight_before = seq::dist(self.snd_una, self.snd_max);
+        let data_seq = self.data_seq();
+        let data_end = data_seq.wrapping_add(self.send_buf.len() as u32);
+        let acked_data = if seq::gt(ack, data_seq) {
+            seq::dist(data_seq, seq::max(data_seq, ack.min_seq(data_end)))
+        } else {
+            0
+        };
+        let acked = seq::dist(self.snd_una, ack);
+        self.send_buf.consume(acked_data);
+        self.snd_una = ack;
+        if seq::lt(self.snd_nxt, ack) {
+            self.snd_nxt = ack;
+        }
+        self.take_rtt_sample(now, seg, ack);
+        self.retries = 0;
+        if self.cc.on_ack(ack, acked, flight_before) {
+            self.fast_retransmit = true;
+        }
+        self.rto_deadline = if self.snd_una == self.snd_max {
+            None
+        } else {
+            Some(now + self.rtt.rto())
+        };
+        if acked_data > 0 {
+            self.changed = true;
+        }
+    }
+
+    fn take_rtt_sample(&mut self, now: Instant, seg: &TcpSegment, ack: u32) {
+        if self.ts_ok {
+            if let Some((_, ecr)) = seg.options.timestamps {
+                if ecr != 0 {
+                    let ms = self.ts_now(now).wrapping_sub(ecr);
+                    if (ms as i32) >= 0 {
+                        self.rtt.sample(Duration::from_millis(ms as u64));
+                        self.rtt_probe = None;
+                        return;
+                    }
+                }
+            }
+        }
+        if let Some((end, sent)) = self.rtt_probe {
+            if seq::ge(ack, end) {
+                self.rtt.sample(now - sent);
+                self.rtt_probe = None;
+            }
+        }
+    }
+
+    /// Puts in-window payload starting at `start` into the receive buffer.
+    pub(super) fn accept_data(&mut self, now: Instant, start: u32, payload: &[u8]) {
+        let mut start = start;
+        let mut payload = payload;
+        if seq::lt(start, self.rcv_nxt) {
+            let skip = seq::dist(start, self.rcv_nxt);
+            if skip >= payload.len() {
+                self.owe_ack();
+                return;
+            }
+            payload = &payload[skip..];
+            start = self.rcv_nxt;
+        }
+        if self.read_shut {
+            // Read side shut: take the bytes in sequence, keep nothing.
+            if start == self.rcv_nxt {
+                self.rcv_nxt = self.rcv_nxt.wrapping_add(payload.len() as u32);
+            }
+            self.ack_now = true;
+            return;
+        }
+        let offset = seq::dist(self.rcv_nxt, start);
+        let had_holes = !self.recv_buf.out_of_order().is_empty();
+        match self.recv_buf.write(offset, payload) {
+            Some(n) if n > 0 => {
+                self.rcv_nxt = self.rcv_nxt.wrapping_add(n as u32);
+                self.changed = true;
+                self.segs_unacked += 1;
+                if had_holes || self.segs_unacked >= 2 {
+                    self.ack_now = true;
+                } else if self.ack_deadline.is_none() {
+                    self.ack_deadline = Some(now + self.cfg.delayed_ack);
+                }
+                if let Some(fin) = self.ooo_fin {
+                    if fin == self.rcv_nxt {
+                        self.ooo_fin = None;
+                        self.on_fin(now, fin);
+                    }
+                }
+            }
+            // Out of order, beyond the window, or untrackable: a duplicate
+            // ACK at once tells the sender (RFC 5681, 4.2).
+            _ => self.owe_ack(),
+        }
+    }
+
+    fn owe_ack(&mut self) {
+        self.acks_owed = self.acks_owed.saturating_add(1).min(16);
+    }
+
+    fn on_fin(&mut self, now: Instant, fin: u32) {
+        if fin != self.rcv_nxt {
+            if seq::gt(fin, self.rcv_nxt) {
+                self.ooo_fin = Some(fin);
+            }
+            self.ack_now = true;
+            return;
+        }
+        if self.fin_received {
+            self.ack_now = true;
+            if self.state == State::TimeWait {
+                self.time_wait_deadline = Some(now + self.cfg.msl * 2);
+            }
+            return;
+        }
+        self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+        self.fin_received = true;
+        self.ack_now = true;
+        self.changed = true;
+        match self.state {
+            State::SynReceived | State::Established => self.state = State::CloseWait,
+            State::FinWait1 => {
+                if self.fin_acked() {
+                    self.enter_time_wait(now);
+                } else {
+                    self.state = State::Closing;
+                }
+            }
+            State::FinWait2 => self.enter_time_wait(now),
+            _ => {}
+        }
+    }
+}
+
+/// `min` in sequence space for u32, as a method so call sites read left to right.
+trait SeqMin {
+    fn min_seq(self, other: u32) -> u32;
+}
+
+impl SeqMin for u32 {
+    fn min_seq(self, other: u32) -> u32 {
+        if seq::lt(self, other) {
+            self
+        } else {
+            other
+        }
+    }
+}

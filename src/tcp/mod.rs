@@ -1,0 +1,101 @@
+//! Sans-IO TCP: one connection (a [`Tcb`]) at a time.
+//!
+//! A `Tcb` takes the current time and parsed segments, and hands out the
+//! segments to send and the next moment it wants to be woken — it never reads
+//! a clock, sleeps or does I/O, so every behaviour is a deterministic test.
+
+pub mod congestion;
+mod input;
+pub mod isn;
+mod output;
+pub mod reassembler;
+pub mod recv_buffer;
+pub mod rtt;
+pub mod send_buffer;
+pub mod seq;
+pub mod state;
+mod tcb;
+mod timer;
+
+#[cfg(test)]
+mod tests;
+
+pub use congestion::Congestion;
+pub use isn::IsnGenerator;
+pub use reassembler::Reassembler;
+pub use recv_buffer::RecvBuffer;
+pub use rtt::RttEstimator;
+pub use send_buffer::SendBuffer;
+pub use state::State;
+pub use tcb::Tcb;
+
+use std::time::Duration;
+
+/// Per-connection settings; the stack fills them from socket options.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The MSS we announce: the link MTU less 40 bytes of headers.
+    pub mss: u16,
+    /// Receive buffer size in bytes (SO_RCVBUF); bounds the advertised window.
+    pub recv_buffer: usize,
+    /// Send buffer size in bytes (SO_SNDBUF).
+    pub send_buffer: usize,
+    /// Maximum segment lifetime; TIME-WAIT lasts twice this.
+    pub msl: Duration,
+    /// SYN (or SYN|ACK) retransmissions before giving up with ETIMEDOUT.
+    pub syn_retries: u32,
+    /// Data retransmissions before giving up with ETIMEDOUT.
+    pub retries: u32,
+    /// The RTO before any RTT sample (RFC 6298: 1 s).
+    pub initial_rto: Duration,
+    /// Lower bound of the RTO.
+    pub min_rto: Duration,
+    /// Upper bound of the RTO (and of the backed-off RTO).
+    pub max_rto: Duration,
+    /// How long an ACK may be held back (RFC 1122 allows up to 500 ms).
+    pub delayed_ack: Duration,
+    /// How long an orphaned connection may sit in FIN-WAIT-2.
+    pub fin_timeout: Duration,
+    /// TCP_NODELAY: send small segments without waiting (no Nagle).
+    pub nodelay: bool,
+    /// Offer the window scale option (RFC 7323).
+    pub window_scaling: bool,
+    /// Offer the timestamps option (RFC 7323).
+    pub timestamps: bool,
+    /// Offer SACK (RFC 2018).
+    pub sack: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            mss: 1460,
+            recv_buffer: 256 * 1024,
+            send_buffer: 256 * 1024,
+            msl: Duration::from_secs(30),
+            syn_retries: 6,
+            retries: 15,
+            initial_rto: Duration::from_secs(1),
+            min_rto: Duration::from_millis(200),
+            max_rto: Duration::from_secs(120),
+            delayed_ack: Duration::from_millis(40),
+            fin_timeout: Duration::from_secs(60),
+            nodelay: false,
+            window_scaling: true,
+            timestamps: true,
+            sack: true,
+        }
+    }
+}
+
+impl Config {
+    /// The window scale shift we offer: enough for 4 MiB or the buffer, whichever is larger.
+    pub fn window_shift(&self) -> u8 {
+        let target = self.recv_buffer.max(4 << 20);
+        let mut shift = 0u8;
+        while shift < 14 && (target >> shift) > 0xffff {
+            shift += 1;
+        }
+        shift
+    }
+}

@@ -1,0 +1,340 @@
+//! Choosing and building the next segment to send.
+
+use super::seq;
+use super::state::State;
+use super::tcb::Tcb;
+use crate::time::Instant;
+use crate::wire::{emit_ipv4_tcp, SackBlock, TcpFlags, TcpHeader, TcpOptions, IPV4_HEADER_LEN};
+
+/// Bytes of IPv4 + TCP header (with the largest options) a packet buffer
+/// needs on top of the payload.
+pub const MAX_HEADERS: usize = IPV4_HEADER_LEN + 60;
+
+impl Tcb {
+    /// Writes the next IPv4 packet to send into `buf` and returns its length,
+    /// or None when there is nothing to send now. Call until None.
+    /// `buf` must hold at least the MSS plus [`MAX_HEADERS`].
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if let Some((seq, ack, flags)) = self.pending_rst.take() {
+            return Some(self.emit(now, buf, seq, ack, flags, 0, false));
+        }
+        match self.state {
+            State::Closed | State::Listen | State::TimeWait => {
+                if self.state == State::TimeWait && self.ack_now {
+                    return Some(self.emit_ack(now, buf));
+                }
+                None
+            }
+            State::SynSent => {
+                if self.snd_nxt != self.iss {
+                    return None;
+                }
+                Some(self.emit_syn(now, buf, TcpFlags::SYN))
+            }
+            State::SynReceived if self.snd_una == self.iss => {
+                if self.snd_nxt != self.iss && !self.ack_now {
+                    return None;
+                }
+                self.ack_now = false;
+                Some(self.emit_syn(now, buf, TcpFlags::SYN | TcpFlags::ACK))
+            }
+            _ => {
+                if let Some(n) = self.emit_data(now, buf) {
+                    return Some(n);
+                }
+                if self.ack_now || self.acks_owed > 0 {
+                    return Some(self.emit_ack(now, buf));
+                }
+                None
+            }
+        }
+    }
+
+    fn emit_syn(&mut self, now: Instant, buf: &mut [u8], flags: TcpFlags) -> usize {
+        let ack = if flags.contains(TcpFlags::ACK) {
+            self.rcv_nxt
+        } else {
+            0
+        };
+        let n = self.emit(now, buf, self.iss, ack, flags, 0, true);
+        self.snd_nxt = self.iss.wrapping_add(1);
+        if seq::lt(self.snd_max, self.snd_nxt) {
+            self.snd_max = self.snd_nxt;
+        }
+        if self.retries == 0 && self.rtt_probe.is_none() {
+            self.rtt_probe = Some((self.snd_nxt, now));
+        }
+        if self.rto_deadline.is_none() {
+            self.rto_deadline = Some(now + self.rtt.rto());
+        }
+        n
+    }
+
+    fn emit_ack(&mut self, now: Instant, buf: &mut [u8]) -> usize {
+        // SND.MAX, not SND.NXT: after a timeout rewinds SND.NXT the peer has
+        // already seen higher numbers and would find an older one unacceptable.
+        self.emit(
+            now,
+            buf,
+            self.snd_max,
+            self.rcv_nxt,
+            TcpFlags::ACK,
+            0,
+            false,
+        )
+    }
+
+    /// One data (and/or FIN) segment if the windows, Nagle and the state allow.
+    fn emit_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let data_seq = self.data_seq();
+        let data_end = data_seq.wrapping_add(self.send_buf.len() as u32);
+        let room = buf.len().saturating_sub(MAX_HEADERS);
+        let mss = self.send_mss.min(room).max(1);
+
+        if self.fast_retransmit {
+            self.fast_retransmit = false;
+            self.rtt_probe = None;
+            let start = self.snd_una.max_seq(data_seq);
+            let len = if seq::lt(start, data_end) {
+                seq::dist(start, data_end).min(mss)
+            } else {
+                0
+            };
+            let fin = self
+                .fin_seq
+                .is_some_and(|f| f == start.wrapping_add(len as u32));
+            if len > 0 || fin {
+                return Some(self.emit_range(now, buf, start, data_seq, len, fin));
+            }
+        }
+
+        if self.persist_probe {
+            self.persist_probe = false;
+            if seq::lt(self.snd_una, data_end) {
+                // One byte past the closed window makes the peer answer
+                // with its current window (RFC 9293, 3.8.6.1).
+                let start = self.snd_una.max_seq(data_seq);
+                let n = self.emit_range(now, buf, start, data_seq, 1, false);
+                if seq::lt(self.snd_max, start.wrapping_add(1)) {
+                    self.snd_max = start.wrapping_add(1);
+                }
+                return Some(n);
+            }
+        }
+
+        let avail = if seq::lt(self.snd_nxt, data_end) {
+            seq::dist(self.snd_nxt, data_end)
+        } else {
+            0
+        };
+        let in_flight = seq::dist(self.snd_una, self.snd_nxt);
+        let wnd = (self.snd_wnd as usize).min(self.cc.window());
+        let usable = wnd.saturating_sub(in_flight);
+        let len = avail.min(usable).min(mss);
+        let fin_due = self.fin_queued
+            && match self.fin_seq {
+                None => len == avail,
+                Some(f) => f == self.snd_nxt.wrapping_add(len as u32),
+            };
+        let fin = fin_due && seq::le(self.snd_nxt.wrapping_add(len as u32), data_end);
+
+        if len == 0 && !fin {
+            if avail > 0
+                && self.snd_wnd == 0
+                && in_flight == 0
+                && self.persist_deadline.is_none()
+                && self.rto_deadline.is_none()
+            {
+                let backoff = self.rtt.rto() * (1u32 << self.persist_backoff.min(6));
+                self.persist_deadline = Some(now + backoff.min(self.cfg.max_rto));
+            }
+            return None;
+        }
+        if len < mss && len < avail && !fin {
+            // Sender-side silly window avoidance (RFC 9293, 3.8.6.2.1):
+            // wait for a full segment unless half the peer's largest window fits.
+            if len < (self.max_snd_wnd as usize) / 2 {
+                return None;
+            }
+        }
+        if len > 0 && len < mss && len == avail && in_flight > 0 && !self.cfg.nodelay && !fin {
+            // Nagle: one small segment in flight at a time.
+            return None;
+        }
+        let start = self.snd_nxt;
+        Some(self.emit_range(now, buf, start, data_seq, len, fin))
+    }
+
+    /// Sends `len` bytes from sequence `start` (plus FIN) and does the
+    /// bookkeeping: SND.NXT, SND.MAX, the RTO timer and the RTT probe.
+    fn emit_range(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        start: u32,
+        data_seq: u32,
+        len: usize,
+        fin: bool,
+    ) -> usize {
+        let data_end = data_seq.wrapping_add(self.send_buf.len() as u32);
+        let mut header = self.header(now, start, self.rcv_nxt, TcpFlags::ACK, false);
+        // Options (SACK blocks) eat into the segment: payload + options <= MSS.
+        let options_len = header.header_len() - crate::wire::TCP_HEADER_LEN;
+        let room = self.segment_limit.saturating_sub(options_len).max(1);
+        let (len, fin) = if len > room {
+            (room, false)
+        } else {
+            (len, fin)
+        };
+        if fin {
+            header.flags |= TcpFlags::FIN;
+        }
+        if len > 0 && start.wrapping_add(len as u32) == data_end {
+            header.flags |= TcpFlags::PSH;
+        }
+        let at = IPV4_HEADER_LEN + header.header_len();
+        let copied = self
+            .send_buf
+            .copy_out(seq::dist(data_seq, start), &mut buf[at..at + len]);
+        debug_assert_eq!(copied, len);
+        let n = self.finish(buf, &header, copied);
+
+        let end = start.wrapping_add(len as u32 + fin as u32);
+        if fin && self.fin_seq.is_none() {
+            self.fin_seq = Some(start.wrapping_add(len as u32));
+        }
+        if seq::gt(end, self.snd_nxt) {
+            self.snd_nxt = end;
+        }
+        if seq::gt(end, self.snd_max) {
+            if self.rtt_probe.is_none() && self.retries == 0 {
+                self.rtt_probe = Some((end, now));
+            }
+            self.snd_max = end;
+        }
+        if self.rto_deadline.is_none() {
+            self.rto_deadline = Some(now + self.rtt.rto());
+        }
+        n
+    }
+
+    /// Builds the header for a segment (window, timestamps, SACK) and notes
+    /// that an ACK went out.
+    fn header(
+        &mut self,
+        now: Instant,
+        seq: u32,
+        ack: u32,
+        flags: TcpFlags,
+        syn: bool,
+    ) -> TcpHeader {
+        let mut options = TcpOptions::default();
+        let window;
+        if syn {
+            options.mss = Some(self.cfg.mss);
+            if self.passive {
+                // Answer only with what the peer offered.
+                if self.ws_ok {
+                    options.window_scale = Some(self.rcv_wscale);
+                }
+                options.sack_permitted = self.sack_ok;
+                if self.ts_ok {
+                    options.timestamps = Some((self.ts_now(now), self.ts_recent));
+                }
+            } else {
+                if self.cfg.window_scaling {
+                    options.window_scale = Some(self.cfg.window_shift());
+                }
+                options.sack_permitted = self.cfg.sack;
+                if self.cfg.timestamps {
+                    options.timestamps = Some((self.ts_now(now), 0));
+                }
+            }
+            window = self.recv_buf.window().min(0xffff) as u16;
+        } else {
+            if self.ts_ok {
+                options.timestamps = Some((self.ts_now(now), self.ts_recent));
+            }
+            if self.sack_ok && flags.contains(TcpFlags::ACK) {
+                for &(s, e) in self.recv_buf.out_of_order().iter().take(3) {
+                    let start = self.rcv_nxt.wrapping_add(s as u32);
+                    let end = self.rcv_nxt.wrapping_add(e as u32);
+                    options.push_sack(SackBlock { start, end });
+                }
+            }
+            let wnd = self.recv_buf.window() >> self.rcv_wscale;
+            window = wnd.min(0xffff) as u16;
+        }
+        if flags.contains(TcpFlags::ACK) && !flags.contains(TcpFlags::RST) {
+            self.ack_now = false;
+            self.acks_owed = self.acks_owed.saturating_sub(1);
+            self.ack_deadline = None;
+            self.segs_unacked = 0;
+            let edge = ack.wrapping_add((window as u32) << if syn { 0 } else { self.rcv_wscale });
+            if seq::gt(edge, self.rcv_adv) || self.rcv_adv == 0 {
+                self.rcv_adv = edge;
+            }
+        }
+        TcpHeader {
+            src_port: self.local.port(),
+            dst_port: self.remote.port(),
+            seq,
+            ack,
+            flags,
+            window,
+            options,
+        }
+    }
+
+    /// Writes the IPv4 and TCP headers around a payload already in place.
+    fn finish(&mut self, buf: &mut [u8], header: &TcpHeader, payload_len: usize) -> usize {
+        self.ip_ident = self.ip_ident.wrapping_add(1);
+        emit_ipv4_tcp(
+            buf,
+            *self.local.ip(),
+            *self.remote.ip(),
+            self.ip_ident,
+            header,
+            payload_len,
+        )
+    }
+
+    /// A segment without payload.
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        seq: u32,
+        ack: u32,
+        flags: TcpFlags,
+        payload_len: usize,
+        syn: bool,
+    ) -> usize {
+        let header = if flags.contains(TcpFlags::RST) {
+            TcpHeader {
+                src_port: self.local.port(),
+                dst_port: self.remote.port(),
+                seq,
+                ack,
+                flags,
+                window: 0,
+                options: TcpOptions::default(),
+            }
+        } else {
+            self.header(now, seq, ack, flags, syn)
+        };
+        self.finish(buf, &header, payload_len)
+    }
+}
+
+/// `max` in sequence space, as a method.
+trait SeqMax {
+    fn max_seq(self, other: u32) -> u32;
+}
+
+impl SeqMax for u32 {
+    fn max_seq(self, other: u32) -> u32 {
+        seq::max(self, other)
+    }
+}

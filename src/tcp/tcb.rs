@@ -1,0 +1,549 @@
+//! The transmission control block: one connection's state and the calls the
+//! application makes on it. Segment input is in `input.rs`, output in
+//! `output.rs`, timers in `timer.rs`.
+
+use std::net::SocketAddrV4;
+
+use super::congestion::Congestion;
+use super::recv_buffer::RecvBuffer;
+use super::rtt::RttEstimator;
+use super::send_buffer::SendBuffer;
+use super::seq;
+use super::state::State;
+use super::Config;
+use crate::error::{Error, Result};
+use crate::time::Instant;
+use crate::wire::{TcpFlags, TcpSegment};
+
+/// One TCP connection.
+#[derive(Debug)]
+pub struct Tcb {
+    pub(super) state: State,
+    pub(super) local: SocketAddrV4,
+    pub(super) remote: SocketAddrV4,
+    pub(super) cfg: Config,
+    /// Created by a listener (passive open) rather than by connect.
+    pub(super) passive: bool,
+    /// The application has closed its descriptor; nobody will read.
+    pub(super) orphaned: bool,
+
+    // Send sequence space (RFC 9293, 3.3.1).
+    pub(super) iss: u32,
+    pub(super) snd_una: u32,
+    pub(super) snd_nxt: u32,
+    /// The highest sequence number sent so far (SND.NXT rewinds on timeout).
+    pub(super) snd_max: u32,
+    pub(super) snd_wnd: u32,
+    pub(super) max_snd_wnd: u32,
+    pub(super) snd_wl1: u32,
+    pub(super) snd_wl2: u32,
+    pub(super) snd_wscale: u8,
+    /// Payload bytes per segment, after options.
+    pub(super) send_mss: usize,
+    /// The MSS both sides allow: payload plus options may not exceed it (RFC 6691).
+    pub(super) segment_limit: usize,
+    pub(super) send_buf: SendBuffer,
+    /// The application shut down writing: FIN follows the queued data.
+    pub(super) fin_queued: bool,
+    /// The sequence number our FIN occupies, once sent.
+    pub(super) fin_seq: Option<u32>,
+
+    // Receive sequence space.
+    pub(super) irs: u32,
+    pub(super) rcv_nxt: u32,
+    pub(super) rcv_wscale: u8,
+    /// The right edge of the window last advertised.
+    pub(super) rcv_adv: u32,
+    pub(super) recv_buf: RecvBuffer,
+    pub(super) fin_received: bool,
+    /// A FIN that arrived beyond a hole: its sequence number.
+    pub(super) ooo_fin: Option<u32>,
+    /// The application shut down reading.
+    pub(super) read_shut: bool,
+
+    // Options in use.
+    pub(super) ws_ok: bool,
+    pub(super) sack_ok: bool,
+    pub(super) ts_ok: bool,
+    pub(super) ts_recent: u32,
+    pub(super) ts_offset: u32,
+
+    // Timers, loss recovery, congestion.
+    pub(super) rtt: RttEstimator,
+    /// Karn's rule: one untransmitted-before segment timed at a time.
+    pub(super) rtt_probe: Option<(u32, Instant)>,
+    pub(super) cc: Congestion,
+    pub(super) rto_deadline: Option<Instant>,
+    pub(super) retries: u32,
+    pub(super) ack_now: bool,
+    /// Duplicate ACKs still to send, one per out-of-order segment, so the
+    /// sender can count them (RFC 5681, 4.2) even when segments arrive in a batch.
+    pub(super) acks_owed: u8,
+    pub(super) ack_deadline: Option<Instant>,
+    pub(super) segs_unacked: u32,
+    pub(super) persist_deadline: Option<Instant>,
+    pub(super) persist_backoff: u32,
+    pub(super) persist_probe: bool,
+    pub(super) time_wait_deadline: Option<Instant>,
+    pub(super) fin_wait2_deadline: Option<Instant>,
+    pub(super) fast_retransmit: bool,
+    /// A reset to send: (seq, ack, flags).
+    pub(super) pending_rst: Option<(u32, u32, TcpFlags)>,
+    pub(super) ip_ident: u16,
+    /// Pending error for SO_ERROR / the next call (read-and-clear).
+    pub(super) error: Option<Error>,
+    /// The connection ended by a reset or a timeout.
+    pub(super) reset: bool,
+    /// Set whenever readiness may have changed; the stack collects it.
+    pub(super) changed: bool,
+}
+
+impl Tcb {
+    fn blank(cfg: &Config, local: SocketAddrV4, remote: SocketAddrV4, iss: u32) -> Tcb {
+        let rtt = RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto);
+        let mss = cfg.mss as usize;
+        Tcb {
+            state: State::Closed,
+            local,
+            remote,
+            cfg: cfg.clone(),
+            passive: false,
+            orphaned: false,
+            iss,
+            snd_una: iss,
+            snd_nxt: iss,
+            snd_max: iss,
+            snd_wnd: 0,
+            max_snd_wnd: 0,
+            snd_wl1: 0,
+            snd_wl2: 0,
+            snd_wscale: 0,
+            send_mss: 536,
+            segment_limit: 536,
+            send_buf: SendBuffer::new(cfg.send_buffer),
+            fin_queued: false,
+            fin_seq: None,
+            irs: 0,
+            rcv_nxt: 0,
+            rcv_wscale: 0,
+            rcv_adv: 0,
+            recv_buf: RecvBuffer::new(cfg.recv_buffer),
+            fin_received: false,
+            ooo_fin: None,
+            read_shut: false,
+            ws_ok: false,
+            sack_ok: false,
+            ts_ok: false,
+            ts_recent: 0,
+            ts_offset: iss.rotate_left(13),
+            rtt,
+            rtt_probe: None,
+            cc: Congestion::new(mss),
+            rto_deadline: None,
+            retries: 0,
+            ack_now: false,
+            acks_owed: 0,
+            ack_deadline: None,
+            segs_unacked: 0,
+            persist_deadline: None,
+            persist_backoff: 0,
+            persist_probe: false,
+            time_wait_deadline: None,
+            fin_wait2_deadline: None,
+            fast_retransmit: false,
+            pending_rst: None,
+            ip_ident: (iss >> 16) as u16,
+            error: None,
+            reset: false,
+            changed: false,
+        }
+    }
+
+    /// Active open: a connection in SYN-SENT whose SYN goes out on the next
+    /// `poll_transmit`.
+    pub fn connect(cfg: &Config, local: SocketAddrV4, remote: SocketAddrV4, iss: u32) -> Tcb {
+        let mut tcb = Tcb::blank(cfg, local, remote, iss);
+        tcb.state = State::SynSent;
+        tcb
+    }
+
+    /// Passive open: a listener got `syn`; the new connection is in
+    /// SYN-RECEIVED and its SYN|ACK goes out on the next `poll_transmit`.
+    pub fn accept_syn(
+        cfg: &Config,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: u32,
+        syn: &TcpSegment,
+    ) -> Tcb {
+        let mut tcb = Tcb::blank(cfg, local, remote, iss);
+        tcb.state = State::SynReceived;
+        tcb.passive = true;
+        tcb.irs = syn.seq;
+        tcb.rcv_nxt = syn.seq.wrapping_add(1);
+        tcb.negotiate(syn);
+        tcb.snd_wnd = syn.window as u32;
+        tcb.max_snd_wnd = tcb.snd_wnd;
+        tcb.snd_wl1 = syn.seq;
+        tcb.snd_wl2 = iss;
+        tcb
+    }
+
+    /// Takes the options of the peer's SYN (or SYN|ACK) into account.
+    pub(super) fn negotiate(&mut self, syn: &TcpSegment) {
+        let o = &syn.options;
+        if self.cfg.window_scaling {
+            if let Some(shift) = o.window_scale {
+                self.ws_ok = true;
+                self.snd_wscale = shift.min(14);
+                self.rcv_wscale = self.cfg.window_shift();
+            }
+        }
+        self.sack_ok = self.cfg.sack && o.sack_permitted;
+        if let (true, Some((val, _))) = (self.cfg.timestamps, o.timestamps) {
+            self.ts_ok = true;
+            self.ts_recent = val;
+        }
+        // RFC 9293 3.7.1: 536 when the peer sends no MSS option.
+        let peer_mss = o.mss.unwrap_or(536).max(64) as usize;
+        let mut mss = peer_mss.min(self.cfg.mss as usize);
+        self.segment_limit = mss;
+        if self.ts_ok {
+            mss -= 12;
+        }
+        self.send_mss = mss;
+        self.cc.set_mss(mss);
+    }
+
+    /// The connection's state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Our address and port.
+    pub fn local(&self) -> SocketAddrV4 {
+        self.local
+    }
+
+    /// The peer's address and port.
+    pub fn remote(&self) -> SocketAddrV4 {
+        self.remote
+    }
+
+    /// True if created by a listener.
+    pub fn is_passive(&self) -> bool {
+        self.passive
+    }
+
+    /// RCV.NXT: the next sequence number expected from the peer.
+    pub fn rcv_nxt_value(&self) -> u32 {
+        self.rcv_nxt
+    }
+
+    /// The payload size per segment in use.
+    pub fn send_mss(&self) -> usize {
+        self.send_mss
+    }
+
+    /// The congestion window in bytes.
+    pub fn congestion_window(&self) -> usize {
+        self.cc.window()
+    }
+
+    /// The smoothed RTT, if measured.
+    pub fn srtt(&self) -> Option<std::time::Duration> {
+        self.rtt.srtt()
+    }
+
+    /// The current retransmission timeout.
+    pub fn rto(&self) -> std::time::Duration {
+        self.rtt.rto()
+    }
+
+    /// The window the peer offers us, in bytes.
+    pub fn send_window(&self) -> u32 {
+        self.snd_wnd
+    }
+
+    /// Takes and clears the readiness-changed flag.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// Sets TCP_NODELAY.
+    pub fn set_nodelay(&mut self, on: bool) {
+        self.cfg.nodelay = on;
+    }
+
+    /// Changes the send buffer size (SO_SNDBUF).
+    pub fn set_send_buffer(&mut self, bytes: usize) {
+        self.cfg.send_buffer = bytes;
+        self.send_buf.set_capacity(bytes);
+    }
+
+    /// Grows the receive buffer (SO_RCVBUF; the window is never withdrawn).
+    pub fn set_recv_buffer(&mut self, bytes: usize) {
+        self.cfg.recv_buffer = bytes;
+        self.recv_buf.grow(bytes);
+    }
+
+    /// The first sequence number of the send buffer's bytes.
+    pub(super) fn data_seq(&self) -> u32 {
+        if self.snd_una == self.iss {
+            self.iss.wrapping_add(1)
+        } else {
+            self.snd_una
+        }
+    }
+
+    /// True once our FIN has been acknowledged.
+    pub(super) fn fin_acked(&self) -> bool {
+        self.fin_seq.is_some_and(|f| seq::gt(self.snd_una, f))
+    }
+
+    /// Queues `data` for sending; returns how much was taken.
+    pub fn send(&mut self, data: &[u8]) -> Result<usize> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if self.reset {
+            return Err(Error::BrokenPipe);
+        }
+        match self.state {
+            State::SynSent | State::SynReceived => return Err(Error::WouldBlock),
+            State::Established | State::CloseWait if !self.fin_queued => {}
+            State::Closed | State::Listen => return Err(Error::NotConnected),
+            _ => return Err(Error::BrokenPipe),
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let n = self.send_buf.push(data);
+        if n == 0 {
+            return Err(Error::WouldBlock);
+        }
+        Ok(n)
+    }
+
+    /// Copies received bytes into `out` (keeping them if `peek`).
+    /// Ok(0) means the peer closed its side and everything was read.
+    pub fn recv(&mut self, out: &mut [u8], peek: bool) -> Result<usize> {
+        if !self.recv_buf.is_empty() && !out.is_empty() {
+            let before = self.window_edge();
+            let n = self.recv_buf.read(out, peek);
+            if !peek {
+                self.maybe_window_update(before);
+            }
+            return Ok(n);
+        }
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if self.fin_received || self.read_shut || self.reset {
+            return Ok(0);
+        }
+        match self.state {
+            State::Closed => Err(Error::NotConnected),
+            _ if out.is_empty() => Ok(0),
+            _ => Err(Error::WouldBlock),
+        }
+    }
+
+    fn window_edge(&self) -> u32 {
+        self.rcv_nxt.wrapping_add(self.recv_buf.window() as u32)
+    }
+
+    /// After a read: tell the peer when the window opened by a useful amount
+    /// (receiver-side silly window avoidance, RFC 1122 4.2.3.3).
+    fn maybe_window_update(&mut self, _before: u32) {
+        if !self.state.can_receive() || self.fin_received {
+            return;
+        }
+        let edge = self.window_edge();
+        let opened = edge.wrapping_sub(self.rcv_adv) as i32;
+        let threshold = (self.recv_buf.capacity() / 2).min(2 * self.cfg.mss as usize);
+        if opened > 0 && opened as usize >= threshold {
+            self.ack_now = true;
+        }
+    }
+
+    /// shutdown(SHUT_WR) / the write half of close(): FIN follows the queued data.
+    pub fn shutdown_write(&mut self) -> Result<()> {
+        match self.state {
+            State::SynSent => {
+                self.state = State::Closed;
+                self.changed = true;
+            }
+            State::SynReceived | State::Established => {
+                self.fin_queued = true;
+                self.state = State::FinWait1;
+                self.changed = true;
+            }
+            State::CloseWait => {
+                self.fin_queued = true;
+                self.state = State::LastAck;
+                self.changed = true;
+            }
+            State::Closed | State::Listen => return Err(Error::NotConnected),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// shutdown(SHUT_RD): later reads return 0; data that arrives is discarded.
+    pub fn shutdown_read(&mut self) {
+        self.read_shut = true;
+        self.changed = true;
+    }
+
+    /// close(): the application lets go. Unread data makes this an abort
+    /// (RFC 2525 2.17, as Linux does); otherwise FIN follows the queued data.
+    pub fn close(&mut self) {
+        self.orphaned = true;
+        if !self.recv_buf.is_empty() && self.state.is_synchronized() {
+            self.abort();
+            return;
+        }
+        match self.state {
+            State::SynReceived => self.abort(),
+            _ => {
+                let _ = self.shutdown_write();
+            }
+        }
+    }
+
+    /// Sends RST (if the peer knows of us) and goes to CLOSED at once.
+    pub fn abort(&mut self) {
+        if matches!(
+            self.state,
+            State::SynReceived
+                | State::Established
+                | State::FinWait1
+                | State::FinWait2
+                | State::CloseWait
+        ) {
+            self.pending_rst = Some((self.snd_max, self.rcv_nxt, TcpFlags::RST | TcpFlags::ACK));
+        }
+        self.enter_closed();
+    }
+
+    /// Takes the pending error (SO_ERROR).
+    pub fn take_error(&mut self) -> Option<Error> {
+        self.error.take()
+    }
+
+    /// The pending error, left in place.
+    pub fn peek_error(&self) -> Option<Error> {
+        self.error
+    }
+
+    /// Ends the connection with `err` reported to the application.
+    pub(super) fn fail(&mut self, err: Error) {
+        self.error = Some(err);
+        self.reset = true;
+        self.enter_closed();
+    }
+
+    pub(super) fn enter_closed(&mut self) {
+        self.state = State::Closed;
+        self.rto_deadline = None;
+        self.ack_deadline = None;
+        self.persist_deadline = None;
+        self.time_wait_deadline = None;
+        self.fin_wait2_deadline = None;
+        self.ack_now = false;
+        self.acks_owed = 0;
+        self.fast_retransmit = false;
+        self.changed = true;
+    }
+
+    pub(super) fn enter_time_wait(&mut self, now: Instant) {
+        self.state = State::TimeWait;
+        self.rto_deadline = None;
+        self.persist_deadline = None;
+        self.fin_wait2_deadline = None;
+        self.time_wait_deadline = Some(now + self.cfg.msl * 2);
+        self.changed = true;
+    }
+
+    /// True when the application can read without blocking (data, EOF or error).
+    pub fn readable(&self) -> bool {
+        !self.recv_buf.is_empty()
+            || self.fin_received
+            || self.read_shut
+            || self.error.is_some()
+            || self.reset
+    }
+
+    /// True when `send` would take at least one byte (or fail at once).
+    pub fn writable(&self) -> bool {
+        match self.state {
+            State::Established | State::CloseWait if !self.fin_queued => self.send_buf.free() > 0,
+            State::SynSent | State::SynReceived => false,
+            _ => true,
+        }
+    }
+
+    /// True when our sending side is shut (FIN queued, or the connection is gone).
+    pub fn write_shut(&self) -> bool {
+        self.fin_queued || self.reset || self.state == State::Closed
+    }
+
+    /// True when the peer will send nothing more.
+    pub fn read_closed(&self) -> bool {
+        self.fin_received || self.reset || self.read_shut
+    }
+
+    /// Bytes ready to read.
+    pub fn recv_queue(&self) -> usize {
+        self.recv_buf.len()
+    }
+
+    /// Bytes written by the application and not yet acknowledged.
+    pub fn send_queue(&self) -> usize {
+        self.send_buf.len()
+    }
+
+    /// Free room in the send buffer.
+    pub fn send_space(&self) -> usize {
+        self.send_buf.free()
+    }
+
+    /// True once the connection is CLOSED and nothing is left to send:
+    /// the stack may forget it.
+    pub fn is_finished(&self) -> bool {
+        self.state == State::Closed && self.pending_rst.is_none()
+    }
+
+    /// True if something should be sent now (so the caller wakes the I/O thread).
+    pub fn wants_transmit(&self) -> bool {
+        if self.pending_rst.is_some() || self.ack_now || self.acks_owed > 0 || self.fast_retransmit
+        {
+            return true;
+        }
+        if !self.state.is_synchronized() {
+            return self.snd_nxt == self.iss && self.state != State::Closed;
+        }
+        let data_end = self.data_seq().wrapping_add(self.send_buf.len() as u32);
+        seq::lt(self.snd_nxt, data_end) || (self.fin_queued && self.fin_seq.is_none())
+    }
+
+    /// The earliest deadline of any armed timer.
+    pub fn deadline(&self) -> Option<Instant> {
+        [
+            self.rto_deadline,
+            self.ack_deadline,
+            self.persist_deadline,
+            self.time_wait_deadline,
+            self.fin_wait2_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Our timestamp clock: milliseconds, offset per connection.
+    pub(super) fn ts_now(&self, now: Instant) -> u32 {
+        (now.millis() as u32).wrapping_add(self.ts_offset)
+    }
+}

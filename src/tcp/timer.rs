@@ -1,0 +1,68 @@
+//! What happens when a deadline passes: retransmission (RFC 6298),
+//! delayed ACKs, zero-window probes, TIME-WAIT and FIN-WAIT-2 expiry.
+
+use super::seq;
+use super::state::State;
+use super::tcb::Tcb;
+use crate::error::Error;
+use crate::time::Instant;
+
+impl Tcb {
+    /// Runs every timer whose deadline is at or before `now`.
+    pub fn on_timer(&mut self, now: Instant) {
+        if self.time_wait_deadline.is_some_and(|d| d <= now) {
+            self.time_wait_deadline = None;
+            self.enter_closed();
+            return;
+        }
+        if self.fin_wait2_deadline.is_some_and(|d| d <= now) {
+            self.fin_wait2_deadline = None;
+            if self.state == State::FinWait2 {
+                self.enter_closed();
+                return;
+            }
+        }
+        if self.rto_deadline.is_some_and(|d| d <= now) {
+            self.rto_deadline = None;
+            self.on_retransmission_timeout(now);
+        }
+        if self.ack_deadline.is_some_and(|d| d <= now) {
+            self.ack_deadline = None;
+            self.ack_now = true;
+        }
+        if self.persist_deadline.is_some_and(|d| d <= now) {
+            self.persist_deadline = None;
+            self.persist_probe = true;
+            self.persist_backoff = (self.persist_backoff + 1).min(16);
+        }
+    }
+
+    fn on_retransmission_timeout(&mut self, now: Instant) {
+        if self.snd_una == self.snd_max {
+            return;
+        }
+        self.retries += 1;
+        let limit = match self.state {
+            State::SynSent | State::SynReceived => self.cfg.syn_retries,
+            _ => self.cfg.retries,
+        };
+        if self.retries > limit {
+            if self.state == State::SynReceived && self.passive {
+                self.enter_closed();
+            } else {
+                self.fail(Error::TimedOut);
+            }
+            return;
+        }
+        self.rtt.back_off();
+        self.rtt_probe = None;
+        let flight = seq::dist(self.snd_una, self.snd_max);
+        if self.state.is_synchronized() {
+            self.cc.on_timeout(flight);
+        }
+        // Go back N: everything after SND.UNA is sent again, window permitting.
+        self.snd_nxt = self.snd_una;
+        self.fast_retransmit = false;
+        self.rto_deadline = Some(now + self.rtt.rto());
+    }
+}

@@ -1,0 +1,211 @@
+//! The TUN link against the kernel, each test inside its own namespace, and
+//! the namespace harness itself.
+
+mod common;
+
+use common::{wait_readable, Netns};
+use rstcp::link::{Link, Tun, TunConfig};
+use rstcp::time::Instant;
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::path::Path;
+use std::time::Duration;
+
+fn config(name: String, subnet: u8) -> TunConfig {
+    TunConfig {
+        name,
+        kernel_addr: Ipv4Addr::new(10, 77, subnet, 1),
+        prefix_len: 24,
+        mtu: 1500,
+    }
+}
+
+/// The UDP payload of an IPv4 packet, with its addresses and ports, if it is
+/// one.
+fn udp_of(packet: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u16, u16, &[u8])> {
+    let ihl = usize::from(packet.first()? & 0x0f) * 4;
+    if packet.len() < ihl + 8 || packet[9] != 17 {
+        return None;
+    }
+    let src = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
+    let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
+    let udp = &packet[ihl..];
+    let sport = u16::from_be_bytes([udp[0], udp[1]]);
+    let dport = u16::from_be_bytes([udp[2], udp[3]]);
+    Some((src, dst, sport, dport, &udp[8..]))
+}
+
+/// An IPv4/UDP packet (UDP checksum 0, which IPv4 allows).
+fn udp_packet(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
+    let total = 20 + 8 + payload.len();
+    let mut p = vec![0u8; total];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = 17;
+    p[12..16].copy_from_slice(&src.ip().octets());
+    p[16..20].copy_from_slice(&dst.ip().octets());
+    let mut sum: u32 = p[..20]
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    p[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    p[20..22].copy_from_slice(&src.port().to_be_bytes());
+    p[22..24].copy_from_slice(&dst.port().to_be_bytes());
+    p[24..26].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+    p[28..].copy_from_slice(payload);
+    p
+}
+
+#[test]
+fn tun_carries_udp_between_kernel_and_link() {
+    let ns = Netns::new("tun");
+    ns.enter();
+    let dev = ns.dev_name();
+    assert!(dev.len() <= 15);
+    assert!(!Tun::exists(&dev));
+    let mut tun = Tun::open(&config(dev.clone(), 1)).unwrap();
+    assert_eq!(tun.name(), dev);
+    assert_eq!(tun.mtu(), 1500);
+    assert!(Tun::exists(&dev));
+
+    // Kernel to link.
+    let sock = UdpSocket::bind("10.77.1.1:0").unwrap();
+    let local = match sock.local_addr().unwrap() {
+        std::net::SocketAddr::V4(a) => a,
+        other => panic!("unexpected {other}"),
+    };
+    sock.send_to(b"hello from the kernel", "10.77.1.2:4000")
+        .unwrap();
+    let fd = tun.readable_fd().unwrap();
+    let mut buf = [0u8; 1500];
+    let found = 'wait: loop {
+        assert!(wait_readable(fd, 5000), "no packet on the TUN device");
+        while let Some(n) = tun.recv(Instant::ZERO, &mut buf).unwrap() {
+            assert_eq!(buf[0] >> 4, 4, "only IPv4 comes out of a Tun");
+            if let Some((src, dst, sport, dport, payload)) = udp_of(&buf[..n]) {
+                break 'wait (src, dst, sport, dport, payload.to_vec());
+            }
+        }
+    };
+    assert_eq!(
+        found,
+        (
+            Ipv4Addr::new(10, 77, 1, 1),
+            Ipv4Addr::new(10, 77, 1, 2),
+            local.port(),
+            4000,
+            b"hello from the kernel".to_vec()
+        )
+    );
+
+    // Link to kernel.
+    let peer = SocketAddrV4::new(Ipv4Addr::new(10, 77, 1, 2), 4000);
+    tun.send(Instant::ZERO, &udp_packet(peer, local, b"hello from rstcp"))
+        .unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (n, from) = sock.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"hello from rstcp");
+    assert_eq!(from, std::net::SocketAddr::V4(peer));
+
+    // Nothing else is waiting: recv must not block.
+    while tun.recv(Instant::ZERO, &mut buf).unwrap().is_some() {}
+
+    // The created device is not persistent.
+    drop(tun);
+    assert!(!Tun::exists(&dev));
+
+    let path = format!("/run/netns/{}", ns.name);
+    assert!(Path::new(&path).exists());
+    drop(ns);
+    assert!(!Path::new(&path).exists(), "namespace left behind");
+}
+
+#[test]
+fn attaching_keeps_the_existing_configuration() {
+    let ns = Netns::new("attach");
+    ns.enter();
+    let dev = ns.dev_name();
+    ns.exec(&["ip", "tuntap", "add", "dev", &dev, "mode", "tun"]);
+    ns.exec(&["ip", "link", "set", &dev, "mtu", "1400"]);
+    assert!(Tun::exists(&dev));
+
+    let tun = Tun::open(&config(dev.clone(), 2)).unwrap();
+    assert_eq!(tun.mtu(), 1400, "an attached device keeps its MTU");
+    let addrs = ns.exec(&["ip", "-4", "addr", "show", "dev", &dev]);
+    assert!(
+        !String::from_utf8_lossy(&addrs.stdout).contains("inet"),
+        "attaching must not add an address"
+    );
+    // The kernel lets one descriptor at a time attach to a single-queue device.
+    assert!(Tun::open(&config(dev.clone(), 2)).is_err());
+    drop(tun);
+    // A persistent device outlives the descriptor.
+    assert!(Tun::exists(&dev));
+}
+
+#[test]
+fn devices_and_commands_stay_in_their_namespace() {
+    let a = Netns::new("iso");
+    let b = Netns::new("iso");
+    assert_ne!(a.name, b.name);
+    assert_ne!(a.dev_name(), b.dev_name());
+    let first = a.dev_name();
+    let second = a.dev_name();
+    assert_ne!(first, second);
+
+    // A thread in `a` creates a device that `b` cannot see.
+    let dev = a.dev_name();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            a.enter();
+            let _tun = Tun::open(&config(dev.clone(), 3)).unwrap();
+            assert!(a.try_exec(&["ip", "link", "show", &dev]).status.success());
+            assert!(!b.try_exec(&["ip", "link", "show", &dev]).status.success());
+        });
+    });
+
+    let mut child = a.spawn("sleep", &["30"]);
+    let pid = child.id().to_string();
+    let pids = std::process::Command::new("ip")
+        .args(["netns", "pids", &a.name])
+        .output()
+        .unwrap();
+    // `ip netns exec` execs the command, so the child itself is inside.
+    assert!(String::from_utf8_lossy(&pids.stdout)
+        .split_whitespace()
+        .any(|p| p == pid));
+    drop(a);
+    // Dropping the namespace killed the process left inside it.
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+}
+
+#[test]
+fn sweep_recognises_only_harness_names() {
+    assert_eq!(common::owner_pid("rstcp-tun-1234-0"), Some(1234));
+    assert_eq!(common::owner_pid("rstcp-multi-part-tag-99-12"), Some(99));
+    assert_eq!(common::owner_pid("rstcp-1234-0"), None);
+    assert_eq!(common::owner_pid("other-tun-1234-0"), None);
+    assert_eq!(common::owner_pid("rstcp-tun-x-0"), None);
+}
+
+#[test]
+fn stale_namespaces_of_dead_processes_are_swept() {
+    // A pid that is certainly dead: a child that has been reaped.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = format!("rstcp-stale-{dead}-0");
+    let out = std::process::Command::new("ip")
+        .args(["netns", "add", &stale])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let path = format!("/run/netns/{stale}");
+    assert!(Path::new(&path).exists());
+    let _ns = Netns::new("sweeper");
+    assert!(!Path::new(&path).exists(), "stale namespace not swept");
+}
