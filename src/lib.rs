@@ -5,8 +5,12 @@
 //! [`tcp`] (sans-IO TCP connections), [`wire`] (packet formats) and [`link`]
 //! (TUN device, in-memory pair, fault injection, pcap).
 
+pub mod api;
 pub mod error;
+pub mod ffi;
 pub mod link;
+pub mod log;
+pub mod runtime;
 pub mod stack;
 pub mod tcp;
 pub mod time;

@@ -148,6 +148,7 @@ impl Stack {
     pub fn socket_tcp(&mut self) -> SocketId {
         let options = SocketOptions {
             reuse_addr: false,
+            keep_alive: false,
             nodelay: self.cfg.tcp.nodelay,
             recv_buffer: self.cfg.tcp.recv_buffer,
             send_buffer: self.cfg.tcp.send_buffer,
@@ -239,6 +240,15 @@ impl Stack {
         let sock = self.sock(id)?;
         match &sock.kind {
             SocketKind::Listener(_) => return Err(Error::Invalid),
+            SocketKind::Conn(t)
+                if t.state() == State::Closed
+                    && t.peek_error().is_none()
+                    && sock.key.is_none()
+                    && t.is_finished()
+                    && !t.is_passive() =>
+            {
+                // A failed connect leaves the socket unconnected: it may try again.
+            }
             SocketKind::Conn(t) => {
                 return Err(match t.state() {
                     State::SynSent | State::SynReceived => Error::Already,
@@ -638,6 +648,11 @@ impl Stack {
             self.after_inner(now, id, false);
         }
         None
+    }
+
+    /// True when something waits to be sent (so the I/O thread must run).
+    pub fn has_pending_output(&self) -> bool {
+        !self.tx_queue.is_empty() || !self.control.is_empty()
     }
 
     /// The earliest moment `on_timer` has work.

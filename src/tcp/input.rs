@@ -95,6 +95,14 @@ impl Tcb {
                 self.ack_now = true;
                 return;
             }
+            if self.state.is_synchronized() {
+                // A duplicate of the SYN that opened the connection: its
+                // SYN|ACK again because our ACK was lost, or an old SYN.
+                // Either way it is answered (RFC 9293, 3.10.7.4: any SYN
+                // in a synchronized state gets an ACK), or a peer stuck in
+                // SYN-RECEIVED would retransmit until it gives up.
+                self.ack_now = true;
+            }
         }
         let mut payload = seg.payload;
         let seg_len = payload.len() as u32 + f.contains(TcpFlags::FIN) as u32;
@@ -117,6 +125,12 @@ impl Tcb {
         if !acceptable {
             // A zero window still takes ACKs and RSTs at RCV.NXT.
             if wnd == 0 && seq_start == self.rcv_nxt {
+                // Its data and FIN are not taken, so they are not acceptable
+                // and get an ACK (RFC 9293, 3.10.7.4): this answers the
+                // peer's zero-window probes with our window.
+                if seg_len > 0 {
+                    self.ack_now = true;
+                }
                 payload = &[];
                 f = TcpFlags(f.bits() & !TcpFlags::FIN.bits());
             } else {
@@ -194,6 +208,8 @@ impl Tcb {
             self.ack_now = true;
             return;
         }
+        // The peer is alive: its window may stay shut for as long as it likes.
+        self.persist_probes = 0;
         let window = (seg.window as u32) << self.snd_wscale;
         if seq::gt(seg.ack, self.snd_una) {
             self.on_new_ack(now, seg, seg.ack);

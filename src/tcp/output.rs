@@ -114,10 +114,21 @@ impl Tcb {
                 // One byte past the closed window makes the peer answer
                 // with its current window (RFC 9293, 3.8.6.1).
                 let start = self.snd_una.max_seq(data_seq);
+                let (snd_nxt, rto_deadline, rtt_probe) =
+                    (self.snd_nxt, self.rto_deadline, self.rtt_probe);
                 let n = self.emit_range(now, buf, start, data_seq, 1, false);
                 if seq::lt(self.snd_max, start.wrapping_add(1)) {
                     self.snd_max = start.wrapping_add(1);
                 }
+                // The probe is not data in flight: SND.NXT stays, so the byte
+                // goes again with the rest once the window opens (SND.MAX
+                // covers it should the peer take it), no RTT is timed on it,
+                // and the persist timer, not the RTO, repeats it with backoff
+                // for as long as the window stays shut.
+                self.snd_nxt = snd_nxt;
+                self.rto_deadline = rto_deadline;
+                self.rtt_probe = rtt_probe;
+                self.arm_persist(now);
                 return Some(n);
             }
         }
@@ -145,8 +156,7 @@ impl Tcb {
                 && self.persist_deadline.is_none()
                 && self.rto_deadline.is_none()
             {
-                let backoff = self.rtt.rto() * (1u32 << self.persist_backoff.min(6));
-                self.persist_deadline = Some(now + backoff.min(self.cfg.max_rto));
+                self.arm_persist(now);
             }
             return None;
         }
@@ -163,6 +173,12 @@ impl Tcb {
         }
         let start = self.snd_nxt;
         Some(self.emit_range(now, buf, start, data_seq, len, fin))
+    }
+
+    /// Starts the persist timer: the RTO, doubled for each probe already sent.
+    fn arm_persist(&mut self, now: Instant) {
+        let backoff = self.rtt.rto() * (1u32 << self.persist_backoff.min(6));
+        self.persist_deadline = Some(now + backoff.min(self.cfg.max_rto));
     }
 
     /// Sends `len` bytes from sequence `start` (plus FIN) and does the

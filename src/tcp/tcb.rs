@@ -84,6 +84,8 @@ pub struct Tcb {
     pub(super) persist_deadline: Option<Instant>,
     pub(super) persist_backoff: u32,
     pub(super) persist_probe: bool,
+    /// Zero-window probes sent since the peer last sent an acceptable ACK.
+    pub(super) persist_probes: u32,
     pub(super) time_wait_deadline: Option<Instant>,
     pub(super) fin_wait2_deadline: Option<Instant>,
     pub(super) fast_retransmit: bool,
@@ -148,6 +150,7 @@ impl Tcb {
             persist_deadline: None,
             persist_backoff: 0,
             persist_probe: false,
+            persist_probes: 0,
             time_wait_deadline: None,
             fin_wait2_deadline: None,
             fast_retransmit: false,

@@ -32,8 +32,16 @@ impl Tcb {
         }
         if self.persist_deadline.is_some_and(|d| d <= now) {
             self.persist_deadline = None;
-            self.persist_probe = true;
             self.persist_backoff = (self.persist_backoff + 1).min(16);
+            // A peer that answers keeps the connection alive however long
+            // its window stays shut; one that stops answering is given up
+            // on like unacknowledged data.
+            self.persist_probes += 1;
+            if self.persist_probes > self.cfg.retries {
+                self.fail(Error::TimedOut);
+                return;
+            }
+            self.persist_probe = true;
         }
     }
 
@@ -63,6 +71,13 @@ impl Tcb {
         // Go back N: everything after SND.UNA is sent again, window permitting.
         self.snd_nxt = self.snd_una;
         self.fast_retransmit = false;
+        let data_end = self.data_seq().wrapping_add(self.send_buf.len() as u32);
+        if self.snd_wnd == 0 && self.state.is_synchronized() && seq::lt(self.snd_una, data_end) {
+            // The peer shrank its window to nothing: no retransmission
+            // fits, so the persist timer takes over and probes it.
+            self.rto_deadline = None;
+            return;
+        }
         self.rto_deadline = Some(now + self.rtt.rto());
     }
 }

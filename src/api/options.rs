@@ -1,0 +1,150 @@
+//! Socket options: the ones the stack itself handles.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::fd_table::FdEntry;
+use super::Sockets;
+use crate::error::{Error, Result};
+
+/// Smallest buffer sizes Linux allows (SOCK_MIN_RCVBUF / SOCK_MIN_SNDBUF).
+const MIN_RCVBUF: usize = 2304;
+const MIN_SNDBUF: usize = 4608;
+/// Largest buffer we accept (Linux's default rmem_max/wmem_max are smaller;
+/// a user-space stack can afford more).
+const MAX_BUF: usize = 64 << 20;
+
+/// An option and its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockOpt {
+    /// SO_REUSEADDR.
+    ReuseAddr(bool),
+    /// SO_KEEPALIVE (accepted and reported; probes are not sent yet).
+    KeepAlive(bool),
+    /// SO_RCVBUF: like Linux, the value set is doubled.
+    RecvBuffer(usize),
+    /// SO_SNDBUF: like Linux, the value set is doubled.
+    SendBuffer(usize),
+    /// SO_RCVTIMEO (None = block forever).
+    RecvTimeout(Option<Duration>),
+    /// SO_SNDTIMEO (None = block forever).
+    SendTimeout(Option<Duration>),
+    /// TCP_NODELAY.
+    NoDelay(bool),
+    /// SO_ERROR (read-only; reading clears it), as an errno value.
+    Error(i32),
+    /// SO_TYPE (read-only).
+    Type(i32),
+    /// SO_ACCEPTCONN (read-only).
+    AcceptConn(bool),
+    /// TCP_MAXSEG (read-only here): the MSS in use.
+    MaxSeg(usize),
+}
+
+/// Which option to read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SockOptName {
+    /// SO_REUSEADDR.
+    ReuseAddr,
+    /// SO_KEEPALIVE.
+    KeepAlive,
+    /// SO_RCVBUF.
+    RecvBuffer,
+    /// SO_SNDBUF.
+    SendBuffer,
+    /// SO_RCVTIMEO.
+    RecvTimeout,
+    /// SO_SNDTIMEO.
+    SendTimeout,
+    /// TCP_NODELAY.
+    NoDelay,
+    /// SO_ERROR.
+    Error,
+    /// SO_TYPE.
+    Type,
+    /// SO_ACCEPTCONN.
+    AcceptConn,
+    /// TCP_MAXSEG.
+    MaxSeg,
+}
+
+fn micros(t: Option<Duration>) -> u64 {
+    t.map(|d| d.as_micros().clamp(1, u64::MAX as u128) as u64)
+        .unwrap_or(0)
+}
+
+impl Sockets {
+    /// setsockopt().
+    pub fn set_option(&self, fd: i32, opt: SockOpt) -> Result<()> {
+        let e = self.fds.get(fd)?;
+        let set_timeout = |slot: &std::sync::atomic::AtomicU64, t| {
+            slot.store(micros(t), Ordering::Release);
+            Ok(())
+        };
+        match opt {
+            SockOpt::RecvTimeout(t) => return set_timeout(&e.recv_timeout, t),
+            SockOpt::SendTimeout(t) => return set_timeout(&e.send_timeout, t),
+            SockOpt::Error(_) | SockOpt::Type(_) | SockOpt::AcceptConn(_) | SockOpt::MaxSeg(_) => {
+                return Err(Error::NoProtocolOption)
+            }
+            _ => {}
+        }
+        let mut inner = self.lock();
+        let now = self.shared.now();
+        inner.stack.set_options(now, e.id, |o| match opt {
+            SockOpt::ReuseAddr(v) => o.reuse_addr = v,
+            SockOpt::KeepAlive(v) => o.keep_alive = v,
+            SockOpt::NoDelay(v) => o.nodelay = v,
+            SockOpt::RecvBuffer(v) => {
+                o.recv_buffer = v.saturating_mul(2).clamp(MIN_RCVBUF, MAX_BUF)
+            }
+            SockOpt::SendBuffer(v) => {
+                o.send_buffer = v.saturating_mul(2).clamp(MIN_SNDBUF, MAX_BUF)
+            }
+            _ => {}
+        })?;
+        self.finish(inner);
+        Ok(())
+    }
+
+    /// getsockopt().
+    pub fn get_option(&self, fd: i32, name: SockOptName) -> Result<SockOpt> {
+        let e: std::sync::Arc<FdEntry> = self.fds.get(fd)?;
+        match name {
+            SockOptName::RecvTimeout => {
+                return Ok(SockOpt::RecvTimeout(FdEntry::timeout(&e.recv_timeout)))
+            }
+            SockOptName::SendTimeout => {
+                return Ok(SockOpt::SendTimeout(FdEntry::timeout(&e.send_timeout)))
+            }
+            SockOptName::Type => return Ok(SockOpt::Type(libc::SOCK_STREAM)),
+            _ => {}
+        }
+        let mut inner = self.lock();
+        if name == SockOptName::Error {
+            let err = inner.stack.take_error(e.id)?;
+            return Ok(SockOpt::Error(err.map(|e| e.errno()).unwrap_or(0)));
+        }
+        if name == SockOptName::AcceptConn {
+            let listening = inner.stack.state(e.id)? == crate::tcp::State::Listen;
+            return Ok(SockOpt::AcceptConn(listening));
+        }
+        if name == SockOptName::MaxSeg {
+            let mss = inner
+                .stack
+                .tcb(e.id)
+                .map(|t| t.send_mss())
+                .unwrap_or(inner.stack.config().tcp.mss as usize);
+            return Ok(SockOpt::MaxSeg(mss));
+        }
+        let o = inner.stack.options(e.id)?;
+        Ok(match name {
+            SockOptName::ReuseAddr => SockOpt::ReuseAddr(o.reuse_addr),
+            SockOptName::KeepAlive => SockOpt::KeepAlive(o.keep_alive),
+            SockOptName::NoDelay => SockOpt::NoDelay(o.nodelay),
+            SockOptName::RecvBuffer => SockOpt::RecvBuffer(o.recv_buffer),
+            SockOptName::SendBuffer => SockOpt::SendBuffer(o.send_buffer),
+            _ => return Err(Error::NoProtocolOption),
+        })
+    }
+}

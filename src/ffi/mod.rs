@@ -1,0 +1,517 @@
+//! The C ABI: `rs_*` calls with the arguments, return values and errno of
+//! the libc calls of the same names. `build.rs` turns this file's
+//! signatures into `include/rstcp.h`.
+
+mod guard;
+mod sockaddr;
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::time::Duration;
+
+use crate::api::options::SockOptName;
+use crate::api::{self, MsgFlags, PollFd, Shutdown, SockOpt};
+use crate::error::{Error, Result};
+use crate::runtime::config::parse_cidr;
+use crate::runtime::RuntimeConfig;
+use guard::call;
+
+/// Flags socket() accepts besides the type.
+const TYPE_FLAGS: c_int = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+
+fn opt_str(p: *const c_char) -> Result<Option<String>> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: the caller passes a NUL-terminated string or NULL.
+    let s = unsafe { CStr::from_ptr(p) };
+    Ok(Some(s.to_str().map_err(|_| Error::Invalid)?.to_owned()))
+}
+
+/// Configures the stack before first use: TUN device name, own address
+/// with prefix ("10.77.0.2/24") and the kernel side's address; NULL means
+/// the environment's value or the default. Returns 0, or -1 with errno
+/// (EALREADY once the stack runs, EINVAL for malformed values, ENODEV /
+/// EPERM when the device cannot be opened).
+#[no_mangle]
+pub extern "C" fn rs_init(
+    tun_name: *const c_char,
+    addr_cidr: *const c_char,
+    peer_addr: *const c_char,
+) -> c_int {
+    call("rs_init", || {
+        let mut cfg = RuntimeConfig::from_env()?;
+        if let Some(t) = opt_str(tun_name)? {
+            if t.is_empty() || t.len() > 15 {
+                return Err(Error::Invalid);
+            }
+            cfg.tun = t;
+        }
+        if let Some(a) = opt_str(addr_cidr)? {
+            (cfg.addr, cfg.prefix_len) = parse_cidr(&a)?;
+        }
+        if let Some(p) = opt_str(peer_addr)? {
+            cfg.peer = Some(p.parse().map_err(|_| Error::Invalid)?);
+        }
+        api::init(cfg)?;
+        Ok(0)
+    })
+}
+
+/// socket(2): AF_INET + SOCK_STREAM (with SOCK_NONBLOCK / SOCK_CLOEXEC).
+#[no_mangle]
+pub extern "C" fn rs_socket(domain: c_int, kind: c_int, protocol: c_int) -> c_int {
+    call("rs_socket", || {
+        if domain != libc::AF_INET {
+            return Err(Error::AddressFamily);
+        }
+        if kind & !(0xf | TYPE_FLAGS) != 0 {
+            return Err(Error::Invalid);
+        }
+        if kind & 0xf != libc::SOCK_STREAM {
+            return Err(Error::ProtocolNotSupported);
+        }
+        if protocol != 0 && protocol != libc::IPPROTO_TCP {
+            return Err(Error::ProtocolNotSupported);
+        }
+        api::global()?.socket(kind & libc::SOCK_NONBLOCK != 0, None)
+    })
+}
+
+/// bind(2).
+///
+/// # Safety
+/// `addr` must be NULL or point to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rs_bind(
+    fd: c_int,
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+) -> c_int {
+    call("rs_bind", || {
+        let s = api::global()?;
+        // SAFETY: per this function's contract.
+        let a = unsafe { sockaddr::read(addr, len) }?;
+        s.bind(fd, a).map(|_| 0)
+    })
+}
+
+/// listen(2).
+#[no_mangle]
+pub extern "C" fn rs_listen(fd: c_int, backlog: c_int) -> c_int {
+    call("rs_listen", || {
+        api::global()?.listen(fd, backlog).map(|_| 0)
+    })
+}
+
+/// accept(2).
+///
+/// # Safety
+/// `addr` must be NULL or writable for `*len` bytes; `len` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn rs_accept(
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+) -> c_int {
+    // SAFETY: same contract.
+    unsafe { rs_accept4(fd, addr, len, 0) }
+}
+
+/// accept4(2): `flags` may hold SOCK_NONBLOCK and SOCK_CLOEXEC.
+///
+/// # Safety
+/// `addr` must be NULL or writable for `*len` bytes; `len` NULL or valid.
+#[no_mangle]
+pub unsafe extern "C" fn rs_accept4(
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+    flags: c_int,
+) -> c_int {
+    call("rs_accept4", || {
+        let s = api::global()?;
+        if flags & !TYPE_FLAGS != 0 {
+            return Err(Error::Invalid);
+        }
+        if !addr.is_null() && len.is_null() {
+            return Err(Error::Fault);
+        }
+        let (nfd, peer) = s.accept(fd, flags & libc::SOCK_NONBLOCK != 0, None)?;
+        // SAFETY: per this function's contract.
+        if let Err(e) = unsafe { sockaddr::write(peer, addr, len) } {
+            let _ = s.close(nfd);
+            return Err(e);
+        }
+        Ok(nfd)
+    })
+}
+
+/// connect(2): EINPROGRESS for non-blocking sockets; completion shows as
+/// POLLOUT (or POLLERR) and in SO_ERROR.
+///
+/// # Safety
+/// `addr` must be NULL or point to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rs_connect(
+    fd: c_int,
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+) -> c_int {
+    call("rs_connect", || {
+        let s = api::global()?;
+        // SAFETY: per this function's contract.
+        let a = unsafe { sockaddr::read(addr, len) }?;
+        s.connect(fd, a).map(|_| 0)
+    })
+}
+
+fn raise_sigpipe(e: Error, flags: c_int) -> Error {
+    if e == Error::BrokenPipe && flags & libc::MSG_NOSIGNAL == 0 {
+        // SAFETY: raising a signal in our own process, as the kernel would.
+        unsafe {
+            libc::raise(libc::SIGPIPE);
+        }
+    }
+    e
+}
+
+/// send(2): MSG_DONTWAIT and MSG_NOSIGNAL honoured; EPIPE raises SIGPIPE
+/// unless MSG_NOSIGNAL, as the kernel does.
+///
+/// # Safety
+/// `buf` must be NULL or point to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rs_send(
+    fd: c_int,
+    buf: *const c_void,
+    len: usize,
+    flags: c_int,
+) -> libc::ssize_t {
+    call("rs_send", || {
+        let s = api::global()?;
+        if flags & libc::MSG_OOB != 0 {
+            return Err(Error::OperationNotSupported);
+        }
+        if len == 0 {
+            s.send(fd, &[], MsgFlags::default())?;
+            return Ok(0);
+        }
+        if buf.is_null() {
+            return Err(Error::Fault);
+        }
+        // SAFETY: non-null, and the caller promises len readable bytes.
+        let data =
+            unsafe { std::slice::from_raw_parts(buf as *const u8, len.min(isize::MAX as usize)) };
+        let f = MsgFlags {
+            dont_wait: flags & libc::MSG_DONTWAIT != 0,
+            ..MsgFlags::default()
+        };
+        s.send(fd, data, f)
+            .map(|n| n as libc::ssize_t)
+            .map_err(|e| raise_sigpipe(e, flags))
+    })
+}
+
+/// recv(2): MSG_PEEK, MSG_DONTWAIT and MSG_WAITALL honoured; 0 at end of stream.
+///
+/// # Safety
+/// `buf` must be NULL or point to `len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rs_recv(
+    fd: c_int,
+    buf: *mut c_void,
+    len: usize,
+    flags: c_int,
+) -> libc::ssize_t {
+    call("rs_recv", || {
+        let s = api::global()?;
+        if flags & libc::MSG_OOB != 0 {
+            return Err(Error::Invalid);
+        }
+        let f = MsgFlags {
+            dont_wait: flags & libc::MSG_DONTWAIT != 0,
+            peek: flags & libc::MSG_PEEK != 0,
+            wait_all: flags & libc::MSG_WAITALL != 0,
+        };
+        if len == 0 {
+            return s.recv(fd, &mut [], f).map(|n| n as libc::ssize_t);
+        }
+        if buf.is_null() {
+            return Err(Error::Fault);
+        }
+        // SAFETY: non-null, and the caller promises len writable bytes.
+        let out =
+            unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, len.min(isize::MAX as usize)) };
+        s.recv(fd, out, f).map(|n| n as libc::ssize_t)
+    })
+}
+
+/// close(2): a connection closes in the background (FIN, TIME-WAIT).
+#[no_mangle]
+pub extern "C" fn rs_close(fd: c_int) -> c_int {
+    call("rs_close", || api::global()?.close(fd).map(|_| 0))
+}
+
+/// shutdown(2): SHUT_RD, SHUT_WR (sends FIN) or SHUT_RDWR.
+#[no_mangle]
+pub extern "C" fn rs_shutdown(fd: c_int, how: c_int) -> c_int {
+    call("rs_shutdown", || {
+        let s = api::global()?;
+        let how = match how {
+            libc::SHUT_RD => Shutdown::Read,
+            libc::SHUT_WR => Shutdown::Write,
+            libc::SHUT_RDWR => Shutdown::Both,
+            _ => return Err(Error::Invalid),
+        };
+        s.shutdown(fd, how).map(|_| 0)
+    })
+}
+
+/// getsockname(2).
+///
+/// # Safety
+/// `addr` must be writable for `*len` bytes; `len` must be valid.
+#[no_mangle]
+pub unsafe extern "C" fn rs_getsockname(
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+) -> c_int {
+    call("rs_getsockname", || {
+        let s = api::global()?;
+        let a = s.local_addr(fd)?;
+        if addr.is_null() || len.is_null() {
+            return Err(Error::Fault);
+        }
+        // SAFETY: per this function's contract.
+        unsafe { sockaddr::write(a, addr, len) }.map(|_| 0)
+    })
+}
+
+/// getpeername(2).
+///
+/// # Safety
+/// `addr` must be writable for `*len` bytes; `len` must be valid.
+#[no_mangle]
+pub unsafe extern "C" fn rs_getpeername(
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+) -> c_int {
+    call("rs_getpeername", || {
+        let s = api::global()?;
+        let a = s.peer_addr(fd)?;
+        if addr.is_null() || len.is_null() {
+            return Err(Error::Fault);
+        }
+        // SAFETY: per this function's contract.
+        unsafe { sockaddr::write(a, addr, len) }.map(|_| 0)
+    })
+}
+
+fn option_name(level: c_int, name: c_int) -> Result<SockOptName> {
+    Ok(match (level, name) {
+        (libc::SOL_SOCKET, libc::SO_REUSEADDR) => SockOptName::ReuseAddr,
+        (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => SockOptName::KeepAlive,
+        (libc::SOL_SOCKET, libc::SO_RCVBUF) => SockOptName::RecvBuffer,
+        (libc::SOL_SOCKET, libc::SO_SNDBUF) => SockOptName::SendBuffer,
+        (libc::SOL_SOCKET, libc::SO_RCVTIMEO) => SockOptName::RecvTimeout,
+        (libc::SOL_SOCKET, libc::SO_SNDTIMEO) => SockOptName::SendTimeout,
+        (libc::SOL_SOCKET, libc::SO_ERROR) => SockOptName::Error,
+        (libc::SOL_SOCKET, libc::SO_TYPE) => SockOptName::Type,
+        (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => SockOptName::AcceptConn,
+        (libc::IPPROTO_TCP, libc::TCP_NODELAY) => SockOptName::NoDelay,
+        (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => SockOptName::MaxSeg,
+        _ => return Err(Error::NoProtocolOption),
+    })
+}
+
+/// setsockopt(2): SO_REUSEADDR, SO_KEEPALIVE, SO_RCVBUF, SO_SNDBUF,
+/// SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY; others give ENOPROTOOPT.
+///
+/// # Safety
+/// `val` must be NULL or point to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn rs_setsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *const c_void,
+    len: libc::socklen_t,
+) -> c_int {
+    call("rs_setsockopt", || {
+        let s = api::global()?;
+        s.local_addr(fd)?; // EBADF before anything else, as the kernel checks
+        let which = option_name(level, name)?;
+        if val.is_null() {
+            return Err(Error::Fault);
+        }
+        let opt = match which {
+            SockOptName::RecvTimeout | SockOptName::SendTimeout => {
+                if (len as usize) < std::mem::size_of::<libc::timeval>() {
+                    return Err(Error::Invalid);
+                }
+                // SAFETY: len covers a timeval.
+                let tv = unsafe { std::ptr::read_unaligned(val as *const libc::timeval) };
+                if tv.tv_sec < 0 || !(0..1_000_000).contains(&tv.tv_usec) {
+                    return Err(Error::Invalid);
+                }
+                let d = Duration::from_secs(tv.tv_sec as u64)
+                    + Duration::from_micros(tv.tv_usec as u64);
+                let d = (!d.is_zero()).then_some(d);
+                if which == SockOptName::RecvTimeout {
+                    SockOpt::RecvTimeout(d)
+                } else {
+                    SockOpt::SendTimeout(d)
+                }
+            }
+            _ => {
+                if (len as usize) < std::mem::size_of::<c_int>() {
+                    return Err(Error::Invalid);
+                }
+                // SAFETY: len covers an int.
+                let v = unsafe { std::ptr::read_unaligned(val as *const c_int) };
+                match which {
+                    SockOptName::ReuseAddr => SockOpt::ReuseAddr(v != 0),
+                    SockOptName::KeepAlive => SockOpt::KeepAlive(v != 0),
+                    SockOptName::NoDelay => SockOpt::NoDelay(v != 0),
+                    SockOptName::RecvBuffer => SockOpt::RecvBuffer(v.max(0) as usize),
+                    SockOptName::SendBuffer => SockOpt::SendBuffer(v.max(0) as usize),
+                    _ => return Err(Error::NoProtocolOption),
+                }
+            }
+        };
+        s.set_option(fd, opt).map(|_| 0)
+    })
+}
+
+/// getsockopt(2): the options of rs_setsockopt plus SO_ERROR (read and
+/// clear), SO_TYPE, SO_ACCEPTCONN and TCP_MAXSEG.
+///
+/// # Safety
+/// `val` must be writable for `*len` bytes; `len` must be valid.
+#[no_mangle]
+pub unsafe extern "C" fn rs_getsockopt(
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *mut c_void,
+    len: *mut libc::socklen_t,
+) -> c_int {
+    call("rs_getsockopt", || {
+        let s = api::global()?;
+        s.local_addr(fd)?;
+        let which = option_name(level, name)?;
+        if val.is_null() || len.is_null() {
+            return Err(Error::Fault);
+        }
+        // SAFETY: len is non-null and valid per the contract.
+        let room = unsafe { *len } as i32;
+        if room < 0 {
+            return Err(Error::Invalid);
+        }
+        let int = |v: c_int| -> Result<c_int> {
+            let n = (room as usize).min(std::mem::size_of::<c_int>());
+            // SAFETY: writing n <= *len bytes to the caller's buffer.
+            unsafe {
+                std::ptr::copy_nonoverlapping(&v as *const c_int as *const u8, val as *mut u8, n);
+                *len = n as libc::socklen_t;
+            }
+            Ok(0)
+        };
+        let timeval = |d: Option<Duration>| -> Result<c_int> {
+            let d = d.unwrap_or_default();
+            let tv = libc::timeval {
+                tv_sec: d.as_secs() as libc::time_t,
+                tv_usec: d.subsec_micros() as libc::suseconds_t,
+            };
+            let n = (room as usize).min(std::mem::size_of::<libc::timeval>());
+            // SAFETY: writing n <= *len bytes to the caller's buffer.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    &tv as *const libc::timeval as *const u8,
+                    val as *mut u8,
+                    n,
+                );
+                *len = n as libc::socklen_t;
+            }
+            Ok(0)
+        };
+        match s.get_option(fd, which)? {
+            SockOpt::ReuseAddr(b)
+            | SockOpt::KeepAlive(b)
+            | SockOpt::NoDelay(b)
+            | SockOpt::AcceptConn(b) => int(b as c_int),
+            SockOpt::RecvBuffer(n) | SockOpt::SendBuffer(n) | SockOpt::MaxSeg(n) => {
+                int(n.min(c_int::MAX as usize) as c_int)
+            }
+            SockOpt::Error(e) | SockOpt::Type(e) => int(e),
+            SockOpt::RecvTimeout(d) | SockOpt::SendTimeout(d) => timeval(d),
+        }
+    })
+}
+
+/// fcntl(2) for F_GETFL / F_SETFL (O_NONBLOCK) and F_GETFD / F_SETFD.
+#[no_mangle]
+pub extern "C" fn rs_fcntl(fd: c_int, cmd: c_int, arg: c_int) -> c_int {
+    call("rs_fcntl", || {
+        let s = api::global()?;
+        match cmd {
+            libc::F_GETFL => Ok(libc::O_RDWR
+                | if s.nonblocking(fd)? {
+                    libc::O_NONBLOCK
+                } else {
+                    0
+                }),
+            libc::F_SETFL => s
+                .set_nonblocking(fd, arg & libc::O_NONBLOCK != 0)
+                .map(|_| 0),
+            libc::F_GETFD | libc::F_SETFD => s.nonblocking(fd).map(|_| 0),
+            _ => {
+                s.nonblocking(fd)?;
+                Err(Error::Invalid)
+            }
+        }
+    })
+}
+
+/// poll(2) over rstcp descriptors (unknown ones report POLLNVAL).
+///
+/// # Safety
+/// `fds` must be NULL (with `n` = 0) or point to `n` pollfd structs.
+#[no_mangle]
+pub unsafe extern "C" fn rs_poll(
+    fds: *mut libc::pollfd,
+    n: libc::nfds_t,
+    timeout_ms: c_int,
+) -> c_int {
+    call("rs_poll", || {
+        let s = api::global()?;
+        if n > 65536 {
+            return Err(Error::Invalid);
+        }
+        if fds.is_null() && n > 0 {
+            return Err(Error::Fault);
+        }
+        let raw: &mut [libc::pollfd] = if n == 0 {
+            &mut []
+        } else {
+            // SAFETY: non-null and n entries per the contract.
+            unsafe { std::slice::from_raw_parts_mut(fds, n as usize) }
+        };
+        let mut set: Vec<PollFd> = raw
+            .iter()
+            .map(|p| PollFd {
+                fd: p.fd,
+                events: p.events,
+                revents: 0,
+            })
+            .collect();
+        let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
+        let ready = s.poll(&mut set, timeout)?;
+        for (r, p) in raw.iter_mut().zip(set.iter()) {
+            r.revents = p.revents;
+        }
+        Ok(ready as c_int)
+    })
+}

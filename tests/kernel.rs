@@ -1,0 +1,377 @@
+//! rstcp against the Linux kernel: each test makes its own network
+//! namespace, the TUN device inside it, and kernel-side peers there.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Shutdown as NetShutdown, SocketAddrV4, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::Netns;
+use rstcp::api::{MsgFlags, Shutdown, Sockets};
+use rstcp::runtime::RuntimeConfig;
+use rstcp::tcp::State;
+use rstcp::Error;
+
+const OURS: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+
+fn setup(tag: &str) -> (Netns, Arc<Sockets>) {
+    let ns = Netns::new(tag);
+    ns.enter();
+    let cfg = RuntimeConfig {
+        tun: ns.dev_name(),
+        addr: OURS,
+        prefix_len: 24,
+        msl: Duration::from_millis(500),
+        ..RuntimeConfig::default()
+    };
+    let s = Sockets::start(&cfg).expect("start rstcp on a TUN device in the namespace");
+    (ns, Arc::new(s))
+}
+
+/// A deterministic byte stream both ends can generate.
+struct Stream(u64);
+
+impl Stream {
+    fn fill(&mut self, out: &mut [u8]) {
+        for b in out {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            *b = self.0 as u8;
+        }
+    }
+}
+
+fn send_all(s: &Sockets, fd: i32, mut data: &[u8]) {
+    while !data.is_empty() {
+        let n = s.send(fd, data, MsgFlags::default()).expect("send");
+        data = &data[n..];
+    }
+}
+
+/// Sends `total` bytes of stream `seed` on an rstcp descriptor.
+fn send_stream(s: &Sockets, fd: i32, total: usize, seed: u64) {
+    let mut gen = Stream(seed);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(buf.len());
+        gen.fill(&mut buf[..n]);
+        send_all(s, fd, &buf[..n]);
+        left -= n;
+    }
+}
+
+/// Reads an rstcp descriptor to EOF, checking it is exactly stream `seed`.
+fn recv_stream(s: &Sockets, fd: i32, seed: u64) -> usize {
+    let mut check = Stream(seed);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut want = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    loop {
+        let n = s.recv(fd, &mut buf, MsgFlags::default()).expect("recv");
+        if n == 0 {
+            return total;
+        }
+        check.fill(&mut want[..n]);
+        assert!(buf[..n] == want[..n], "payload differs near byte {total}");
+        total += n;
+    }
+}
+
+fn kernel_send_stream(k: &mut TcpStream, total: usize, seed: u64) {
+    let mut gen = Stream(seed);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut left = total;
+    while left > 0 {
+        let n = left.min(buf.len());
+        gen.fill(&mut buf[..n]);
+        k.write_all(&buf[..n]).expect("kernel write");
+        left -= n;
+    }
+}
+
+fn kernel_recv_stream(k: &mut TcpStream, seed: u64) -> usize {
+    let mut check = Stream(seed);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut want = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    loop {
+        let n = k.read(&mut buf).expect("kernel read");
+        if n == 0 {
+            return total;
+        }
+        check.fill(&mut want[..n]);
+        assert!(buf[..n] == want[..n], "payload differs near byte {total}");
+        total += n;
+    }
+}
+
+fn listen(s: &Sockets, port: u16, backlog: i32) -> i32 {
+    let l = s.socket(false, None).unwrap();
+    s.bind(l, SocketAddrV4::new(OURS, port)).unwrap();
+    s.listen(l, backlog).unwrap();
+    l
+}
+
+#[test]
+fn kernel_client_to_our_server_echo() {
+    let (_ns, s) = setup("echo");
+    let l = listen(&s, 7000, 16);
+    let kernel = std::thread::spawn(|| {
+        let mut k = TcpStream::connect((OURS, 7000)).expect("kernel connect");
+        let mut r = k.try_clone().unwrap();
+        let reader = std::thread::spawn(move || kernel_recv_stream(&mut r, 11));
+        kernel_send_stream(&mut k, 3 << 20, 11);
+        k.shutdown(NetShutdown::Write).unwrap();
+        reader.join().unwrap()
+    });
+    let (c, peer) = s.accept(l, false, None).unwrap();
+    assert_eq!(*peer.ip(), KERNEL);
+    assert_eq!(s.local_addr(c).unwrap(), SocketAddrV4::new(OURS, 7000));
+    let mut buf = vec![0u8; 32 * 1024];
+    loop {
+        let n = s.recv(c, &mut buf, MsgFlags::default()).unwrap();
+        if n == 0 {
+            break;
+        }
+        send_all(&s, c, &buf[..n]);
+    }
+    s.close(c).unwrap();
+    assert_eq!(kernel.join().unwrap(), 3 << 20);
+}
+
+#[test]
+fn our_client_to_kernel_server() {
+    let (_ns, s) = setup("client");
+    let kl = TcpListener::bind((KERNEL, 7001)).unwrap();
+    let kernel = std::thread::spawn(move || {
+        let (mut k, peer) = kl.accept().unwrap();
+        assert_eq!(peer.ip(), std::net::IpAddr::V4(OURS));
+        let got = kernel_recv_stream(&mut k, 5);
+        kernel_send_stream(&mut k, 1 << 20, 6);
+        got
+    });
+    let c = s.socket(false, None).unwrap();
+    s.connect(c, SocketAddrV4::new(KERNEL, 7001)).unwrap();
+    assert_eq!(s.state(c).unwrap(), State::Established);
+    assert_eq!(s.peer_addr(c).unwrap(), SocketAddrV4::new(KERNEL, 7001));
+    let local = s.local_addr(c).unwrap();
+    assert!(
+        (32768..=60999).contains(&local.port()),
+        "ephemeral port {local}"
+    );
+    send_stream(&s, c, 2 << 20, 5);
+    s.shutdown(c, Shutdown::Write).unwrap();
+    assert_eq!(recv_stream(&s, c, 6), 1 << 20);
+    assert_eq!(kernel.join().unwrap(), 2 << 20);
+    s.close(c).unwrap();
+}
+
+#[test]
+fn hundred_concurrent_connections_both_ways() {
+    let (_ns, s) = setup("hundred");
+    let l = listen(&s, 7002, 128);
+    let server = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            let mut handlers = Vec::new();
+            for _ in 0..100 {
+                let (c, _) = s.accept(l, false, None).unwrap();
+                let s = s.clone();
+                handlers.push(std::thread::spawn(move || {
+                    let mut buf = [0u8; 8];
+                    let mut got = 0;
+                    while got < 8 {
+                        got += s.recv(c, &mut buf[got..], MsgFlags::default()).unwrap();
+                    }
+                    let seed = u64::from_le_bytes(buf);
+                    send_stream(&s, c, 100_000, seed);
+                    s.close(c).unwrap();
+                }));
+            }
+            for h in handlers {
+                h.join().unwrap();
+            }
+        })
+    };
+    let clients: Vec<_> = (0..100u64)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut k = TcpStream::connect((OURS, 7002)).expect("kernel connect");
+                k.write_all(&(1000 + i).to_le_bytes()).unwrap();
+                kernel_recv_stream(&mut k, 1000 + i)
+            })
+        })
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap(), 100_000);
+    }
+    server.join().unwrap();
+
+    // And 100 of ours to a kernel server at once.
+    let kl = TcpListener::bind((KERNEL, 7003)).unwrap();
+    let kernel = std::thread::spawn(move || {
+        let mut hs = Vec::new();
+        for _ in 0..100 {
+            let (mut k, _) = kl.accept().unwrap();
+            hs.push(std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                k.read_to_end(&mut buf).unwrap();
+                k.write_all(&buf).unwrap();
+            }));
+        }
+        for h in hs {
+            h.join().unwrap();
+        }
+    });
+    let ours: Vec<_> = (0..100u64)
+        .map(|i| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                let c = s.socket(false, None).unwrap();
+                s.connect(c, SocketAddrV4::new(KERNEL, 7003)).unwrap();
+                send_stream(&s, c, 50_000, 77 + i);
+                s.shutdown(c, Shutdown::Write).unwrap();
+                let n = recv_stream(&s, c, 77 + i);
+                s.close(c).unwrap();
+                n
+            })
+        })
+        .collect();
+    for c in ours {
+        assert_eq!(c.join().unwrap(), 50_000);
+    }
+    kernel.join().unwrap();
+}
+
+#[test]
+fn half_close_each_direction() {
+    let (_ns, s) = setup("half");
+    // We close our sending side first; the kernel still answers afterwards.
+    let kl = TcpListener::bind((KERNEL, 7004)).unwrap();
+    let kernel = std::thread::spawn(move || {
+        let (mut k, _) = kl.accept().unwrap();
+        let mut got = Vec::new();
+        k.read_to_end(&mut got).unwrap();
+        k.write_all(format!("got {} bytes", got.len()).as_bytes())
+            .unwrap();
+    });
+    let c = s.socket(false, None).unwrap();
+    s.connect(c, SocketAddrV4::new(KERNEL, 7004)).unwrap();
+    send_all(&s, c, &[7u8; 5000]);
+    s.shutdown(c, Shutdown::Write).unwrap();
+    assert_eq!(s.send(c, b"x", MsgFlags::default()), Err(Error::BrokenPipe));
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 100];
+    loop {
+        let n = s.recv(c, &mut buf, MsgFlags::default()).unwrap();
+        if n == 0 {
+            break;
+        }
+        reply.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(reply, b"got 5000 bytes");
+    kernel.join().unwrap();
+    // Both FINs are exchanged: we closed first, so we wait in TIME-WAIT (or are done).
+    let st = s.state(c).unwrap();
+    assert!(
+        matches!(st, State::TimeWait | State::FinWait2 | State::Closed),
+        "{st}"
+    );
+    s.close(c).unwrap();
+
+    // The kernel closes its sending side first; we still answer.
+    let l = listen(&s, 7005, 4);
+    let kernel = std::thread::spawn(move || {
+        let mut k = TcpStream::connect((OURS, 7005)).unwrap();
+        k.write_all(&[9u8; 3000]).unwrap();
+        k.shutdown(NetShutdown::Write).unwrap();
+        let mut reply = String::new();
+        k.read_to_string(&mut reply).unwrap();
+        reply
+    });
+    let (c, _) = s.accept(l, false, None).unwrap();
+    let mut total = 0;
+    loop {
+        let n = s.recv(c, &mut buf, MsgFlags::default()).unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    assert_eq!(s.state(c).unwrap(), State::CloseWait);
+    send_all(&s, c, format!("got {total} bytes").as_bytes());
+    s.close(c).unwrap();
+    assert_eq!(kernel.join().unwrap(), "got 3000 bytes");
+}
+
+#[test]
+fn refused_both_ways() {
+    let (_ns, s) = setup("refused");
+    let c = s.socket(false, None).unwrap();
+    assert_eq!(
+        s.connect(c, SocketAddrV4::new(KERNEL, 9)),
+        Err(Error::ConnectionRefused)
+    );
+    s.close(c).unwrap();
+    let e = TcpStream::connect_timeout(&(OURS, 9).into(), Duration::from_secs(5)).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+}
+
+#[test]
+fn ping_gets_echo_replies() {
+    let (ns, s) = setup("ping");
+    let out = ns.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.77.0.2"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("3 received"));
+    assert!(s.with_stack(|st| st.stats().echo_replies) >= 3);
+}
+
+#[test]
+fn backlog_full_drops_new_syns() {
+    let (_ns, s) = setup("backlog");
+    let l = listen(&s, 7006, 2);
+    // Nobody accepts: two handshakes complete, the third SYN is dropped.
+    let conns: Vec<_> = (0..2)
+        .map(|_| TcpStream::connect_timeout(&(OURS, 7006).into(), Duration::from_secs(3)).unwrap())
+        .collect();
+    let third = TcpStream::connect_timeout(&(OURS, 7006).into(), Duration::from_millis(700));
+    assert!(third.is_err(), "third connection should wait: backlog is 2");
+    assert!(s.with_stack(|st| st.stats().syn_dropped_backlog) >= 1);
+    drop(conns);
+    s.close(l).unwrap();
+}
+
+#[test]
+fn hundred_megabytes_each_way() {
+    let (_ns, s) = setup("bulk");
+    let total = 100usize << 20;
+    let l = listen(&s, 7007, 4);
+    let kernel = std::thread::spawn(move || {
+        let mut k = TcpStream::connect((OURS, 7007)).unwrap();
+        let t = Instant::now();
+        kernel_send_stream(&mut k, total, 3);
+        k.shutdown(NetShutdown::Write).unwrap();
+        let up = t.elapsed();
+        let t = Instant::now();
+        let n = kernel_recv_stream(&mut k, 4);
+        (n, up, t.elapsed())
+    });
+    let (c, _) = s.accept(l, false, None).unwrap();
+    assert_eq!(recv_stream(&s, c, 3), total);
+    send_stream(&s, c, total, 4);
+    s.close(c).unwrap();
+    let (n, up, down) = kernel.join().unwrap();
+    assert_eq!(n, total);
+    let mbps = |d: Duration| (total as f64 * 8.0 / d.as_secs_f64()) / 1e6;
+    eprintln!(
+        "100 MB kernel->rstcp in {:?} ({:.0} Mbit/s), rstcp->kernel in {:?} ({:.0} Mbit/s)",
+        up,
+        mbps(up),
+        down,
+        mbps(down)
+    );
+}
