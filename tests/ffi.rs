@@ -1,0 +1,573 @@
+//! The C ABI called the way C calls it: raw pointers, `sockaddr_in`,
+//! return values and errno — good input and bad. One process-wide stack
+//! (as a C program has), in a namespace made for this run.
+
+mod common;
+
+use std::ffi::c_void;
+use std::io::{Read, Write};
+use std::mem::size_of;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::ptr::{null, null_mut};
+use std::time::{Duration, Instant};
+
+use common::Netns;
+use libc::{sockaddr, sockaddr_in, socklen_t};
+use rstcp::ffi::*;
+
+const OURS: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Asserts a call failed with -1 and the given errno.
+macro_rules! fails {
+    ($call:expr, $errno:expr) => {{
+        let r = $call;
+        let e = errno();
+        assert_eq!(r as i64, -1, "{} should fail", stringify!($call));
+        assert_eq!(
+            e,
+            $errno,
+            "{}: errno {} ({}), expected {}",
+            stringify!($call),
+            e,
+            std::io::Error::from_raw_os_error(e),
+            std::io::Error::from_raw_os_error($errno)
+        );
+    }};
+}
+
+fn sin(ip: Ipv4Addr, port: u16) -> sockaddr_in {
+    sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+const SIN_LEN: socklen_t = size_of::<sockaddr_in>() as socklen_t;
+
+fn sa(a: &sockaddr_in) -> *const sockaddr {
+    a as *const sockaddr_in as *const sockaddr
+}
+
+fn tcp_socket() -> i32 {
+    let fd = rs_socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+    assert!(fd >= 0, "rs_socket: errno {}", errno());
+    fd
+}
+
+fn connect_to(ip: Ipv4Addr, port: u16) -> i32 {
+    let fd = tcp_socket();
+    let a = sin(ip, port);
+    let r = unsafe { rs_connect(fd, sa(&a), SIN_LEN) };
+    assert_eq!(r, 0, "rs_connect: errno {}", errno());
+    fd
+}
+
+fn listener(port: u16) -> i32 {
+    let fd = tcp_socket();
+    let a = sin(OURS, port);
+    assert_eq!(
+        unsafe { rs_bind(fd, sa(&a), SIN_LEN) },
+        0,
+        "bind errno {}",
+        errno()
+    );
+    assert_eq!(rs_listen(fd, 8), 0);
+    fd
+}
+
+fn send(fd: i32, data: &[u8], flags: i32) -> isize {
+    unsafe { rs_send(fd, data.as_ptr() as *const c_void, data.len(), flags) }
+}
+
+fn recv(fd: i32, buf: &mut [u8], flags: i32) -> isize {
+    unsafe { rs_recv(fd, buf.as_mut_ptr() as *mut c_void, buf.len(), flags) }
+}
+
+fn bad_arguments_to_socket() {
+    fails!(
+        rs_socket(libc::AF_INET6, libc::SOCK_STREAM, 0),
+        libc::EAFNOSUPPORT
+    );
+    fails!(
+        rs_socket(libc::AF_INET, libc::SOCK_DGRAM, 0),
+        libc::EPROTONOSUPPORT
+    );
+    fails!(
+        rs_socket(libc::AF_INET, libc::SOCK_STREAM, libc::IPPROTO_UDP),
+        libc::EPROTONOSUPPORT
+    );
+    fails!(
+        rs_socket(libc::AF_INET, libc::SOCK_STREAM | 0x4000_0000, 0),
+        libc::EINVAL
+    );
+    let fd = rs_socket(
+        libc::AF_INET,
+        libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+        libc::IPPROTO_TCP,
+    );
+    assert!(fd >= 0);
+    assert_eq!(
+        rs_fcntl(fd, libc::F_GETFL, 0) & libc::O_NONBLOCK,
+        libc::O_NONBLOCK
+    );
+    assert_eq!(rs_close(fd), 0);
+}
+
+fn unknown_and_closed_descriptors() {
+    let mut buf = [0u8; 4];
+    for fd in [-1, 9999] {
+        fails!(rs_close(fd), libc::EBADF);
+        fails!(send(fd, b"x", 0), libc::EBADF);
+        fails!(recv(fd, &mut buf, 0), libc::EBADF);
+        fails!(rs_listen(fd, 1), libc::EBADF);
+        fails!(rs_shutdown(fd, libc::SHUT_WR), libc::EBADF);
+        fails!(rs_fcntl(fd, libc::F_GETFL, 0), libc::EBADF);
+    }
+    let fd = tcp_socket();
+    assert_eq!(rs_close(fd), 0);
+    fails!(rs_close(fd), libc::EBADF);
+    fails!(send(fd, b"x", 0), libc::EBADF);
+}
+
+fn bad_addresses() {
+    let fd = tcp_socket();
+    fails!(unsafe { rs_bind(fd, null(), SIN_LEN) }, libc::EFAULT);
+    let a = sin(OURS, 4000);
+    fails!(unsafe { rs_bind(fd, sa(&a), 4) }, libc::EINVAL);
+    let mut six = sin(OURS, 4000);
+    six.sin_family = libc::AF_INET6 as libc::sa_family_t;
+    fails!(
+        unsafe { rs_bind(fd, sa(&six), SIN_LEN) },
+        libc::EAFNOSUPPORT
+    );
+    let elsewhere = sin(Ipv4Addr::new(10, 99, 0, 1), 4000);
+    fails!(
+        unsafe { rs_bind(fd, sa(&elsewhere), SIN_LEN) },
+        libc::EADDRNOTAVAIL
+    );
+    fails!(unsafe { rs_connect(fd, null(), SIN_LEN) }, libc::EFAULT);
+    fails!(unsafe { rs_connect(fd, sa(&a), 3) }, libc::EINVAL);
+    assert_eq!(unsafe { rs_bind(fd, sa(&a), SIN_LEN) }, 0);
+    fails!(unsafe { rs_bind(fd, sa(&a), SIN_LEN) }, libc::EINVAL);
+    let other = tcp_socket();
+    fails!(unsafe { rs_bind(other, sa(&a), SIN_LEN) }, libc::EADDRINUSE);
+    assert_eq!(rs_close(other), 0);
+    assert_eq!(rs_close(fd), 0);
+}
+
+fn calls_in_the_wrong_state() {
+    let fd = tcp_socket();
+    let mut buf = [0u8; 4];
+    fails!(send(fd, b"x", libc::MSG_NOSIGNAL), libc::ENOTCONN);
+    fails!(recv(fd, &mut buf, 0), libc::ENOTCONN);
+    fails!(
+        unsafe { rs_accept(fd, null_mut(), null_mut()) },
+        libc::EINVAL
+    );
+    fails!(rs_shutdown(fd, libc::SHUT_WR), libc::ENOTCONN);
+    let mut a = sin(Ipv4Addr::UNSPECIFIED, 0);
+    let mut len = SIN_LEN;
+    fails!(
+        unsafe { rs_getpeername(fd, &mut a as *mut sockaddr_in as *mut sockaddr, &mut len) },
+        libc::ENOTCONN
+    );
+    fails!(rs_shutdown(fd, 42), libc::EINVAL);
+    assert_eq!(rs_close(fd), 0);
+
+    let kl = TcpListener::bind((KERNEL, 5101)).unwrap();
+    let fd = connect_to(KERNEL, 5101);
+    let (_k, _) = kl.accept().unwrap();
+    let again = sin(KERNEL, 5101);
+    fails!(
+        unsafe { rs_connect(fd, sa(&again), SIN_LEN) },
+        libc::EISCONN
+    );
+    fails!(rs_listen(fd, 1), libc::EINVAL);
+    fails!(send(fd, b"x", libc::MSG_OOB), libc::EOPNOTSUPP);
+    assert_eq!(rs_close(fd), 0);
+
+    let l = listener(5102);
+    fails!(send(l, b"x", libc::MSG_NOSIGNAL), libc::ENOTCONN);
+    assert_eq!(rs_close(l), 0);
+}
+
+fn options() {
+    let fd = tcp_socket();
+    let one: i32 = 1;
+    let p = &one as *const i32 as *const c_void;
+    assert_eq!(
+        unsafe { rs_setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, p, 4) },
+        0
+    );
+    assert_eq!(
+        unsafe { rs_setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, p, 4) },
+        0
+    );
+    fails!(
+        unsafe { rs_setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, p, 2) },
+        libc::EINVAL
+    );
+    fails!(
+        unsafe { rs_setsockopt(fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, null(), 4) },
+        libc::EFAULT
+    );
+    fails!(
+        unsafe { rs_setsockopt(fd, libc::SOL_SOCKET, 12345, p, 4) },
+        libc::ENOPROTOOPT
+    );
+    fails!(
+        unsafe { rs_setsockopt(9999, libc::SOL_SOCKET, libc::SO_REUSEADDR, p, 4) },
+        libc::EBADF
+    );
+    let mut v: i32 = 0;
+    let mut len: socklen_t = 4;
+    let vp = &mut v as *mut i32 as *mut c_void;
+    assert_eq!(
+        unsafe { rs_getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_NODELAY, vp, &mut len) },
+        0
+    );
+    assert_eq!((v, len), (1, 4));
+    let size: i32 = 100_000;
+    let sp = &size as *const i32 as *const c_void;
+    assert_eq!(
+        unsafe { rs_setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, sp, 4) },
+        0
+    );
+    assert_eq!(
+        unsafe { rs_getsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, vp, &mut len) },
+        0
+    );
+    assert_eq!(v, 200_000, "SO_RCVBUF is doubled, as on Linux");
+    assert_eq!(
+        unsafe { rs_getsockopt(fd, libc::SOL_SOCKET, libc::SO_TYPE, vp, &mut len) },
+        0
+    );
+    assert_eq!(v, libc::SOCK_STREAM);
+    fails!(
+        unsafe { rs_getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, null_mut(), &mut len) },
+        libc::EFAULT
+    );
+    fails!(
+        unsafe { rs_getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, vp, null_mut()) },
+        libc::EFAULT
+    );
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 2_000_000,
+    };
+    let tvp = &tv as *const libc::timeval as *const c_void;
+    fails!(
+        unsafe { rs_setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, tvp, 16) },
+        libc::EINVAL
+    );
+    assert_eq!(rs_close(fd), 0);
+}
+
+fn receive_timeout_gives_eagain() {
+    let kl = TcpListener::bind((KERNEL, 5103)).unwrap();
+    let fd = connect_to(KERNEL, 5103);
+    let (_k, _) = kl.accept().unwrap();
+    let tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 200_000,
+    };
+    let tvp = &tv as *const libc::timeval as *const c_void;
+    let tl = size_of::<libc::timeval>() as socklen_t;
+    assert_eq!(
+        unsafe { rs_setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVTIMEO, tvp, tl) },
+        0
+    );
+    let t = Instant::now();
+    let mut buf = [0u8; 8];
+    fails!(recv(fd, &mut buf, 0), libc::EAGAIN);
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(190) && waited < Duration::from_secs(2),
+        "{waited:?}"
+    );
+    assert_eq!(rs_close(fd), 0);
+}
+
+fn nonblocking_connect_and_poll() {
+    let kl = TcpListener::bind((KERNEL, 5104)).unwrap();
+    let fd = rs_socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_NONBLOCK, 0);
+    let a = sin(KERNEL, 5104);
+    fails!(
+        unsafe { rs_connect(fd, sa(&a), SIN_LEN) },
+        libc::EINPROGRESS
+    );
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    assert_eq!(unsafe { rs_poll(&mut p, 1, 5000) }, 1);
+    assert_eq!(p.revents & libc::POLLOUT, libc::POLLOUT);
+    let mut v: i32 = -1;
+    let mut len: socklen_t = 4;
+    let vp = &mut v as *mut i32 as *mut c_void;
+    assert_eq!(
+        unsafe { rs_getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, vp, &mut len) },
+        0
+    );
+    assert_eq!(v, 0);
+    let (mut k, _) = kl.accept().unwrap();
+    let mut buf = [0u8; 16];
+    fails!(recv(fd, &mut buf, 0), libc::EAGAIN);
+    k.write_all(b"hello").unwrap();
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    assert_eq!(unsafe { rs_poll(&mut p, 1, 5000) }, 1);
+    assert_eq!(recv(fd, &mut buf, libc::MSG_PEEK), 5);
+    assert_eq!(recv(fd, &mut buf, 0), 5);
+    assert_eq!(&buf[..5], b"hello");
+    fails!(recv(fd, &mut buf, libc::MSG_DONTWAIT), libc::EAGAIN);
+    // Timeout 0 returns at once; unknown descriptors are POLLNVAL.
+    let mut set = [
+        libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: 9999,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    assert_eq!(unsafe { rs_poll(set.as_mut_ptr(), 2, 0) }, 1);
+    assert_eq!(set[1].revents, libc::POLLNVAL);
+    fails!(unsafe { rs_poll(null_mut(), 1, 0) }, libc::EFAULT);
+    assert_eq!(rs_close(fd), 0);
+
+    // Refused: POLLERR and SO_ERROR = ECONNREFUSED, read once.
+    let fd = rs_socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+    assert_eq!(rs_fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK), 0);
+    let a = sin(KERNEL, 9);
+    fails!(
+        unsafe { rs_connect(fd, sa(&a), SIN_LEN) },
+        libc::EINPROGRESS
+    );
+    fails!(unsafe { rs_connect(fd, sa(&a), SIN_LEN) }, libc::EALREADY);
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    assert_eq!(unsafe { rs_poll(&mut p, 1, 5000) }, 1);
+    assert_eq!(
+        p.revents & (libc::POLLERR | libc::POLLHUP),
+        libc::POLLERR | libc::POLLHUP
+    );
+    assert_eq!(
+        unsafe { rs_getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, vp, &mut len) },
+        0
+    );
+    assert_eq!(v, libc::ECONNREFUSED);
+    assert_eq!(
+        unsafe { rs_getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, vp, &mut len) },
+        0
+    );
+    assert_eq!(v, 0);
+    assert_eq!(rs_close(fd), 0);
+}
+
+fn addresses_accept_and_truncation() {
+    let l = listener(5105);
+    let k = std::thread::spawn(|| TcpStream::connect((OURS, 5105)).unwrap());
+    let mut peer = sin(Ipv4Addr::UNSPECIFIED, 0);
+    let mut len = SIN_LEN;
+    let c = unsafe { rs_accept(l, &mut peer as *mut sockaddr_in as *mut sockaddr, &mut len) };
+    assert!(c >= 0);
+    let kernel = k.join().unwrap();
+    assert_eq!(len, SIN_LEN);
+    assert_eq!(u32::from_be(peer.sin_addr.s_addr), u32::from(KERNEL));
+    assert_eq!(
+        u16::from_be(peer.sin_port),
+        kernel.local_addr().unwrap().port()
+    );
+    // A short buffer gets a truncated address and the full length.
+    let mut short = [0xAAu8; 4];
+    let mut len: socklen_t = 4;
+    assert_eq!(
+        unsafe { rs_getsockname(c, short.as_mut_ptr() as *mut sockaddr, &mut len) },
+        0
+    );
+    assert_eq!(len, SIN_LEN);
+    assert_eq!(
+        u16::from_ne_bytes([short[0], short[1]]) as i32,
+        libc::AF_INET
+    );
+    assert_eq!(u16::from_be_bytes([short[2], short[3]]), 5105);
+    fails!(
+        unsafe { rs_getsockname(c, null_mut(), &mut len) },
+        libc::EFAULT
+    );
+    // accept4 with a NULL length but an address is EFAULT.
+    fails!(
+        unsafe {
+            rs_accept4(
+                l,
+                &mut peer as *mut sockaddr_in as *mut sockaddr,
+                null_mut(),
+                0,
+            )
+        },
+        libc::EFAULT
+    );
+    fails!(
+        unsafe { rs_accept4(l, null_mut(), null_mut(), 0x7000) },
+        libc::EINVAL
+    );
+    assert_eq!(rs_close(c), 0);
+    assert_eq!(rs_close(l), 0);
+}
+
+fn close_and_shutdown_wake_blocked_threads() {
+    let kl = TcpListener::bind((KERNEL, 5106)).unwrap();
+    let fd = connect_to(KERNEL, 5106);
+    let (_k, _) = kl.accept().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 8];
+        let r = recv(fd, &mut buf, 0);
+        (r, errno())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(rs_shutdown(fd, libc::SHUT_RD), 0);
+    assert_eq!(
+        reader.join().unwrap().0,
+        0,
+        "shutdown(SHUT_RD) ends a blocked recv with 0"
+    );
+    assert_eq!(rs_close(fd), 0);
+
+    let fd = connect_to(KERNEL, 5106);
+    let (_k2, _) = kl.accept().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 8];
+        let r = recv(fd, &mut buf, 0);
+        (r, errno())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(rs_close(fd), 0);
+    assert_eq!(
+        reader.join().unwrap(),
+        (-1, libc::EBADF),
+        "close wakes a blocked recv with EBADF"
+    );
+
+    let l = listener(5107);
+    let acceptor = std::thread::spawn(move || {
+        let r = unsafe { rs_accept(l, null_mut(), null_mut()) };
+        (r, errno())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(rs_close(l), 0);
+    assert_eq!(acceptor.join().unwrap(), (-1, libc::EBADF));
+}
+
+fn send_and_recv_from_two_threads_on_one_socket() {
+    let kl = TcpListener::bind((KERNEL, 5108)).unwrap();
+    let fd = connect_to(KERNEL, 5108);
+    let (mut k, _) = kl.accept().unwrap();
+    let echo = std::thread::spawn(move || {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = k.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            k.write_all(&buf[..n]).unwrap();
+        }
+    });
+    let total = 4 << 20;
+    let writer = std::thread::spawn(move || {
+        let data: Vec<u8> = (0..total).map(|i| (i % 251) as u8).collect();
+        let mut off = 0;
+        while off < data.len() {
+            let n = send(fd, &data[off..], 0);
+            assert!(n > 0, "send: errno {}", errno());
+            off += n as usize;
+        }
+        assert_eq!(rs_shutdown(fd, libc::SHUT_WR), 0);
+    });
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = recv(fd, &mut buf, 0);
+        assert!(n >= 0, "recv: errno {}", errno());
+        if n == 0 {
+            break;
+        }
+        for (i, b) in buf[..n as usize].iter().enumerate() {
+            assert_eq!(*b, ((got + i) % 251) as u8, "byte {}", got + i);
+        }
+        got += n as usize;
+    }
+    assert_eq!(got, total);
+    writer.join().unwrap();
+    echo.join().unwrap();
+    assert_eq!(rs_close(fd), 0);
+}
+
+fn init_after_start_is_ealready() {
+    fails!(rs_init(null(), null(), null()), libc::EALREADY);
+}
+
+fn main() {
+    let ns = Netns::new("ffi");
+    ns.enter();
+    std::env::set_var("RSTCP_TUN", ns.dev_name());
+    std::env::set_var("RSTCP_ADDR", "10.77.0.2/24");
+    std::env::set_var("RSTCP_MSL_MS", "500");
+    let cases: &[(&str, fn())] = &[
+        ("bad_arguments_to_socket", bad_arguments_to_socket),
+        (
+            "unknown_and_closed_descriptors",
+            unknown_and_closed_descriptors,
+        ),
+        ("bad_addresses", bad_addresses),
+        ("calls_in_the_wrong_state", calls_in_the_wrong_state),
+        ("options", options),
+        ("receive_timeout_gives_eagain", receive_timeout_gives_eagain),
+        ("nonblocking_connect_and_poll", nonblocking_connect_and_poll),
+        (
+            "addresses_accept_and_truncation",
+            addresses_accept_and_truncation,
+        ),
+        (
+            "close_and_shutdown_wake_blocked_threads",
+            close_and_shutdown_wake_blocked_threads,
+        ),
+        (
+            "send_and_recv_from_two_threads_on_one_socket",
+            send_and_recv_from_two_threads_on_one_socket,
+        ),
+        ("init_after_start_is_ealready", init_after_start_is_ealready),
+    ];
+    let mut failed = 0;
+    for (name, case) in cases {
+        match std::panic::catch_unwind(case) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!("ffi: {} passed, {failed} failed", cases.len() - failed);
+    drop(ns);
+    std::process::exit(if failed == 0 { 0 } else { 1 });
+}
