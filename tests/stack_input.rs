@@ -1,0 +1,147 @@
+//! The stack's packet input: malformed packets are counted and dropped
+//! (never a panic), closed ports answer RST, echo requests get replies.
+
+use std::net::Ipv4Addr;
+
+use rstcp::stack::{Stack, StackConfig};
+use rstcp::time::Instant;
+use rstcp::wire::{
+    emit_ipv4_header, emit_ipv4_tcp, parse_icmp, parse_ipv4, parse_tcp, protocol, IcmpMessage,
+    TcpFlags, TcpHeader, TcpOptions,
+};
+
+const US: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+const PEER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+
+fn stack() -> Stack {
+    Stack::new(StackConfig::default())
+}
+
+fn syn_to(port: u16) -> Vec<u8> {
+    let mut buf = vec![0u8; 100];
+    let h = TcpHeader {
+        src_port: 40000,
+        dst_port: port,
+        seq: 1000,
+        ack: 0,
+        flags: TcpFlags::SYN,
+        window: 65535,
+        options: TcpOptions::default(),
+    };
+    let n = emit_ipv4_tcp(&mut buf, PEER, US, 1, &h, 0);
+    buf.truncate(n);
+    buf
+}
+
+/// A xorshift generator for garbage.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+#[test]
+fn closed_port_answers_rst_ack() {
+    let mut s = stack();
+    let now = Instant::from_millis(1);
+    s.on_packet(now, &syn_to(80));
+    let mut out = [0u8; 1600];
+    let n = s.poll_transmit(now, &mut out).expect("a RST");
+    let ip = parse_ipv4(&out[..n]).unwrap();
+    assert_eq!((ip.src, ip.dst), (US, PEER));
+    let seg = parse_tcp(ip.src, ip.dst, ip.payload).unwrap();
+    assert_eq!(seg.flags, TcpFlags::RST | TcpFlags::ACK);
+    assert_eq!((seg.seq, seg.ack), (0, 1001));
+    assert_eq!(s.stats().rst_sent_no_socket, 1);
+    assert!(s.poll_transmit(now, &mut out).is_none());
+}
+
+#[test]
+fn echo_request_gets_a_reply_with_the_same_data() {
+    let mut s = stack();
+    let mut pkt = vec![0u8; 20 + 8 + 32];
+    let icmp = &mut pkt[20..];
+    icmp[0] = 8; // echo request
+    icmp[4..6].copy_from_slice(&0x1234u16.to_be_bytes());
+    icmp[6..8].copy_from_slice(&7u16.to_be_bytes());
+    for (i, b) in icmp[8..].iter_mut().enumerate() {
+        *b = i as u8;
+    }
+    let c = rstcp::wire::checksum::checksum(icmp);
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    emit_ipv4_header(&mut pkt, PEER, US, protocol::ICMP, 64, 9, 40);
+    let now = Instant::from_millis(1);
+    s.on_packet(now, &pkt);
+    let mut out = [0u8; 1600];
+    let n = s.poll_transmit(now, &mut out).expect("an echo reply");
+    let ip = parse_ipv4(&out[..n]).unwrap();
+    assert_eq!((ip.src, ip.dst, ip.protocol), (US, PEER, protocol::ICMP));
+    match parse_icmp(ip.payload).unwrap() {
+        IcmpMessage::EchoReply { ident, seq, data } => {
+            assert_eq!((ident, seq), (0x1234, 7));
+            assert_eq!(data, &pkt[28..]);
+        }
+        other => panic!("not an echo reply: {other:?}"),
+    }
+}
+
+#[test]
+fn malformed_packets_are_counted_and_dropped() {
+    let mut s = stack();
+    let now = Instant::from_millis(1);
+    let good = syn_to(80);
+    // Every truncation, every single-bit flip, and random garbage.
+    for len in 0..good.len() {
+        s.on_packet(now, &good[..len]);
+    }
+    for bit in 0..good.len() * 8 {
+        let mut p = good.clone();
+        p[bit / 8] ^= 1 << (bit % 8);
+        s.on_packet(now, &p);
+    }
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for _ in 0..20_000 {
+        let len = (rng.next() % 200) as usize;
+        let mut p: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        if len > 0 && rng.next() % 2 == 0 {
+            p[0] = 0x45; // looks like IPv4 more often
+        }
+        s.on_packet(now, &p);
+    }
+    let st = s.stats().clone();
+    assert!(st.rx_bad_ip > 20_000, "{st:?}");
+    assert!(st.rx_bad_tcp > 100, "{st:?}");
+    // A fragment is dropped and counted as such.
+    let mut frag = good.clone();
+    frag[6] |= 0x20; // more fragments
+    let c = {
+        frag[10] = 0;
+        frag[11] = 0;
+        rstcp::wire::checksum::checksum(&frag[..20])
+    };
+    frag[10..12].copy_from_slice(&c.to_be_bytes());
+    s.on_packet(now, &frag);
+    assert_eq!(s.stats().rx_fragments, st.rx_fragments + 1);
+    // Packets for another address are not ours.
+    let mut other = vec![0u8; 100];
+    let h = TcpHeader {
+        src_port: 1,
+        dst_port: 2,
+        flags: TcpFlags::SYN,
+        ..TcpHeader::default()
+    };
+    let n = emit_ipv4_tcp(&mut other, PEER, Ipv4Addr::new(10, 77, 0, 9), 1, &h, 0);
+    s.on_packet(now, &other[..n]);
+    assert_eq!(s.stats().rx_not_ours, st.rx_not_ours + 1);
+    // The stack still works afterwards.
+    let before = s.stats().rst_sent_no_socket;
+    let mut out = [0u8; 1600];
+    while s.poll_transmit(now, &mut out).is_some() {}
+    s.on_packet(now, &good);
+    assert_eq!(s.stats().rst_sent_no_socket, before + 1);
+}
