@@ -18,6 +18,10 @@ const OURS: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 
 fn setup(tag: &str) -> (Netns, Arc<Sockets>) {
+    setup_with(tag, None)
+}
+
+fn setup_with(tag: &str, faults: Option<&str>) -> (Netns, Arc<Sockets>) {
     let ns = Netns::new(tag);
     ns.enter();
     let cfg = RuntimeConfig {
@@ -25,6 +29,10 @@ fn setup(tag: &str) -> (Netns, Arc<Sockets>) {
         addr: OURS,
         prefix_len: 24,
         msl: Duration::from_millis(500),
+        faults: faults.map(|f| rstcp::link::FaultConfig::parse(f).unwrap()),
+        pcap: std::env::var("RSTCP_TEST_PCAP")
+            .ok()
+            .map(|d| format!("{d}/{tag}.pcap")),
         ..RuntimeConfig::default()
     };
     let s = Sockets::start(&cfg).expect("start rstcp on a TUN device in the namespace");
@@ -374,4 +382,26 @@ fn hundred_megabytes_each_way() {
         down,
         mbps(down)
     );
+}
+
+#[test]
+fn lossy_reordering_duplicating_link_with_the_kernel() {
+    // Faults on our link layer, in both directions, against Linux's TCP.
+    let (_ns, s) = setup_with(
+        "faults",
+        Some("loss=0.02,dup=0.01,reorder=0.02,corrupt=0.01,delay=1ms,seed=3"),
+    );
+    let total = 8usize << 20;
+    let l = listen(&s, 7008, 4);
+    let kernel = std::thread::spawn(move || {
+        let mut k = TcpStream::connect((OURS, 7008)).unwrap();
+        kernel_send_stream(&mut k, total, 21);
+        k.shutdown(NetShutdown::Write).unwrap();
+        kernel_recv_stream(&mut k, 22)
+    });
+    let (c, _) = s.accept(l, false, None).unwrap();
+    assert_eq!(recv_stream(&s, c, 21), total);
+    send_stream(&s, c, total, 22);
+    s.close(c).unwrap();
+    assert_eq!(kernel.join().unwrap(), total);
 }

@@ -108,7 +108,7 @@ fn malformed_packets_are_counted_and_dropped() {
     for _ in 0..20_000 {
         let len = (rng.next() % 200) as usize;
         let mut p: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-        if len > 0 && rng.next() % 2 == 0 {
+        if len > 0 && rng.next().is_multiple_of(2) {
             p[0] = 0x45; // looks like IPv4 more often
         }
         s.on_packet(now, &p);

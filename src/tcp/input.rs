@@ -196,7 +196,11 @@ impl Tcb {
                 return;
             }
         }
-        if seq::gt(seg.ack, self.snd_max) {
+        let ack_limit = match self.probe_end {
+            Some(p) => seq::max(p, self.snd_max),
+            None => self.snd_max,
+        };
+        if seq::gt(seg.ack, ack_limit) {
             self.ack_now = true;
             return;
         }
@@ -296,6 +300,13 @@ impl Tcb {
         let acked = seq::dist(self.snd_una, ack);
         self.send_buf.consume(acked_data);
         self.snd_una = ack;
+        if seq::gt(ack, self.snd_max) {
+            // The peer took a zero-window probe's byte.
+            self.snd_max = ack;
+        }
+        if self.probe_end.is_some_and(|p| seq::ge(ack, p)) {
+            self.probe_end = None;
+        }
         if seq::lt(self.snd_nxt, ack) {
             self.snd_nxt = ack;
         }
@@ -377,7 +388,12 @@ impl Tcb {
             }
             // Out of order, beyond the window, or untrackable: a duplicate
             // ACK at once tells the sender (RFC 5681, 4.2).
-            _ => self.owe_ack(),
+            n => {
+                if n.is_some() {
+                    self.sack_recent = Some(start);
+                }
+                self.owe_ack();
+            }
         }
     }
 

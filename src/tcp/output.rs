@@ -114,18 +114,22 @@ impl Tcb {
                 // One byte past the closed window makes the peer answer
                 // with its current window (RFC 9293, 3.8.6.1).
                 let start = self.snd_una.max_seq(data_seq);
-                let (snd_nxt, rto_deadline, rtt_probe) =
-                    (self.snd_nxt, self.rto_deadline, self.rtt_probe);
+                let (snd_nxt, snd_max, rto_deadline, rtt_probe) = (
+                    self.snd_nxt,
+                    self.snd_max,
+                    self.rto_deadline,
+                    self.rtt_probe,
+                );
                 let n = self.emit_range(now, buf, start, data_seq, 1, false);
-                if seq::lt(self.snd_max, start.wrapping_add(1)) {
-                    self.snd_max = start.wrapping_add(1);
-                }
-                // The probe is not data in flight: SND.NXT stays, so the byte
-                // goes again with the rest once the window opens (SND.MAX
-                // covers it should the peer take it), no RTT is timed on it,
-                // and the persist timer, not the RTO, repeats it with backoff
-                // for as long as the window stays shut.
+                // The probe is not data in flight: SND.NXT and SND.MAX stay
+                // (so our ACKs keep a sequence number the peer accepts, and
+                // the byte goes again with the rest once the window opens),
+                // an ACK up to `probe_end` is still taken, no RTT is timed
+                // on it, and the persist timer, not the RTO, repeats it with
+                // backoff for as long as the window stays shut.
+                self.probe_end = Some(start.wrapping_add(1));
                 self.snd_nxt = snd_nxt;
+                self.snd_max = snd_max;
                 self.rto_deadline = rto_deadline;
                 self.rtt_probe = rtt_probe;
                 self.arm_persist(now);
@@ -272,7 +276,16 @@ impl Tcb {
                 options.timestamps = Some((self.ts_now(now), self.ts_recent));
             }
             if self.sack_ok && flags.contains(TcpFlags::ACK) {
-                for &(s, e) in self.recv_buf.out_of_order().iter().take(3) {
+                let ranges = self.recv_buf.out_of_order();
+                // RFC 2018, 4: the block holding the segment that arrived
+                // last comes first, then the others in sequence order.
+                let recent = self.sack_recent.and_then(|at| {
+                    let offset = seq::dist(self.rcv_nxt, at);
+                    ranges.iter().position(|&(s, e)| s <= offset && offset < e)
+                });
+                let others = (0..ranges.len()).filter(|&i| Some(i) != recent);
+                for i in recent.into_iter().chain(others).take(3) {
+                    let (s, e) = ranges[i];
                     let start = self.rcv_nxt.wrapping_add(s as u32);
                     let end = self.rcv_nxt.wrapping_add(e as u32);
                     options.push_sack(SackBlock { start, end });

@@ -56,6 +56,9 @@ pub struct Tcb {
     pub(super) rcv_adv: u32,
     pub(super) recv_buf: RecvBuffer,
     pub(super) fin_received: bool,
+    /// Where the latest out-of-order segment started: its SACK block goes
+    /// first (RFC 2018, 4).
+    pub(super) sack_recent: Option<u32>,
     /// A FIN that arrived beyond a hole: its sequence number.
     pub(super) ooo_fin: Option<u32>,
     /// The application shut down reading.
@@ -86,6 +89,8 @@ pub struct Tcb {
     pub(super) persist_probe: bool,
     /// Zero-window probes sent since the peer last sent an acceptable ACK.
     pub(super) persist_probes: u32,
+    /// The end of the byte a zero-window probe offered, while unanswered.
+    pub(super) probe_end: Option<u32>,
     pub(super) time_wait_deadline: Option<Instant>,
     pub(super) fin_wait2_deadline: Option<Instant>,
     pub(super) fast_retransmit: bool,
@@ -131,6 +136,7 @@ impl Tcb {
             rcv_adv: 0,
             recv_buf: RecvBuffer::new(cfg.recv_buffer),
             fin_received: false,
+            sack_recent: None,
             ooo_fin: None,
             read_shut: false,
             ws_ok: false,
@@ -151,6 +157,7 @@ impl Tcb {
             persist_backoff: 0,
             persist_probe: false,
             persist_probes: 0,
+            probe_end: None,
             time_wait_deadline: None,
             fin_wait2_deadline: None,
             fast_retransmit: false,
