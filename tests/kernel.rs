@@ -400,8 +400,17 @@ fn lossy_reordering_duplicating_link_with_the_kernel() {
         kernel_recv_stream(&mut k, 22)
     });
     let (c, _) = s.accept(l, false, None).unwrap();
+    let t = Instant::now();
     assert_eq!(recv_stream(&s, c, 21), total);
+    let up = t.elapsed();
+    let t = Instant::now();
     send_stream(&s, c, total, 22);
+    let stats = s.with_stack(|st| st.connections().map(|(_, t)| t.stats()).collect::<Vec<_>>());
+    eprintln!("sender: {stats:?}");
     s.close(c).unwrap();
     assert_eq!(kernel.join().unwrap(), total);
+    eprintln!(
+        "lossy link: kernel->rstcp {up:?}, rstcp->kernel {:?}",
+        t.elapsed()
+    );
 }

@@ -96,6 +96,11 @@ impl Sim {
     fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&mut Sim) -> bool) {
         let end = self.now + limit;
         while !done(self) {
+            if self.now >= end {
+                for (_, t) in self.a.connections().chain(self.b.connections()) {
+                    eprintln!("{t:?}");
+                }
+            }
             assert!(self.now < end, "timed out (virtual time)");
             self.step();
         }

@@ -125,6 +125,13 @@ impl Stack {
         self.sockets.len()
     }
 
+    /// Every connection, for inspection (observability tools, tests).
+    pub fn connections(&self) -> impl Iterator<Item = (SocketId, &Tcb)> + '_ {
+        self.sockets
+            .ids()
+            .filter_map(|id| Some((id, self.sockets.get(id)?.tcb()?)))
+    }
+
     /// A socket, for inspection.
     pub fn socket(&self, id: SocketId) -> Option<&Socket> {
         self.sockets.get(id)

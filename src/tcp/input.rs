@@ -215,19 +215,35 @@ impl Tcb {
         // The peer is alive: its window may stay shut for as long as it likes.
         self.persist_probes = 0;
         let window = (seg.window as u32) << self.snd_wscale;
+        if self.sack_ok {
+            for b in seg.options.sack() {
+                self.scoreboard
+                    .add(b.start, b.end, seg.ack.max_seq(self.snd_una), self.snd_max);
+            }
+        }
         if seq::gt(seg.ack, self.snd_una) {
             self.on_new_ack(now, seg, seg.ack);
         } else if seg.ack == self.snd_una
             && payload.is_empty()
             && !f.contains(TcpFlags::FIN)
             && self.snd_max != self.snd_una
-            && window == self.snd_wnd
+            // RFC 5681 also asks for an unchanged window, but Linux moves
+            // its window on nearly every ACK while it tunes its buffer; a
+            // SACK block or an unchanged window both mark a true duplicate.
+            && (window == self.snd_wnd || !seg.options.sack().is_empty())
             && window > 0
         {
             let flight = seq::dist(self.snd_una, self.snd_max);
+            let in_recovery = self.cc.in_recovery();
             if self.cc.on_dup_ack(self.snd_max, flight) {
                 self.fast_retransmit = true;
                 self.rtt_probe = None;
+                self.rexmit_next = self.snd_una;
+                self.rexmit_budget = 0;
+            } else if in_recovery {
+                // Each duplicate means a segment left the network: room to
+                // resend one more hole the peer reported.
+                self.rexmit_budget = (self.rexmit_budget + 1).min(64);
             }
         }
         if seq::lt(self.snd_wl1, seg.seq)
@@ -312,8 +328,11 @@ impl Tcb {
         }
         self.take_rtt_sample(now, seg, ack);
         self.retries = 0;
+        self.scoreboard.advance(ack);
         if self.cc.on_ack(ack, acked, flight_before) {
             self.fast_retransmit = true;
+            self.rexmit_next = seq::max(self.rexmit_next, ack);
+            self.rexmit_budget = (self.rexmit_budget + 1).min(64);
         }
         self.rto_deadline = if self.snd_una == self.snd_max {
             None
@@ -438,6 +457,7 @@ impl Tcb {
 /// `min` in sequence space for u32, as a method so call sites read left to right.
 trait SeqMin {
     fn min_seq(self, other: u32) -> u32;
+    fn max_seq(self, other: u32) -> u32;
 }
 
 impl SeqMin for u32 {
@@ -447,5 +467,9 @@ impl SeqMin for u32 {
         } else {
             other
         }
+    }
+
+    fn max_seq(self, other: u32) -> u32 {
+        seq::max(self, other)
     }
 }

@@ -11,6 +11,7 @@ mod output;
 pub mod reassembler;
 pub mod recv_buffer;
 pub mod rtt;
+pub mod scoreboard;
 pub mod send_buffer;
 pub mod seq;
 pub mod state;
@@ -27,7 +28,7 @@ pub use recv_buffer::RecvBuffer;
 pub use rtt::RttEstimator;
 pub use send_buffer::SendBuffer;
 pub use state::State;
-pub use tcb::Tcb;
+pub use tcb::{Tcb, TcbStats};
 
 use std::time::Duration;
 

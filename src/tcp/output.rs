@@ -93,13 +93,18 @@ impl Tcb {
 
         if self.fast_retransmit {
             self.fast_retransmit = false;
+            self.stats.fast_retransmits += 1;
             self.rtt_probe = None;
-            let start = self.snd_una.max_seq(data_seq);
+            let from = self.snd_una.max_seq(data_seq);
+            let (start, hole_end) = self.scoreboard.next_hole(from).unwrap_or((from, data_end));
             let len = if seq::lt(start, data_end) {
-                seq::dist(start, data_end).min(mss)
+                seq::dist(start, data_end)
+                    .min(mss)
+                    .min(seq::dist(start, hole_end))
             } else {
                 0
             };
+            self.rexmit_next = start.wrapping_add(len as u32);
             let fin = self
                 .fin_seq
                 .is_some_and(|f| f == start.wrapping_add(len as u32));
@@ -137,6 +142,24 @@ impl Tcb {
             }
         }
 
+        if self.cc.in_recovery() && self.rexmit_budget > 0 {
+            let from = self.rexmit_next.max_seq(self.snd_una).max_seq(data_seq);
+            match self.scoreboard.next_hole(from) {
+                Some((start, end)) if seq::lt(start, self.snd_nxt) && seq::lt(start, data_end) => {
+                    let len = seq::dist(start, end)
+                        .min(seq::dist(start, data_end))
+                        .min(mss);
+                    self.rexmit_budget -= 1;
+                    self.rexmit_next = start.wrapping_add(len as u32);
+                    return Some(self.emit_range(now, buf, start, data_seq, len, false));
+                }
+                _ => self.rexmit_budget = 0,
+            }
+        }
+        // After a timeout rewound SND.NXT, skip what the peer already holds.
+        while let Some(end) = self.scoreboard.covered_until(self.snd_nxt) {
+            self.snd_nxt = end;
+        }
         let avail = if seq::lt(self.snd_nxt, data_end) {
             seq::dist(self.snd_nxt, data_end)
         } else {
@@ -145,7 +168,11 @@ impl Tcb {
         let in_flight = seq::dist(self.snd_una, self.snd_nxt);
         let wnd = (self.snd_wnd as usize).min(self.cc.window());
         let usable = wnd.saturating_sub(in_flight);
-        let len = avail.min(usable).min(mss);
+        let mut len = avail.min(usable).min(mss);
+        if let Some((_, hole_end)) = self.scoreboard.next_hole(self.snd_nxt) {
+            // Resending after a timeout: stop where SACKed data begins.
+            len = len.min(seq::dist(self.snd_nxt, hole_end));
+        }
         let fin_due = self.fin_queued
             && match self.fin_seq {
                 None => len == avail,
@@ -220,6 +247,10 @@ impl Tcb {
         let n = self.finish(buf, &header, copied);
 
         let end = start.wrapping_add(len as u32 + fin as u32);
+        self.stats.segments_sent += 1;
+        if seq::lt(start, self.snd_max) {
+            self.stats.retransmitted_segments += 1;
+        }
         if fin && self.fin_seq.is_none() {
             self.fin_seq = Some(start.wrapping_add(len as u32));
         }

@@ -7,6 +7,7 @@ use std::net::SocketAddrV4;
 use super::congestion::Congestion;
 use super::recv_buffer::RecvBuffer;
 use super::rtt::RttEstimator;
+use super::scoreboard::Scoreboard;
 use super::send_buffer::SendBuffer;
 use super::seq;
 use super::state::State;
@@ -14,6 +15,19 @@ use super::Config;
 use crate::error::{Error, Result};
 use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpSegment};
+
+/// Counters of one connection's loss recovery (for TCP_INFO-like views).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TcbStats {
+    /// Retransmission timeouts.
+    pub timeouts: u32,
+    /// Fast retransmits (entries into recovery, and partial ACKs).
+    pub fast_retransmits: u32,
+    /// Segments sent again, for any reason.
+    pub retransmitted_segments: u64,
+    /// Segments sent.
+    pub segments_sent: u64,
+}
 
 /// One TCP connection.
 #[derive(Debug)]
@@ -94,6 +108,12 @@ pub struct Tcb {
     pub(super) time_wait_deadline: Option<Instant>,
     pub(super) fin_wait2_deadline: Option<Instant>,
     pub(super) fast_retransmit: bool,
+    /// What the peer SACKed, so recovery resends only the holes.
+    pub(super) scoreboard: Scoreboard,
+    /// During recovery: holes below this were already resent.
+    pub(super) rexmit_next: u32,
+    /// During recovery: hole retransmissions allowed by ACKs that arrived.
+    pub(super) rexmit_budget: u32,
     /// A reset to send: (seq, ack, flags).
     pub(super) pending_rst: Option<(u32, u32, TcpFlags)>,
     pub(super) ip_ident: u16,
@@ -101,6 +121,8 @@ pub struct Tcb {
     pub(super) error: Option<Error>,
     /// The connection ended by a reset or a timeout.
     pub(super) reset: bool,
+    /// Loss-recovery counters.
+    pub(super) stats: TcbStats,
     /// Set whenever readiness may have changed; the stack collects it.
     pub(super) changed: bool,
 }
@@ -161,10 +183,14 @@ impl Tcb {
             time_wait_deadline: None,
             fin_wait2_deadline: None,
             fast_retransmit: false,
+            scoreboard: Scoreboard::default(),
+            rexmit_next: iss,
+            rexmit_budget: 0,
             pending_rst: None,
             ip_ident: (iss >> 16) as u16,
             error: None,
             reset: false,
+            stats: TcbStats::default(),
             changed: false,
         }
     }
@@ -253,6 +279,11 @@ impl Tcb {
     /// The payload size per segment in use.
     pub fn send_mss(&self) -> usize {
         self.send_mss
+    }
+
+    /// Loss-recovery counters.
+    pub fn stats(&self) -> TcbStats {
+        self.stats
     }
 
     /// The congestion window in bytes.
@@ -535,7 +566,12 @@ impl Tcb {
             return self.snd_nxt == self.iss && self.state != State::Closed;
         }
         let data_end = self.data_seq().wrapping_add(self.send_buf.len() as u32);
-        seq::lt(self.snd_nxt, data_end) || (self.fin_queued && self.fin_seq.is_none())
+        // SND.NXT below SND.MAX: a timeout rewound it and something (data
+        // or just our FIN) must go again.
+        seq::lt(self.snd_nxt, data_end)
+            || seq::lt(self.snd_nxt, self.snd_max)
+            || self.persist_probe
+            || (self.fin_queued && self.fin_seq.is_none())
     }
 
     /// The earliest deadline of any armed timer.

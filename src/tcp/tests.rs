@@ -1604,3 +1604,18 @@ fn acks_sent_while_probing_keep_a_sequence_number_the_peer_accepts() {
     t.inject(seg(ACK, 5004, 2002).win(3000));
     t.expect_len(PSH | ACK, 2002, 5004, 999);
 }
+
+#[test]
+fn a_lost_fin_is_wanted_again_after_the_timeout() {
+    let mut t = Script::established_with(&simple(), 1000, Some(1460), 0);
+    t.inject(seg(FIN | ACK, 5001, 1001));
+    t.expect(ACK, 1001, 5002);
+    t.tcb.shutdown_write().unwrap();
+    t.expect(FIN | ACK, 1001, 5002);
+    assert_eq!(t.state(), State::LastAck);
+    assert!(!t.tcb.wants_transmit());
+    t.advance(200);
+    // The stack only polls connections that say they want to send.
+    assert!(t.tcb.wants_transmit(), "the FIN must go again");
+    t.expect(FIN | ACK, 1001, 5002);
+}

@@ -62,6 +62,7 @@ impl Tcb {
             }
             return;
         }
+        self.stats.timeouts += 1;
         self.rtt.back_off();
         self.rtt_probe = None;
         let flight = seq::dist(self.snd_una, self.snd_max);
@@ -71,6 +72,12 @@ impl Tcb {
         // Go back N: everything after SND.UNA is sent again, window permitting.
         self.snd_nxt = self.snd_una;
         self.fast_retransmit = false;
+        self.rexmit_budget = 0;
+        if self.retries >= 2 {
+            // A second timeout in a row: the peer may have dropped what it
+            // SACKed (RFC 2018 allows it), so resend everything.
+            self.scoreboard.clear();
+        }
         let data_end = self.data_seq().wrapping_add(self.send_buf.len() as u32);
         if self.snd_wnd == 0 && self.state.is_synchronized() && seq::lt(self.snd_una, data_end) {
             // The peer shrank its window to nothing: no retransmission
