@@ -218,6 +218,9 @@ fn bulk_both_ways(faults: FaultConfig, bytes: usize) {
         down.pump(now, &mut sim.b, s, &mut sim.a, c);
         up.received == bytes && down.received == bytes
     });
+    for (_, t) in sim.a.connections().chain(sim.b.connections()) {
+        eprintln!("{:?} virtual {:?}", t.stats(), sim.now);
+    }
     // Orderly close from both sides: the active closer ends in TIME-WAIT.
     sim.a.shutdown(sim.now, c, false, true).unwrap();
     sim.run_until(Duration::from_secs(60), |sim| {

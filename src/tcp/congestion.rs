@@ -109,6 +109,17 @@ impl Congestion {
         false
     }
 
+    /// Limited transmit (RFC 3042): segments beyond the window that the
+    /// first two duplicate ACKs allow, so a small window still produces the
+    /// third duplicate that triggers fast retransmit.
+    pub fn limited_transmit(&self) -> usize {
+        if self.recover.is_none() && self.dup_acks < DUP_ACK_THRESHOLD {
+            self.dup_acks as usize * self.mss
+        } else {
+            0
+        }
+    }
+
     /// The retransmission timer expired (RFC 5681, 3.1, equation 4).
     pub fn on_timeout(&mut self, flight: usize) {
         self.ssthresh = (flight / 2).max(2 * self.mss);

@@ -167,7 +167,11 @@ impl Tcb {
         };
         let in_flight = seq::dist(self.snd_una, self.snd_nxt);
         let wnd = (self.snd_wnd as usize).min(self.cc.window());
+        let wnd =
+            wnd.max((self.cc.window() + self.cc.limited_transmit()).min(self.snd_wnd as usize));
         let usable = wnd.saturating_sub(in_flight);
+        // Resending after a timeout: no reason to hold back small pieces.
+        let resend = seq::lt(self.snd_nxt, self.snd_max);
         let mut len = avail.min(usable).min(mss);
         if let Some((_, hole_end)) = self.scoreboard.next_hole(self.snd_nxt) {
             // Resending after a timeout: stop where SACKed data begins.
@@ -191,14 +195,21 @@ impl Tcb {
             }
             return None;
         }
-        if len < mss && len < avail && !fin {
+        if len < mss && len < avail && !fin && !resend {
             // Sender-side silly window avoidance (RFC 9293, 3.8.6.2.1):
             // wait for a full segment unless half the peer's largest window fits.
             if len < (self.max_snd_wnd as usize) / 2 {
                 return None;
             }
         }
-        if len > 0 && len < mss && len == avail && in_flight > 0 && !self.cfg.nodelay && !fin {
+        if len > 0
+            && len < mss
+            && len == avail
+            && in_flight > 0
+            && !self.cfg.nodelay
+            && !fin
+            && !resend
+        {
             // Nagle: one small segment in flight at a time.
             return None;
         }

@@ -1619,3 +1619,25 @@ fn a_lost_fin_is_wanted_again_after_the_timeout() {
     assert!(t.tcb.wants_transmit(), "the FIN must go again");
     t.expect(FIN | ACK, 1001, 5002);
 }
+
+#[test]
+fn limited_transmit_sends_new_data_on_the_first_two_duplicates() {
+    let mut t = Script::established_with(&simple(), 65535, Some(1000), 0);
+    // The initial congestion window (10 segments) limits the sender.
+    t.send(&bytes(20_000));
+    for i in 0..10 {
+        t.expect_len(ACK, 1001 + i * 1000, 5001, 1000);
+    }
+    t.expect_nothing();
+    // The first is lost: each of the first two duplicate ACKs lets one new
+    // segment out beyond the congestion window (RFC 3042).
+    t.inject(seg(ACK, 5001, 1001).win(65535));
+    t.expect_len(ACK, 11001, 5001, 1000);
+    t.expect_nothing();
+    t.inject(seg(ACK, 5001, 1001).win(65535));
+    t.expect_len(ACK, 12001, 5001, 1000);
+    t.expect_nothing();
+    // The third duplicate: fast retransmit of the first segment.
+    t.inject(seg(ACK, 5001, 1001).win(65535));
+    t.expect_len(ACK, 1001, 5001, 1000);
+}
