@@ -98,6 +98,11 @@ impl FdTable {
         self.map.write().remove(&fd).ok_or(Error::BadDescriptor)
     }
 
+    /// Every open descriptor number.
+    pub fn open_fds(&self) -> Vec<i32> {
+        self.map.read().keys().copied().collect()
+    }
+
     /// Number of open descriptors.
     pub fn len(&self) -> usize {
         self.map.read().len()

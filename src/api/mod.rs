@@ -360,6 +360,34 @@ impl Sockets {
     pub fn open_count(&self) -> usize {
         self.fds.len()
     }
+
+    /// What the kernel does for an exiting process, done before it exits:
+    /// closes every open descriptor (FIN, or RST where unread data is
+    /// left), waits up to `linger` for closing connections to deliver
+    /// their data and FIN, then stops the I/O thread (which flushes a pcap
+    /// capture). Returns true if everything was delivered in time.
+    pub fn shut_down(&self, linger: Duration) -> bool {
+        for fd in self.fds.open_fds() {
+            let _ = self.close(fd);
+        }
+        let deadline = std::time::Instant::now() + linger;
+        let mut inner = self.lock();
+        let done = loop {
+            let busy = inner.stack.has_pending_output()
+                || inner.stack.connections().any(|(_, t)| t.is_delivering());
+            if !busy {
+                break true;
+            }
+            if std::time::Instant::now() >= deadline {
+                break false;
+            }
+            let step = std::time::Instant::now() + Duration::from_millis(50);
+            self.shared.any_change.wait_until(&mut inner, step.min(deadline));
+        };
+        drop(inner);
+        self.stop();
+        done
+    }
 }
 
 static GLOBAL: OnceLock<std::result::Result<Sockets, Error>> = OnceLock::new();
@@ -377,6 +405,8 @@ pub fn init(cfg: RuntimeConfig) -> Result<()> {
     global().map(|_| ())
 }
 
+static EXIT_LINGER: Mutex<Duration> = Mutex::new(Duration::from_secs(10));
+
 /// The process-wide sockets the C ABI uses, started on first use from
 /// `rs_init`'s configuration or the environment.
 pub fn global() -> Result<&'static Sockets> {
@@ -385,7 +415,25 @@ pub fn global() -> Result<&'static Sockets> {
             Some(cfg) => cfg,
             None => RuntimeConfig::from_env()?,
         };
-        Sockets::start(&cfg)
+        let s = Sockets::start(&cfg)?;
+        *EXIT_LINGER.lock() = cfg.exit_linger;
+        // SAFETY: registering a plain extern "C" function with no arguments.
+        unsafe {
+            libc::atexit(finish_at_exit);
+        }
+        Ok(s)
     });
     r.as_ref().map_err(|e| *e)
+}
+
+/// Runs at process exit: delivers what closing connections still owe.
+extern "C" fn finish_at_exit() {
+    let _ = std::panic::catch_unwind(|| {
+        if let Some(Ok(s)) = GLOBAL.get() {
+            let linger = *EXIT_LINGER.lock();
+            if !s.shut_down(linger) {
+                crate::rs_log!(Warn, "exit: connections still closing after {linger:?}; abandoned");
+            }
+        }
+    });
 }

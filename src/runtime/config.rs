@@ -29,6 +29,10 @@ pub struct RuntimeConfig {
     pub faults: Option<FaultConfig>,
     /// Maximum segment lifetime (`RSTCP_MSL_MS`, default 30 s; TIME-WAIT is twice this).
     pub msl: Duration,
+    /// At process exit, how long to let closing connections finish sending
+    /// (`RSTCP_EXIT_LINGER_MS`, default 10 s): the kernel would deliver them
+    /// after the process is gone; we must do it before.
+    pub exit_linger: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -42,6 +46,7 @@ impl Default for RuntimeConfig {
             pcap: None,
             faults: None,
             msl: Duration::from_secs(30),
+            exit_linger: Duration::from_secs(10),
         }
     }
 }
@@ -86,6 +91,9 @@ impl RuntimeConfig {
         }
         if let Some(v) = var("RSTCP_MSL_MS") {
             cfg.msl = Duration::from_millis(v.parse().map_err(|_| Error::Invalid)?);
+        }
+        if let Some(v) = var("RSTCP_EXIT_LINGER_MS") {
+            cfg.exit_linger = Duration::from_millis(v.parse().map_err(|_| Error::Invalid)?);
         }
         cfg.pcap = var("RSTCP_PCAP");
         if let Some(v) = var("RSTCP_FAULTS") {

@@ -556,6 +556,16 @@ impl Tcb {
         self.state == State::Closed && self.pending_rst.is_none()
     }
 
+    /// True while a closing connection still has data or a FIN the peer has
+    /// not acknowledged (what an exiting process must wait for).
+    pub fn is_delivering(&self) -> bool {
+        match self.state {
+            State::FinWait1 | State::Closing | State::LastAck => true,
+            State::Established | State::CloseWait | State::SynReceived => !self.send_buf.is_empty(),
+            _ => self.pending_rst.is_some(),
+        }
+    }
+
     /// True if something should be sent now (so the caller wakes the I/O thread).
     pub fn wants_transmit(&self) -> bool {
         if self.pending_rst.is_some() || self.ack_now || self.acks_owed > 0 || self.fast_retransmit

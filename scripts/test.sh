@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite, as root (the kernel tests make network namespaces and
+# TUN devices):
+#
+#   1. cargo test --release   unit, stack-to-stack, kernel-namespace and FFI tests
+#   2. cargo build --release && make -C c_examples
+#   3. scripts/c_examples_test.sh   the C examples against kernel peers
+#
+# Stops at the first part that fails; exit status 0 only if all pass.
+set -euo pipefail
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$RSTCP_ROOT"
+
+need_root
+find_cargo
+
+banner() {
+    echo
+    echo "=== $* ==="
+}
+
+start=$(now)
+
+banner "cargo test --release"
+cargo test --release
+
+banner "cargo build --release && make -C c_examples"
+cargo build --release
+make -C c_examples --no-print-directory
+
+banner "scripts/c_examples_test.sh"
+bash scripts/c_examples_test.sh
+
+leftover=$(ip netns list | awk '{ print $1 }' | grep '^rstcp' || true)
+if [ -n "$leftover" ]; then
+    echo "warning: network namespaces named rstcp* exist after the run: $leftover" >&2
+fi
+echo
+echo "test.sh: all parts passed in $(elapsed "$start") s"
