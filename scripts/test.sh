@@ -27,6 +27,13 @@ cargo test --release
 
 banner "cargo build --release && make -C c_examples"
 cargo build --release
+# build.rs regenerates include/rstcp.h; the committed copy must match it.
+if git -C "$RSTCP_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    if ! git -C "$RSTCP_ROOT" diff --exit-code -- include/rstcp.h; then
+        echo "include/rstcp.h differs from what build.rs generates: commit the new header" >&2
+        exit 1
+    fi
+fi
 make -C c_examples --no-print-directory
 
 banner "scripts/c_examples_test.sh"
