@@ -414,3 +414,97 @@ fn lossy_reordering_duplicating_link_with_the_kernel() {
         t.elapsed()
     );
 }
+
+#[test]
+fn caller_chosen_descriptors_and_a_readiness_eventfd() {
+    let (_ns, s) = setup("readiness");
+    // SAFETY: a plain eventfd for the test; closed at the end.
+    let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+    assert!(efd >= 0);
+    s.shared().set_readiness_fd(efd);
+    // The LD_PRELOAD shim hands out a kernel placeholder's number: the table
+    // takes the number it is given, and refuses one already in use.
+    let l = s.socket(false, Some(1000)).unwrap();
+    assert_eq!(l, 1000);
+    assert_eq!(s.socket(false, Some(1000)), Err(Error::BadDescriptor));
+    s.bind(l, SocketAddrV4::new(OURS, 7010)).unwrap();
+    s.listen(l, 4).unwrap();
+    let drain = || {
+        let mut v = 0u64;
+        // SAFETY: reading 8 bytes from our eventfd into a u64.
+        unsafe { libc::read(efd, &mut v as *mut u64 as *mut libc::c_void, 8) };
+        v
+    };
+    drain();
+    let k = std::thread::spawn(|| {
+        let mut k = TcpStream::connect((OURS, 7010)).unwrap();
+        k.write_all(b"ping").unwrap();
+        k
+    });
+    // The handshake completing makes the listener readable: the eventfd fires.
+    assert!(
+        common::wait_readable(efd, 5000),
+        "readiness eventfd was not signalled"
+    );
+    assert!(drain() > 0);
+    let (c, _) = s.accept(l, false, Some(2000)).unwrap();
+    assert_eq!(c, 2000);
+    let mut k = k.join().unwrap();
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        got += s.recv(c, &mut buf[got..], MsgFlags::default()).unwrap();
+    }
+    assert_eq!(&buf, b"ping");
+    drain();
+    k.write_all(b"more").unwrap();
+    assert!(
+        common::wait_readable(efd, 5000),
+        "data arrival did not signal readiness"
+    );
+    s.close(c).unwrap();
+    s.close(l).unwrap();
+    s.shared().set_readiness_fd(-1);
+    // SAFETY: closing the eventfd made above.
+    unsafe { libc::close(efd) };
+}
+
+#[test]
+fn mss_is_clamped_to_a_small_mtu() {
+    let ns = Netns::new("mtu");
+    ns.enter();
+    let cfg = RuntimeConfig {
+        tun: ns.dev_name(),
+        addr: OURS,
+        prefix_len: 24,
+        mtu: 1280,
+        ..RuntimeConfig::default()
+    };
+    let s = Sockets::start(&cfg).unwrap();
+    let kl = TcpListener::bind((KERNEL, 7011)).unwrap();
+    let kernel = std::thread::spawn(move || {
+        let (mut k, _) = kl.accept().unwrap();
+        kernel_send_stream(&mut k, 1 << 20, 8);
+        kernel_recv_stream(&mut k, 9)
+    });
+    let c = s.socket(false, None).unwrap();
+    s.connect(c, SocketAddrV4::new(KERNEL, 7011)).unwrap();
+    let mss = s.with_stack(|st| st.connections().map(|(_, t)| t.send_mss()).max().unwrap());
+    // 1280 - 40 bytes of headers, less 12 for timestamps.
+    assert_eq!(mss, 1228);
+    send_stream(&s, c, 1 << 20, 9);
+    s.shutdown(c, Shutdown::Write).unwrap();
+    let mut check = Stream(8);
+    let mut buf = vec![0u8; 65536];
+    let mut want = vec![0u8; 65536];
+    let mut total = 0;
+    while total < 1 << 20 {
+        let n = s.recv(c, &mut buf, MsgFlags::default()).unwrap();
+        assert!(n > 0);
+        check.fill(&mut want[..n]);
+        assert_eq!(buf[..n], want[..n]);
+        total += n;
+    }
+    assert_eq!(kernel.join().unwrap(), 1 << 20);
+    s.close(c).unwrap();
+}
