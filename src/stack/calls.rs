@@ -1,0 +1,386 @@
+//! The socket calls the API layer makes on the stack: socket, bind, listen,
+//! connect, accept, send, recv, shutdown, close, addresses, options and
+//! readiness. Each runs in microseconds under the stack's lock; blocking is
+//! the API layer's business.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use super::socket_table::{FourTuple, Listener, Socket, SocketId, SocketKind, SocketOptions};
+use super::Stack;
+use crate::error::{Error, Result};
+use crate::tcp::{State, Tcb};
+use crate::time::Instant;
+
+impl Stack {
+    /// socket(AF_INET, SOCK_STREAM, 0).
+    pub fn socket_tcp(&mut self) -> SocketId {
+        let options = SocketOptions {
+            reuse_addr: false,
+            keep_alive: false,
+            nodelay: self.cfg.tcp.nodelay,
+            recv_buffer: self.cfg.tcp.recv_buffer,
+            send_buffer: self.cfg.tcp.send_buffer,
+        };
+        self.sockets.insert(Socket {
+            kind: SocketKind::Fresh,
+            local: None,
+            options,
+            parent: None,
+            app_closed: false,
+            scheduled: None,
+            in_tx_queue: false,
+            changed: false,
+            key: None,
+        })
+    }
+
+    /// bind(): `0.0.0.0` or our address; port 0 picks an ephemeral port.
+    pub fn bind(&mut self, id: SocketId, addr: SocketAddrV4) -> Result<()> {
+        let sock = self.sock(id)?;
+        if sock.local.is_some() || !matches!(sock.kind, SocketKind::Fresh) {
+            return Err(Error::Invalid);
+        }
+        if !addr.ip().is_unspecified() && *addr.ip() != self.cfg.addr {
+            return Err(Error::AddressNotAvailable);
+        }
+        let reuse = sock.options.reuse_addr;
+        let port = if addr.port() == 0 {
+            let r = self.isn.hash64(&id.0.to_le_bytes());
+            self.ports.pick_ephemeral(r).ok_or(Error::AddressInUse)?
+        } else {
+            if self.port_conflict(addr.port(), reuse) {
+                return Err(Error::AddressInUse);
+            }
+            addr.port()
+        };
+        self.ports.add(port, id);
+        self.sock_mut(id)?.local = Some(SocketAddrV4::new(*addr.ip(), port));
+        Ok(())
+    }
+
+    /// Linux's rule: a port can be shared only if both sides set
+    /// SO_REUSEADDR and the holder is not listening; connections lingering
+    /// in TIME-WAIT never block a SO_REUSEADDR bind.
+    fn port_conflict(&self, port: u16, reuse: bool) -> bool {
+        self.ports.users(port).iter().any(|&u| {
+            let Some(s) = self.sockets.get(u) else {
+                return false;
+            };
+            let listening = matches!(s.kind, SocketKind::Listener(_));
+            let time_wait = s.tcb().is_some_and(|t| t.state() == State::TimeWait);
+            !(reuse && (time_wait || (s.options.reuse_addr && !listening)))
+        })
+    }
+
+    /// listen(): backlog ≤ 0 is taken as 1, as Linux effectively does.
+    pub fn listen(&mut self, id: SocketId, backlog: i32) -> Result<()> {
+        let backlog = backlog.clamp(1, 4096) as usize;
+        let sock = self.sock(id)?;
+        match &sock.kind {
+            SocketKind::Listener(_) => {
+                if let SocketKind::Listener(l) = &mut self.sock_mut(id)?.kind {
+                    l.backlog = backlog;
+                }
+                return Ok(());
+            }
+            SocketKind::Conn(_) => return Err(Error::Invalid),
+            SocketKind::Fresh => {}
+        }
+        if sock.local.is_none() {
+            self.bind(id, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+        }
+        let port = self.sock(id)?.local.map(|a| a.port()).unwrap_or(0);
+        if self.sockets.listeners.contains_key(&port) {
+            return Err(Error::AddressInUse);
+        }
+        let sock = self.sock_mut(id)?;
+        sock.kind = SocketKind::Listener(Listener {
+            backlog,
+            ..Listener::default()
+        });
+        self.sockets.listeners.insert(port, id);
+        Ok(())
+    }
+
+    /// connect(): starts the handshake (the SYN goes out on the next
+    /// `poll_transmit`). Completion shows in the socket's state.
+    pub fn connect(&mut self, now: Instant, id: SocketId, remote: SocketAddrV4) -> Result<()> {
+        let sock = self.sock(id)?;
+        match &sock.kind {
+            SocketKind::Listener(_) => return Err(Error::Invalid),
+            SocketKind::Conn(t)
+                if t.state() == State::Closed
+                    && t.peek_error().is_none()
+                    && sock.key.is_none()
+                    && t.is_finished()
+                    && !t.is_passive() =>
+            {
+                // A failed connect leaves the socket unconnected: it may try again.
+            }
+            SocketKind::Conn(t) => {
+                return Err(match t.state() {
+                    State::SynSent | State::SynReceived => Error::Already,
+                    _ => Error::IsConnected,
+                })
+            }
+            SocketKind::Fresh => {}
+        }
+        let ip = *remote.ip();
+        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || remote.port() == 0 {
+            return Err(if remote.port() == 0 {
+                Error::ConnectionRefused
+            } else {
+                Error::NetworkUnreachable
+            });
+        }
+        if ip == self.cfg.addr {
+            // Talking to ourselves would need a loopback path inside the stack.
+            return Err(Error::ConnectionRefused);
+        }
+        if sock.local.is_none() {
+            let r = self
+                .isn
+                .hash64(&[&ip.octets()[..], &remote.port().to_le_bytes()].concat());
+            let port = self
+                .ports
+                .pick_ephemeral(r)
+                .ok_or(Error::AddressNotAvailable)?;
+            self.ports.add(port, id);
+            self.sock_mut(id)?.local = Some(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));
+        }
+        let port = self.sock(id)?.local.map(|a| a.port()).unwrap_or(0);
+        let local = SocketAddrV4::new(self.cfg.addr, port);
+        let key = FourTuple::new(local, remote);
+        if self.sockets.conns.contains_key(&key) {
+            return Err(Error::AddressNotAvailable);
+        }
+        let mut cfg = self.cfg.tcp.clone();
+        let opts = &self.sock(id)?.options;
+        cfg.nodelay = opts.nodelay;
+        cfg.recv_buffer = opts.recv_buffer;
+        cfg.send_buffer = opts.send_buffer;
+        let iss = self.isn.isn(now, local, remote);
+        let tcb = Tcb::connect(&cfg, local, remote, iss);
+        let sock = self.sock_mut(id)?;
+        sock.kind = SocketKind::Conn(Box::new(tcb));
+        sock.local = Some(local);
+        sock.key = Some(key);
+        self.sockets.conns.insert(key, id);
+        self.after(now, id);
+        Ok(())
+    }
+
+    /// accept(): the oldest established child, if any.
+    pub fn accept(&mut self, id: SocketId) -> Result<SocketId> {
+        let sock = self.sock_mut(id)?;
+        let SocketKind::Listener(l) = &mut sock.kind else {
+            return Err(Error::Invalid);
+        };
+        let child = l.ready.pop_front().ok_or(Error::WouldBlock)?;
+        if let Some(c) = self.sockets.get_mut(child) {
+            c.parent = None;
+        }
+        Ok(child)
+    }
+
+    /// send(): queues what fits in the send buffer.
+    pub fn send(&mut self, now: Instant, id: SocketId, data: &[u8]) -> Result<usize> {
+        let sock = self.sock_mut(id)?;
+        let tcb = match &mut sock.kind {
+            SocketKind::Conn(t) => t,
+            _ => return Err(Error::NotConnected),
+        };
+        let r = tcb.send(data);
+        if r.is_ok() || r == Err(Error::WouldBlock) {
+            self.after(now, id);
+        }
+        r
+    }
+
+    /// recv(): copies received bytes (Ok(0) = end of stream).
+    pub fn recv(
+        &mut self,
+        now: Instant,
+        id: SocketId,
+        out: &mut [u8],
+        peek: bool,
+    ) -> Result<usize> {
+        let sock = self.sock_mut(id)?;
+        let tcb = match &mut sock.kind {
+            SocketKind::Conn(t) => t,
+            _ => return Err(Error::NotConnected),
+        };
+        let r = tcb.recv(out, peek);
+        if tcb.wants_transmit() {
+            self.after(now, id);
+        }
+        r
+    }
+
+    /// shutdown(): `read` and/or `write` halves.
+    pub fn shutdown(&mut self, now: Instant, id: SocketId, read: bool, write: bool) -> Result<()> {
+        let sock = self.sock_mut(id)?;
+        let tcb = match &mut sock.kind {
+            SocketKind::Conn(t) => t,
+            SocketKind::Listener(_) => {
+                // Linux: shutting down a listener stops it and wakes accept.
+                return Err(Error::NotConnected);
+            }
+            SocketKind::Fresh => return Err(Error::NotConnected),
+        };
+        if matches!(tcb.state(), State::Closed) && !tcb.read_closed() {
+            return Err(Error::NotConnected);
+        }
+        if read {
+            tcb.shutdown_read();
+        }
+        if write {
+            let _ = tcb.shutdown_write();
+        }
+        self.after(now, id);
+        Ok(())
+    }
+
+    /// close(): the descriptor goes away; a connection finishes in the background.
+    pub fn close(&mut self, now: Instant, id: SocketId) -> Result<()> {
+        let sock = self.sock_mut(id)?;
+        sock.app_closed = true;
+        match &mut sock.kind {
+            SocketKind::Conn(t) => {
+                t.close();
+            }
+            SocketKind::Listener(l) => {
+                let children: Vec<SocketId> =
+                    l.pending.drain(..).chain(l.ready.drain(..)).collect();
+                if let Some(local) = sock.local {
+                    if self.sockets.listeners.get(&local.port()) == Some(&id) {
+                        self.sockets.listeners.remove(&local.port());
+                    }
+                }
+                for c in children {
+                    if let Some(t) = self.sockets.get_mut(c).and_then(|s| s.tcb_mut()) {
+                        t.abort();
+                    }
+                    if let Some(s) = self.sockets.get_mut(c) {
+                        s.app_closed = true;
+                        s.parent = None;
+                    }
+                    self.after(now, c);
+                }
+            }
+            SocketKind::Fresh => {}
+        }
+        self.after(now, id);
+        Ok(())
+    }
+
+    /// SO_LINGER with a zero timeout: close() sends RST at once.
+    pub fn abort(&mut self, now: Instant, id: SocketId) -> Result<()> {
+        if let Some(t) = self.sock_mut(id)?.tcb_mut() {
+            t.abort();
+        }
+        self.close(now, id)
+    }
+
+    /// The local address (0.0.0.0:0 when unbound).
+    pub fn local_addr(&self, id: SocketId) -> Result<SocketAddrV4> {
+        let s = self.sock(id)?;
+        Ok(match s.tcb() {
+            Some(t) => t.local(),
+            None => s
+                .local
+                .unwrap_or(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)),
+        })
+    }
+
+    /// The peer's address, for a connection that is (or was) established.
+    pub fn peer_addr(&self, id: SocketId) -> Result<SocketAddrV4> {
+        match self.sock(id)?.tcb() {
+            Some(t) if !matches!(t.state(), State::SynSent | State::Closed) => Ok(t.remote()),
+            Some(t)
+                if t.state() == State::Closed && t.read_closed() && t.peek_error().is_none() =>
+            {
+                Ok(t.remote())
+            }
+            _ => Err(Error::NotConnected),
+        }
+    }
+
+    /// The connection's state (LISTEN for listeners, CLOSED for fresh sockets).
+    pub fn state(&self, id: SocketId) -> Result<State> {
+        let s = self.sock(id)?;
+        Ok(match &s.kind {
+            SocketKind::Fresh => State::Closed,
+            SocketKind::Listener(_) => State::Listen,
+            SocketKind::Conn(t) => t.state(),
+        })
+    }
+
+    /// The connection itself, for inspection.
+    pub fn tcb(&self, id: SocketId) -> Option<&Tcb> {
+        self.sockets.get(id)?.tcb()
+    }
+
+    /// SO_ERROR: read and clear.
+    pub fn take_error(&mut self, id: SocketId) -> Result<Option<Error>> {
+        Ok(self.sock_mut(id)?.tcb_mut().and_then(|t| t.take_error()))
+    }
+
+    /// The socket's options.
+    pub fn options(&self, id: SocketId) -> Result<&SocketOptions> {
+        Ok(&self.sock(id)?.options)
+    }
+
+    /// Changes the socket's options; connections pick them up at once.
+    pub fn set_options(
+        &mut self,
+        now: Instant,
+        id: SocketId,
+        f: impl FnOnce(&mut SocketOptions),
+    ) -> Result<()> {
+        let sock = self.sock_mut(id)?;
+        f(&mut sock.options);
+        let o = sock.options.clone();
+        if let Some(t) = sock.tcb_mut() {
+            t.set_nodelay(o.nodelay);
+            t.set_send_buffer(o.send_buffer);
+            t.set_recv_buffer(o.recv_buffer);
+        }
+        self.after(now, id);
+        Ok(())
+    }
+
+    /// poll() bits (POLLIN, POLLOUT, POLLERR, POLLHUP, POLLRDHUP) for a socket.
+    pub fn readiness(&self, id: SocketId) -> Result<i16> {
+        let s = self.sock(id)?;
+        Ok(match &s.kind {
+            SocketKind::Fresh => libc::POLLOUT | libc::POLLHUP,
+            SocketKind::Listener(l) => {
+                if l.ready.is_empty() {
+                    0
+                } else {
+                    libc::POLLIN
+                }
+            }
+            SocketKind::Conn(t) => {
+                let mut m = 0;
+                if t.readable() {
+                    m |= libc::POLLIN;
+                }
+                if t.writable() {
+                    m |= libc::POLLOUT;
+                }
+                if t.peek_error().is_some() {
+                    m |= libc::POLLERR;
+                }
+                if t.read_closed() {
+                    m |= libc::POLLRDHUP;
+                }
+                if (t.read_closed() && t.write_shut()) || t.state() == State::Closed {
+                    m |= libc::POLLHUP;
+                }
+                m
+            }
+        })
+    }
+}
