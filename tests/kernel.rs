@@ -508,3 +508,61 @@ fn mss_is_clamped_to_a_small_mtu() {
     assert_eq!(kernel.join().unwrap(), 1 << 20);
     s.close(c).unwrap();
 }
+
+#[test]
+fn so_reuseaddr_rebinds_a_port_held_by_time_wait() {
+    let (_ns, s) = setup("reuse");
+    let reuse = |fd| {
+        s.set_option(fd, rstcp::api::SockOpt::ReuseAddr(true))
+            .unwrap()
+    };
+    let l = s.socket(false, None).unwrap();
+    reuse(l);
+    s.bind(l, SocketAddrV4::new(OURS, 7012)).unwrap();
+    s.listen(l, 4).unwrap();
+    let k = std::thread::spawn(|| {
+        let mut k = TcpStream::connect((OURS, 7012)).unwrap();
+        let mut buf = Vec::new();
+        k.read_to_end(&mut buf).unwrap();
+        buf
+    });
+    let (c, _) = s.accept(l, false, None).unwrap();
+    send_all(&s, c, b"bye");
+    // We close first: our side of the connection waits in TIME-WAIT.
+    s.close(c).unwrap();
+    assert_eq!(k.join().unwrap(), b"bye");
+    s.close(l).unwrap();
+    let in_time_wait =
+        || s.with_stack(|st| st.connections().any(|(_, t)| t.state() == State::TimeWait));
+    let t = Instant::now();
+    while !in_time_wait() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the closed connection should reach TIME-WAIT"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Without SO_REUSEADDR the port is taken; with it, it can be bound again.
+    let plain = s.socket(false, None).unwrap();
+    assert_eq!(
+        s.bind(plain, SocketAddrV4::new(OURS, 7012)),
+        Err(Error::AddressInUse)
+    );
+    let again = s.socket(false, None).unwrap();
+    reuse(again);
+    s.bind(again, SocketAddrV4::new(OURS, 7012)).unwrap();
+    s.listen(again, 4).unwrap();
+    let k = std::thread::spawn(|| TcpStream::connect((OURS, 7012)).map(|_| ()));
+    let (c, _) = s.accept(again, false, None).unwrap();
+    k.join().unwrap().unwrap();
+    // A second listener on the same port is refused even with SO_REUSEADDR.
+    let third = s.socket(false, None).unwrap();
+    reuse(third);
+    assert_eq!(
+        s.bind(third, SocketAddrV4::new(OURS, 7012)),
+        Err(Error::AddressInUse)
+    );
+    for fd in [c, again, plain, third] {
+        s.close(fd).unwrap();
+    }
+}
