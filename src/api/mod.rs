@@ -382,7 +382,9 @@ impl Sockets {
                 break false;
             }
             let step = std::time::Instant::now() + Duration::from_millis(50);
-            self.shared.any_change.wait_until(&mut inner, step.min(deadline));
+            self.shared
+                .any_change
+                .wait_until(&mut inner, step.min(deadline));
         };
         drop(inner);
         self.stop();
@@ -432,7 +434,10 @@ extern "C" fn finish_at_exit() {
         if let Some(Ok(s)) = GLOBAL.get() {
             let linger = *EXIT_LINGER.lock();
             if !s.shut_down(linger) {
-                crate::rs_log!(Warn, "exit: connections still closing after {linger:?}; abandoned");
+                crate::rs_log!(
+                    Warn,
+                    "exit: connections still closing after {linger:?}; abandoned"
+                );
             }
         }
     });

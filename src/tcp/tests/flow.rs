@@ -1,0 +1,206 @@
+//! Flow control: the advertised window, the peer's window, zero-window
+//! persist probing and its timeout, and window scaling.
+
+use super::*;
+
+#[test]
+fn advertised_window_shrinks_as_data_is_buffered_unread() {
+    let mut t = Script::established(&simple());
+    t.inject(seg(ACK, 5001, 1001).data(&bytes(1000)));
+    t.inject(seg(ACK, 6001, 1001).data(&bytes(1000)));
+    assert_eq!(t.expect(ACK, 1001, 7001).window, 8000);
+    t.inject(seg(ACK, 7001, 1001).data(&bytes(1000)));
+    t.inject(seg(ACK, 8001, 1001).data(&bytes(1000)));
+    assert_eq!(t.expect(ACK, 1001, 9001).window, 6000);
+    // Reading 3000 bytes opens the window by more than 2·MSS: a window update.
+    let mut out = vec![0; 3000];
+    assert_eq!(t.tcb.recv(&mut out, false), Ok(3000));
+    assert_eq!(t.expect(ACK, 1001, 9001).window, 9000);
+}
+
+#[test]
+fn small_reads_do_not_send_window_updates() {
+    let mut t = Script::established(&simple());
+    t.inject(seg(ACK, 5001, 1001).data(&bytes(1000)));
+    t.inject(seg(ACK, 6001, 1001).data(&bytes(1000)));
+    assert_eq!(t.expect(ACK, 1001, 7001).window, 8000);
+    assert_eq!(t.tcb.recv(&mut [0u8; 100], false), Ok(100));
+    t.expect_nothing();
+}
+
+#[test]
+fn sender_never_sends_beyond_the_peer_window() {
+    let mut t = Script::established_with(&simple(), 1000, Some(1460), 0);
+    t.send(&bytes(3000));
+    t.expect_len(ACK, 1001, 5001, 1000);
+    t.expect_nothing();
+    // The window slides: 1000 more, and no more.
+    t.inject(seg(ACK, 5001, 2001).win(1000));
+    t.expect_len(ACK, 2001, 5001, 1000);
+    t.expect_nothing();
+    // Half acknowledged, window still 1000: 500 bytes of room (half the
+    // peer's largest window, so silly window avoidance lets it go).
+    t.inject(seg(ACK, 5001, 2501).win(1000));
+    t.expect_len(ACK, 3001, 5001, 500);
+    t.expect_nothing();
+}
+
+#[test]
+fn zero_window_persist_probes_with_backoff_then_data_flows() {
+    let mut t = Script::established_with(&simple(), 1000, Some(1460), 0);
+    assert_eq!(t.tcb.rto(), ms(200));
+    t.send(&bytes(2000));
+    t.expect_len(ACK, 1001, 5001, 1000);
+    t.inject(seg(ACK, 5001, 2001).win(0));
+    t.expect_nothing();
+    assert_eq!(t.tcb.rto(), ms(200));
+    // Probes of one byte after an RTO, then twice as long, then four times.
+    for wait in [200, 400, 800] {
+        t.advance(wait - 1);
+        t.expect_nothing();
+        t.advance(1);
+        t.expect_len(ACK, 2001, 5001, 1);
+        t.expect_nothing();
+        // The peer's window is still closed.
+        t.inject(seg(ACK, 5001, 2001).win(0));
+        t.expect_nothing();
+    }
+    assert_eq!(t.state(), State::Established);
+    // The window opens: the rest flows, from the probed byte on.
+    t.inject(seg(ACK, 5001, 2001).win(4000));
+    t.expect_len(PSH | ACK, 2001, 5001, 1000);
+    t.inject(seg(ACK, 5001, 3001).win(4000));
+    assert_eq!(t.tcb.send_queue(), 0);
+}
+
+#[test]
+fn zero_window_probing_never_times_out_while_the_peer_answers() {
+    let cfg = Config {
+        retries: 3,
+        max_rto: ms(2000),
+        ..simple()
+    };
+    let mut t = Script::established_with(&cfg, 1000, Some(1460), 0);
+    t.send(&bytes(2000));
+    t.expect_len(ACK, 1001, 5001, 1000);
+    t.inject(seg(ACK, 5001, 2001).win(0));
+    t.expect_nothing();
+    let mut probes = 0;
+    for _ in 0..60_000 {
+        t.advance(1);
+        if let Some(out) = t.poll() {
+            assert_eq!((out.seq, out.payload.len()), (2001, 1));
+            probes += 1;
+            t.inject(seg(ACK, 5001, 2001).win(0));
+        }
+    }
+    assert_eq!(t.state(), State::Established);
+    assert!(probes >= 30, "{probes} probes in a minute");
+    t.inject(seg(ACK, 5001, 2001).win(1000));
+    t.expect_len(PSH | ACK, 2001, 5001, 1000);
+}
+
+#[test]
+fn unanswered_zero_window_probes_time_out() {
+    let cfg = Config {
+        retries: 3,
+        ..simple()
+    };
+    let mut t = Script::established_with(&cfg, 1000, Some(1460), 0);
+    t.send(&bytes(2000));
+    t.expect_len(ACK, 1001, 5001, 1000);
+    t.inject(seg(ACK, 5001, 2001).win(0));
+    t.expect_nothing();
+    // Probes at 200, 600, 1400 ms; nobody answers.
+    for wait in [200, 400, 800] {
+        t.advance(wait);
+        t.expect_len(ACK, 2001, 5001, 1);
+    }
+    t.advance(1599);
+    assert_eq!(t.state(), State::Established);
+    t.advance(1);
+    assert_eq!(t.state(), State::Closed);
+    assert_eq!(t.tcb.take_error(), Some(Error::TimedOut));
+}
+
+#[test]
+fn rto_with_a_window_shrunk_to_zero_hands_over_to_persist_probes() {
+    let mut t = Script::established_with(&simple(), 2000, Some(1000), 0);
+    t.tcb.set_nodelay(true);
+    t.send(&bytes(2000));
+    t.expect_len(ACK, 1001, 5001, 1000);
+    t.expect_len(PSH | ACK, 2001, 5001, 1000);
+    // The peer takes the first segment and shrinks its window to nothing:
+    // the second segment is outside it now.
+    t.inject(seg(ACK, 5001, 2001).win(0));
+    t.expect_nothing();
+    // The RTO finds nothing that fits; the backed-off RTO (400 ms) later, a probe.
+    t.advance(200);
+    t.expect_nothing();
+    t.advance(399);
+    t.expect_nothing();
+    t.advance(1);
+    t.expect_len(ACK, 2001, 5001, 1);
+    t.inject(seg(ACK, 5001, 2001).win(1000));
+    t.expect_len(PSH | ACK, 2001, 5001, 1000);
+    assert_eq!(t.state(), State::Established);
+}
+
+#[test]
+fn window_reopening_releases_held_data() {
+    let mut t = Script::established_with(&simple(), 0, Some(1460), 0);
+    t.send(&bytes(500));
+    t.expect_nothing();
+    t.inject(seg(ACK, 5001, 1001).win(1000));
+    t.expect_len(PSH | ACK, 1001, 5001, 500);
+}
+
+#[test]
+fn window_scale_applies_to_windows_after_the_syn() {
+    let cfg = Config {
+        window_scaling: true,
+        recv_buffer: 256 * 1024,
+        ..simple()
+    };
+    let shift = cfg.window_shift();
+    assert_eq!(shift, 7);
+    let mut t = Script::active(&cfg, ISS);
+    let syn = t.expect(SYN, 1000, 0);
+    assert_eq!(syn.options.window_scale, Some(7));
+    assert_eq!(syn.window, 65535, "the SYN's window is never scaled");
+    let opts = TcpOptions {
+        mss: Some(1460),
+        window_scale: Some(2),
+        ..TcpOptions::default()
+    };
+    t.inject(seg(SYN | ACK, 5000, 1001).win(1000).opts(opts));
+    assert_eq!(
+        t.tcb.send_window(),
+        1000,
+        "the SYN|ACK's window is never scaled"
+    );
+    let ack = t.expect(ACK, 1001, 5001);
+    assert_eq!(ack.window, ((256 * 1024) >> 7) as u16);
+    t.inject(seg(ACK, 5001, 1001).win(1000));
+    assert_eq!(t.tcb.send_window(), 4000);
+}
+
+#[test]
+fn acks_sent_while_probing_keep_a_sequence_number_the_peer_accepts() {
+    let mut t = Script::established_with(&simple(), 1000, Some(1460), 0);
+    t.send(&bytes(2000));
+    t.expect_len(ACK, 1001, 5001, 1000);
+    t.inject(seg(ACK, 5001, 2001).win(0));
+    t.expect_nothing();
+    t.advance(200);
+    t.expect_len(ACK, 2001, 5001, 1);
+    // The peer sends data while its window stays shut: our ACK of it carries
+    // seq 2001 (the probe byte is not counted as sent), which the peer's
+    // RCV.NXT of 2001 accepts.
+    t.inject(seg(ACK, 5001, 2001).win(0).data(b"abc"));
+    t.advance(40);
+    t.expect(ACK, 2001, 5004);
+    // The peer took the probe byte: its ACK of 2002 is accepted.
+    t.inject(seg(ACK, 5004, 2002).win(3000));
+    t.expect_len(PSH | ACK, 2002, 5004, 999);
+}

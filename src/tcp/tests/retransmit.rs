@@ -1,0 +1,251 @@
+//! Retransmission: SYN and SYN|ACK retries, the RTO with exponential backoff
+//! and its limits (RFC 6298), Karn's algorithm, timestamp RTT samples, fast
+//! retransmit and limited transmit (RFC 3042).
+
+use super::*;
+
+#[test]
+fn syn_retransmitted_after_1s_then_2s_then_4s() {
+    let mut t = Script::active(&simple(), ISS);
+    t.expect(SYN, 1000, 0);
+    for (wait, at) in [(1000, 1000), (2000, 3000), (4000, 7000), (8000, 15_000)] {
+        t.advance(wait - 1);
+        t.expect_nothing();
+        t.advance(1);
+        assert_eq!(t.now, Instant::from_millis(at));
+        t.expect(SYN, 1000, 0);
+        t.expect_nothing();
+    }
+    assert_eq!(t.state(), State::SynSent);
+}
+
+#[test]
+fn syn_retries_exhausted_is_etimedout() {
+    let cfg = Config {
+        syn_retries: 2,
+        ..simple()
+    };
+    let mut t = Script::active(&cfg, ISS);
+    t.expect(SYN, 1000, 0);
+    t.advance(1000);
+    t.expect(SYN, 1000, 0);
+    t.advance(2000);
+    t.expect(SYN, 1000, 0);
+    t.advance(3999);
+    assert_eq!(t.state(), State::SynSent);
+    t.advance(1);
+    assert_eq!(t.state(), State::Closed);
+    assert_eq!(t.tcb.take_error(), Some(Error::TimedOut));
+    t.expect_nothing();
+}
+
+#[test]
+fn syn_ack_retransmitted_and_passive_open_given_up_quietly() {
+    let cfg = Config {
+        syn_retries: 1,
+        ..simple()
+    };
+    let mut t = Script::passive(&cfg, 7000, seg(SYN, 1000, 0));
+    t.expect(SYN | ACK, 7000, 1001);
+    t.advance(999);
+    t.expect_nothing();
+    t.advance(1);
+    t.expect(SYN | ACK, 7000, 1001);
+    t.advance(2000);
+    assert_eq!(t.state(), State::Closed);
+    t.expect_nothing();
+}
+
+#[test]
+fn retransmitted_syn_in_syn_received_gets_syn_ack_again() {
+    let mut t = Script::passive(&simple(), 7000, seg(SYN, 1000, 0));
+    t.expect(SYN | ACK, 7000, 1001);
+    t.inject(seg(SYN, 1000, 0));
+    t.expect(SYN | ACK, 7000, 1001);
+    assert_eq!(t.state(), State::SynReceived);
+}
+
+#[test]
+fn data_retransmitted_on_rto_with_exponential_backoff() {
+    // RTT 100 ms: SRTT 100, RTTVAR 50, RTO 300 ms.
+    let mut t = Script::established_with(&simple(), 65535, Some(1460), 100);
+    assert_eq!(t.tcb.rto(), ms(300));
+    t.send(&bytes(100));
+    t.expect_len(PSH | ACK, 1001, 5001, 100);
+    for wait in [300, 600, 1200] {
+        t.advance(wait - 1);
+        t.expect_nothing();
+        t.advance(1);
+        t.expect_len(PSH | ACK, 1001, 5001, 100);
+        t.expect_nothing();
+    }
+    t.inject(seg(ACK, 5001, 1101));
+    assert_eq!(t.tcb.send_queue(), 0);
+    assert_eq!(t.tcb.deadline(), None);
+}
+
+#[test]
+fn data_retries_exhausted_is_etimedout() {
+    let cfg = Config {
+        retries: 2,
+        ..simple()
+    };
+    let mut t = Script::established(&cfg);
+    t.send(&bytes(100));
+    t.expect_len(PSH | ACK, 1001, 5001, 100);
+    t.advance(200);
+    t.expect_len(PSH | ACK, 1001, 5001, 100);
+    t.advance(400);
+    t.expect_len(PSH | ACK, 1001, 5001, 100);
+    t.advance(799);
+    assert_eq!(t.state(), State::Established);
+    t.advance(1);
+    assert_eq!(t.state(), State::Closed);
+    assert_eq!(t.tcb.take_error(), Some(Error::TimedOut));
+}
+
+#[test]
+fn rto_from_a_100ms_rtt_sample_is_srtt_plus_4_rttvar() {
+    let mut t = Script::established_with(&simple(), 65535, Some(1460), 100);
+    assert_eq!(t.tcb.srtt(), Some(ms(100)));
+    // RTO = SRTT + 4·RTTVAR = 100 + 4·50.
+    assert_eq!(t.tcb.rto(), ms(300));
+    t.send(&bytes(100));
+    t.expect_len(PSH | ACK, 1001, 5001, 100);
+    assert_eq!(t.tcb.deadline(), Some(Instant::from_millis(100 + 300)));
+    // A second sample of 100 ms: RTTVAR = 3/4·50 + 1/4·0 = 37.5.
+    t.advance(100);
+    t.inject(seg(ACK, 5001, 1101));
+    assert_eq!(t.tcb.srtt(), Some(ms(100)));
+    assert_eq!(t.tcb.rto(), ms(250));
+}
+
+#[test]
+fn rto_is_never_below_min_rto() {
+    // RTT 10 ms: 10 + 4·5 = 30 ms, raised to min_rto = 200 ms.
+    let mut t = Script::established_with(&simple(), 65535, Some(1460), 10);
+    assert_eq!(t.tcb.srtt(), Some(ms(10)));
+    assert_eq!(t.tcb.rto(), ms(200));
+    t.send(b"x");
+    t.expect_len(PSH | ACK, 1001, 5001, 1);
+    t.advance(199);
+    t.expect_nothing();
+    t.advance(1);
+    t.expect_len(PSH | ACK, 1001, 5001, 1);
+}
+
+#[test]
+fn karn_no_rtt_sample_from_a_retransmitted_segment() {
+    let mut t = Script::established_with(&simple(), 65535, Some(1460), 100);
+    t.send(&bytes(100));
+    t.expect_len(PSH | ACK, 1001, 5001, 100);
+    t.advance(300);
+    t.expect_len(PSH | ACK, 1001, 5001, 100);
+    assert_eq!(t.tcb.rto(), ms(600));
+    // The ACK is ambiguous: the original (310 ms) or the retransmission (10 ms)?
+    t.advance(10);
+    t.inject(seg(ACK, 5001, 1101));
+    assert_eq!(t.tcb.srtt(), Some(ms(100)), "no sample taken");
+    assert_eq!(t.tcb.rto(), ms(600), "backed-off RTO kept until a sample");
+    // New data, sent once: its ACK is a sample (50 ms).
+    t.send(&bytes(100));
+    t.expect_len(PSH | ACK, 1101, 5001, 100);
+    t.advance(50);
+    t.inject(seg(ACK, 5001, 1201));
+    // SRTT = 7/8·100 + 1/8·50; RTTVAR = 3/4·50 + 1/4·50; RTO = SRTT + 4·RTTVAR.
+    assert_eq!(t.tcb.srtt(), Some(Duration::from_micros(93_750)));
+    assert_eq!(t.tcb.rto(), Duration::from_micros(293_750));
+}
+
+#[test]
+fn timestamps_give_rtt_samples_and_echo_the_peer_clock() {
+    let cfg = Config {
+        timestamps: true,
+        ..simple()
+    };
+    let mut t = Script::active(&cfg, ISS);
+    let syn = t.expect(SYN, 1000, 0);
+    let (tsval, tsecr) = syn.options.timestamps.expect("SYN offers timestamps");
+    assert_eq!(tsecr, 0);
+    t.advance(50);
+    let opts = TcpOptions {
+        mss: Some(1460),
+        timestamps: Some((777, tsval)),
+        ..TcpOptions::default()
+    };
+    t.inject(seg(SYN | ACK, 5000, 1001).opts(opts));
+    assert_eq!(t.tcb.srtt(), Some(ms(50)));
+    let ack = t.expect(ACK, 1001, 5001);
+    assert_eq!(ack.options.timestamps, Some((tsval.wrapping_add(50), 777)));
+    // Options take 12 of the 1460 bytes of each segment.
+    assert_eq!(t.tcb.send_mss(), 1448);
+    t.tcb.set_nodelay(true);
+    t.send(&bytes(2000));
+    t.expect_len(ACK, 1001, 5001, 1448);
+    t.expect_len(PSH | ACK, 2449, 5001, 552);
+}
+
+// ---------------------------------------------------------------------------
+// Duplicate ACKs: fast retransmit and limited transmit.
+
+#[test]
+fn fast_retransmit_after_three_duplicate_acks() {
+    let mut t = Script::established_with(&simple(), 65535, Some(1000), 0);
+    t.tcb.set_nodelay(true);
+    t.send(&bytes(5000));
+    for i in 0..5 {
+        let flags = if i == 4 { PSH | ACK } else { ACK };
+        t.expect_len(flags, 1001 + i * 1000, 5001, 1000);
+    }
+    t.expect_nothing();
+    t.inject(seg(ACK, 5001, 2001));
+    t.expect_nothing();
+    t.inject(seg(ACK, 5001, 2001));
+    t.expect_nothing();
+    t.inject(seg(ACK, 5001, 2001));
+    t.expect_nothing();
+    t.inject(seg(ACK, 5001, 2001));
+    // The third duplicate: the first unacknowledged segment goes again, well
+    // before any RTO.
+    t.expect_len(ACK, 2001, 5001, 1000);
+    t.expect_nothing();
+    t.inject(seg(ACK, 5001, 6001));
+    assert_eq!(t.tcb.send_queue(), 0);
+    assert_eq!(t.tcb.deadline(), None);
+}
+
+#[test]
+fn window_updates_are_not_duplicate_acks() {
+    let mut t = Script::established_with(&simple(), 65535, Some(1000), 0);
+    t.tcb.set_nodelay(true);
+    t.send(&bytes(3000));
+    t.expect_len(ACK, 1001, 5001, 1000);
+    t.expect_len(ACK, 2001, 5001, 1000);
+    t.expect_len(PSH | ACK, 3001, 5001, 1000);
+    for w in [60000, 50000, 40000, 30000] {
+        t.inject(seg(ACK, 5001, 1001).win(w));
+        t.expect_nothing();
+    }
+}
+
+#[test]
+fn limited_transmit_sends_new_data_on_the_first_two_duplicates() {
+    let mut t = Script::established_with(&simple(), 65535, Some(1000), 0);
+    // The initial congestion window (10 segments) limits the sender.
+    t.send(&bytes(20_000));
+    for i in 0..10 {
+        t.expect_len(ACK, 1001 + i * 1000, 5001, 1000);
+    }
+    t.expect_nothing();
+    // The first is lost: each of the first two duplicate ACKs lets one new
+    // segment out beyond the congestion window (RFC 3042).
+    t.inject(seg(ACK, 5001, 1001).win(65535));
+    t.expect_len(ACK, 11001, 5001, 1000);
+    t.expect_nothing();
+    t.inject(seg(ACK, 5001, 1001).win(65535));
+    t.expect_len(ACK, 12001, 5001, 1000);
+    t.expect_nothing();
+    // The third duplicate: fast retransmit of the first segment.
+    t.inject(seg(ACK, 5001, 1001).win(65535));
+    t.expect_len(ACK, 1001, 5001, 1000);
+}

@@ -1,0 +1,140 @@
+//! Segment sizes and timing: the MSS, Nagle's algorithm and delayed ACKs
+//! (RFC 1122, 4.2.3.2).
+
+use super::*;
+
+// ---------------------------------------------------------------------------
+// MSS.
+
+#[test]
+fn our_syn_carries_the_configured_mss() {
+    let cfg = Config {
+        mss: 1200,
+        ..simple()
+    };
+    let mut t = Script::active(&cfg, ISS);
+    let syn = t.expect(SYN, 1000, 0);
+    assert_eq!(syn.options.mss, Some(1200));
+    assert_eq!(syn.options.window_scale, None);
+    assert!(!syn.options.sack_permitted);
+    assert_eq!(syn.options.timestamps, None);
+}
+
+#[test]
+fn default_syn_offers_every_option() {
+    let cfg = Config::default();
+    let mut t = Script::active(&cfg, ISS);
+    let syn = t.expect(SYN, 1000, 0);
+    assert_eq!(syn.options.mss, Some(1460));
+    assert_eq!(syn.options.window_scale, Some(cfg.window_shift()));
+    assert!(syn.options.sack_permitted);
+    assert!(syn.options.timestamps.is_some_and(|(_, ecr)| ecr == 0));
+}
+
+#[test]
+fn segments_never_exceed_the_peer_mss_of_536() {
+    let mut t = Script::established_with(&simple(), 65535, Some(536), 0);
+    assert_eq!(t.tcb.send_mss(), 536);
+    t.tcb.set_nodelay(true);
+    t.send(&bytes(2000));
+    t.expect_len(ACK, 1001, 5001, 536);
+    t.expect_len(ACK, 1537, 5001, 536);
+    t.expect_len(ACK, 2073, 5001, 536);
+    t.expect_len(PSH | ACK, 2609, 5001, 392);
+    t.expect_nothing();
+}
+
+#[test]
+fn no_mss_option_from_the_peer_means_536() {
+    let mut t = Script::established_with(&simple(), 65535, None, 0);
+    assert_eq!(t.tcb.send_mss(), 536);
+    t.tcb.set_nodelay(true);
+    t.send(&bytes(1000));
+    t.expect_len(ACK, 1001, 5001, 536);
+    t.expect_len(PSH | ACK, 1537, 5001, 464);
+}
+
+#[test]
+fn our_smaller_mss_bounds_our_segments_too() {
+    let cfg = Config {
+        mss: 1000,
+        ..simple()
+    };
+    let mut t = Script::established_with(&cfg, 65535, Some(1460), 0);
+    assert_eq!(t.tcb.send_mss(), 1000);
+    t.send(&bytes(2000));
+    t.expect_len(ACK, 1001, 5001, 1000);
+    t.expect_len(PSH | ACK, 2001, 5001, 1000);
+}
+
+// ---------------------------------------------------------------------------
+// Nagle.
+
+#[test]
+fn nagle_holds_a_small_segment_while_one_is_unacked() {
+    let mut t = Script::established(&simple());
+    t.send(&bytes(100));
+    t.expect_len(PSH | ACK, 1001, 5001, 100);
+    t.send(&bytes(100));
+    t.expect_nothing();
+    t.send(&bytes(100));
+    t.expect_nothing();
+    t.inject(seg(ACK, 5001, 1101));
+    // What was held goes as one segment.
+    t.expect_len(PSH | ACK, 1101, 5001, 200);
+}
+
+#[test]
+fn nodelay_sends_small_segments_at_once() {
+    let mut t = Script::established(&simple());
+    t.tcb.set_nodelay(true);
+    t.send(&bytes(100));
+    t.expect_len(PSH | ACK, 1001, 5001, 100);
+    t.send(&bytes(100));
+    t.expect_len(PSH | ACK, 1101, 5001, 100);
+}
+
+#[test]
+fn nagle_does_not_hold_full_segments() {
+    let mut t = Script::established(&simple());
+    t.send(&bytes(100));
+    t.expect_len(PSH | ACK, 1001, 5001, 100);
+    t.send(&bytes(1460 + 10));
+    t.expect_len(ACK, 1101, 5001, 1460);
+    t.expect_nothing();
+}
+
+// ---------------------------------------------------------------------------
+// Delayed ACK (RFC 1122, 4.2.3.2).
+
+#[test]
+fn one_segment_is_acked_after_the_delayed_ack_time() {
+    let mut t = Script::established(&simple());
+    t.inject(seg(PSH | ACK, 5001, 1001).data(&bytes(100)));
+    t.expect_nothing();
+    t.advance(39);
+    t.expect_nothing();
+    t.advance(1);
+    t.expect(ACK, 1001, 5101);
+    t.expect_nothing();
+}
+
+#[test]
+fn two_full_segments_are_acked_at_once() {
+    let mut t = Script::established(&simple());
+    t.inject(seg(ACK, 5001, 1001).data(&bytes(1460)));
+    t.expect_nothing();
+    t.inject(seg(ACK, 6461, 1001).data(&bytes(1460)));
+    t.expect(ACK, 1001, 7921);
+    t.expect_nothing();
+}
+
+#[test]
+fn data_we_send_carries_the_delayed_ack() {
+    let mut t = Script::established(&simple());
+    t.inject(seg(PSH | ACK, 5001, 1001).data(&bytes(100)));
+    t.send(b"reply");
+    t.expect_data(PSH | ACK, 1001, 5101, b"reply");
+    t.advance(40);
+    t.expect_nothing();
+}
