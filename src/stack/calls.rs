@@ -107,7 +107,8 @@ impl Stack {
     pub fn connect(&mut self, now: Instant, id: SocketId, remote: SocketAddrV4) -> Result<()> {
         let sock = self.sock(id)?;
         match &sock.kind {
-            SocketKind::Listener(_) => return Err(Error::Invalid),
+            // Linux answers EISCONN for a listening socket.
+            SocketKind::Listener(_) => return Err(Error::IsConnected),
             SocketKind::Conn(t)
                 if t.state() == State::Closed
                     && t.peek_error().is_none()
@@ -188,7 +189,8 @@ impl Stack {
         let sock = self.sock_mut(id)?;
         let tcb = match &mut sock.kind {
             SocketKind::Conn(t) => t,
-            _ => return Err(Error::NotConnected),
+            // Linux: EPIPE for a socket that never connected.
+            _ => return Err(Error::BrokenPipe),
         };
         let r = tcb.send(data);
         if r.is_ok() || r == Err(Error::WouldBlock) {

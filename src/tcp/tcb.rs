@@ -353,7 +353,6 @@ impl Tcb {
         match self.state {
             State::SynSent | State::SynReceived => return Err(Error::WouldBlock),
             State::Established | State::CloseWait if !self.fin_queued => {}
-            State::Closed | State::Listen => return Err(Error::NotConnected),
             _ => return Err(Error::BrokenPipe),
         }
         if data.is_empty() {
