@@ -31,31 +31,35 @@ impl Scoreboard {
             return;
         }
         let start = seq::max(start, una);
-        let mut s = start;
-        let mut e = end;
-        let mut kept = Vec::with_capacity(self.ranges.len() + 1);
-        for &(rs, re) in &self.ranges {
-            if seq::lt(re, s) || seq::lt(e, rs) {
-                kept.push((rs, re));
-            } else {
-                s = if seq::lt(rs, s) { rs } else { s };
-                e = seq::max(re, e);
+        // Ranges are sorted and disjoint: find those the new one touches and
+        // merge in place (this runs per ACK, so no allocation).
+        let first = self.ranges.partition_point(|&(_, e)| seq::lt(e, start));
+        let mut last = first;
+        let (mut s, mut e) = (start, end);
+        while last < self.ranges.len() && seq::le(self.ranges[last].0, end) {
+            if seq::lt(self.ranges[last].0, s) {
+                s = self.ranges[last].0;
             }
+            e = seq::max(e, self.ranges[last].1);
+            last += 1;
         }
-        kept.push((s, e));
-        kept.sort_by(|a, b| {
-            if a.0 == b.0 {
-                std::cmp::Ordering::Equal
-            } else if seq::lt(a.0, b.0) {
-                std::cmp::Ordering::Less
-            } else {
-                std::cmp::Ordering::Greater
+        if first == last {
+            if self.ranges.len() >= MAX_RANGES {
+                if first == 0 {
+                    return; // older than everything kept: the least useful
+                }
+                self.ranges.remove(0);
+                self.ranges.insert(first - 1, (s, e));
+                return;
             }
-        });
-        if kept.len() > MAX_RANGES {
-            kept.remove(0);
+            if self.ranges.capacity() == 0 {
+                self.ranges.reserve_exact(MAX_RANGES);
+            }
+            self.ranges.insert(first, (s, e));
+        } else {
+            self.ranges[first] = (s, e);
+            self.ranges.drain(first + 1..last);
         }
-        self.ranges = kept;
     }
 
     /// Drops what SND.UNA now covers.
@@ -124,5 +128,32 @@ mod tests {
         b.advance(4500);
         assert_eq!(b.next_hole(4500), Some((5000, 6000)));
         assert_eq!(b.sacked_bytes(), 1500);
+    }
+
+    #[test]
+    fn merges_across_several_ranges_and_stays_bounded() {
+        let mut b = Scoreboard::default();
+        for i in 0..20u32 {
+            b.add(2000 + i * 100, 2050 + i * 100, 1000, 9000);
+        }
+        assert_eq!(b.ranges.len(), MAX_RANGES);
+        // One block covering many ranges merges them into one.
+        b.add(2000, 3000, 1000, 9000);
+        assert!(b.ranges.len() < MAX_RANGES);
+        assert_eq!(b.covered_until(2500), Some(3050));
+        // Ranges stay sorted and disjoint.
+        for w in b.ranges.windows(2) {
+            assert!(seq::lt(w[0].1, w[1].0));
+        }
+    }
+
+    #[test]
+    fn wraps_around_zero() {
+        let mut b = Scoreboard::default();
+        b.add(0xffff_ff00, 0x100, 0xffff_fe00, 0x1000);
+        b.add(0x200, 0x300, 0xffff_fe00, 0x1000);
+        assert_eq!(b.next_hole(0xffff_fe00), Some((0xffff_fe00, 0xffff_ff00)));
+        assert_eq!(b.next_hole(0x0), Some((0x100, 0x200)));
+        assert_eq!(b.sacked_bytes(), 0x200 + 0x100);
     }
 }
