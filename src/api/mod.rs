@@ -309,6 +309,7 @@ impl Sockets {
         let r = inner.stack.shutdown(now, e.id, read, write);
         e.cond.notify_all();
         self.shared.any_change.notify_all();
+        self.shared.signal_readiness();
         self.finish(inner);
         r
     }
@@ -323,6 +324,7 @@ impl Sockets {
         let r = inner.stack.close(now, e.id);
         e.cond.notify_all();
         self.shared.any_change.notify_all();
+        self.shared.signal_readiness();
         self.finish(inner);
         r
     }

@@ -82,7 +82,8 @@ impl Shared {
         self.readiness_fd.store(fd, Ordering::Release);
     }
 
-    fn signal_readiness(&self) {
+    /// Signals the registered readiness eventfd, if any.
+    pub fn signal_readiness(&self) {
         let fd = self.readiness_fd.load(Ordering::Acquire);
         if fd >= 0 {
             let one: u64 = 1;
