@@ -5,6 +5,8 @@
 //! [`tcp`] (sans-IO TCP connections), [`wire`] (packet formats) and [`link`]
 //! (TUN device, in-memory pair, fault injection, pcap).
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod error;
 pub mod ffi;
