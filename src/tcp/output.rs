@@ -13,7 +13,7 @@ pub const MAX_HEADERS: usize = IPV4_HEADER_LEN + 60;
 impl Tcb {
     /// Writes the next IPv4 packet to send into `buf` and returns its length,
     /// or None when there is nothing to send now. Call until None.
-    /// `buf` must hold at least the MSS plus [`MAX_HEADERS`].
+    /// `buf` must hold at least the MSS plus 80 bytes of headers.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if let Some((seq, ack, flags)) = self.pending_rst.take() {
             return Some(self.emit(now, buf, seq, ack, flags, 0, false));
