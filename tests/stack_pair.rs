@@ -280,3 +280,158 @@ fn trace(dir: &str, now: Instant, p: &[u8]) {
         Err(e) => eprintln!("{dir} bad {e:?}"),
     }
 }
+
+#[test]
+fn simultaneous_open_through_both_stacks() {
+    let mut sim = Sim::new(FaultConfig::default());
+    let a = sim.a.socket_tcp();
+    let b = sim.b.socket_tcp();
+    sim.a.bind(a, SocketAddrV4::new(A, 6000)).unwrap();
+    sim.b.bind(b, SocketAddrV4::new(B, 6001)).unwrap();
+    let now = sim.now;
+    sim.a.connect(now, a, SocketAddrV4::new(B, 6001)).unwrap();
+    sim.b.connect(now, b, SocketAddrV4::new(A, 6000)).unwrap();
+    // Both SYNs cross; each side answers SYN|ACK and ends ESTABLISHED.
+    sim.run_until(Duration::from_secs(10), |s| {
+        s.a.state(a).unwrap() == State::Established && s.b.state(b).unwrap() == State::Established
+    });
+    assert_eq!(sim.a.send(sim.now, a, b"hi").unwrap(), 2);
+    let mut buf = [0u8; 8];
+    sim.run_until(Duration::from_secs(5), |s| {
+        s.b.recv(s.now, b, &mut buf, true).is_ok()
+    });
+    assert_eq!(sim.b.recv(sim.now, b, &mut buf, false), Ok(2));
+    assert_eq!(&buf[..2], b"hi");
+    // And a simultaneous close: both in CLOSING or straight to TIME-WAIT.
+    let now = sim.now;
+    sim.a.shutdown(now, a, false, true).unwrap();
+    sim.b.shutdown(now, b, false, true).unwrap();
+    sim.run_until(Duration::from_secs(10), |s| {
+        s.a.state(a).unwrap() == State::TimeWait && s.b.state(b).unwrap() == State::TimeWait
+    });
+}
+
+#[test]
+fn closing_a_listener_resets_connections_nobody_accepted() {
+    let mut sim = Sim::new(FaultConfig::default());
+    let l = sim.b.socket_tcp();
+    sim.b.bind(l, SocketAddrV4::new(B, 6002)).unwrap();
+    sim.b.listen(l, 4).unwrap();
+    let c = sim.a.socket_tcp();
+    sim.a
+        .connect(sim.now, c, SocketAddrV4::new(B, 6002))
+        .unwrap();
+    sim.run_until(Duration::from_secs(5), |s| {
+        s.a.state(c).unwrap() == State::Established
+    });
+    // The handshake completed in the stack; nobody called accept.
+    sim.b.close(sim.now, l).unwrap();
+    sim.run_until(Duration::from_secs(5), |s| {
+        s.a.state(c).unwrap() == State::Closed
+    });
+    let mut buf = [0u8; 4];
+    assert_eq!(
+        sim.a.recv(sim.now, c, &mut buf, false),
+        Err(Error::ConnectionReset)
+    );
+    sim.run_until(Duration::from_secs(1), |s| s.b.socket_count() == 0);
+}
+
+#[test]
+fn a_child_reset_during_its_handshake_is_never_handed_out() {
+    let mut sim = Sim::new(FaultConfig::default());
+    let l = sim.b.socket_tcp();
+    sim.b.bind(l, SocketAddrV4::new(B, 6003)).unwrap();
+    sim.b.listen(l, 4).unwrap();
+    let c1 = sim.a.socket_tcp();
+    sim.a
+        .connect(sim.now, c1, SocketAddrV4::new(B, 6003))
+        .unwrap();
+    sim.run_until(Duration::from_secs(5), |s| {
+        s.a.state(c1).unwrap() == State::Established
+    });
+    // The first client aborts (RST) right away: the server's side of the
+    // handshake had not completed (its ACK is still on the wire).
+    assert_eq!(
+        sim.b.connections().next().unwrap().1.state(),
+        State::SynReceived
+    );
+    sim.a.abort(sim.now, c1).unwrap();
+    let c2 = sim.a.socket_tcp();
+    sim.a
+        .connect(sim.now, c2, SocketAddrV4::new(B, 6003))
+        .unwrap();
+    sim.run_until(Duration::from_secs(5), |s| {
+        s.a.state(c2).unwrap() == State::Established
+    });
+    sim.run_until(Duration::from_secs(1), |_| true);
+    for _ in 0..10 {
+        sim.step();
+    }
+    // Only the live one comes out of accept; the reset one is gone.
+    assert_eq!(sim.b.connections().count(), 1);
+    let child = sim.b.accept(l).unwrap();
+    assert_eq!(
+        sim.b.peer_addr(child).unwrap(),
+        sim.a.local_addr(c2).unwrap()
+    );
+    assert_eq!(sim.b.accept(l), Err(Error::WouldBlock));
+}
+
+#[test]
+fn a_new_syn_reopens_a_connection_in_time_wait() {
+    let mut sim = Sim::new(FaultConfig::default());
+    let (c, s) = sim.connect(6004);
+    let port = sim.a.local_addr(c).unwrap().port();
+    // The server closes first, so the server side waits in TIME-WAIT.
+    sim.b.close(sim.now, s).unwrap();
+    sim.run_until(Duration::from_secs(5), |sim| {
+        sim.a.state(c).unwrap() == State::CloseWait
+    });
+    sim.a.close(sim.now, c).unwrap();
+    sim.run_until(Duration::from_secs(5), |sim| {
+        sim.b
+            .connections()
+            .any(|(_, t)| t.state() == State::TimeWait)
+            && sim.a.socket_count() == 0
+    });
+    // The client comes back from the same port: its new SYN starts above
+    // the old connection's sequence numbers, so the listener takes it.
+    let again = sim.a.socket_tcp();
+    sim.a.bind(again, SocketAddrV4::new(A, port)).unwrap();
+    sim.a
+        .connect(sim.now, again, SocketAddrV4::new(B, 6004))
+        .unwrap();
+    sim.run_until(Duration::from_secs(5), |sim| {
+        sim.a.state(again).unwrap() == State::Established
+    });
+}
+
+#[test]
+fn an_established_child_reset_before_accept_is_accepted_and_reports_econnreset() {
+    // As on Linux: the accept queue keeps it; reading shows the reset.
+    let mut sim = Sim::new(FaultConfig::default());
+    let l = sim.b.socket_tcp();
+    sim.b.bind(l, SocketAddrV4::new(B, 6005)).unwrap();
+    sim.b.listen(l, 4).unwrap();
+    let c = sim.a.socket_tcp();
+    sim.a
+        .connect(sim.now, c, SocketAddrV4::new(B, 6005))
+        .unwrap();
+    sim.run_until(Duration::from_secs(5), |s| {
+        s.b.readiness(l).unwrap() & libc::POLLIN != 0
+    });
+    sim.a.abort(sim.now, c).unwrap();
+    sim.run_until(Duration::from_secs(5), |s| {
+        s.b.connections().all(|(_, t)| t.state() == State::Closed)
+    });
+    let child = sim.b.accept(l).unwrap();
+    let mut buf = [0u8; 4];
+    assert_eq!(
+        sim.b.recv(sim.now, child, &mut buf, false),
+        Err(Error::ConnectionReset)
+    );
+    assert_eq!(sim.b.recv(sim.now, child, &mut buf, false), Ok(0));
+    sim.b.close(sim.now, child).unwrap();
+    sim.run_until(Duration::from_secs(1), |s| s.b.socket_count() == 1);
+}
