@@ -57,3 +57,64 @@ fn blocking_connect_with_a_send_timeout_gives_einprogress() {
     assert_eq!(s.connect(fd, to), Err(Error::InProgress));
     assert!(t.elapsed() >= Duration::from_millis(100));
 }
+
+/// A link whose receive path panics, standing in for a bug in the I/O thread.
+struct Exploding {
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    inner: rstcp::link::PairEnd,
+}
+
+impl rstcp::link::Link for Exploding {
+    fn recv(
+        &mut self,
+        now: rstcp::time::Instant,
+        buf: &mut [u8],
+    ) -> std::io::Result<Option<usize>> {
+        if self.armed.load(std::sync::atomic::Ordering::Acquire) {
+            panic!("injected fault in the I/O thread");
+        }
+        self.inner.recv(now, buf)
+    }
+    fn send(&mut self, now: rstcp::time::Instant, packet: &[u8]) -> std::io::Result<()> {
+        self.inner.send(now, packet)
+    }
+    fn readable_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.inner.readable_fd()
+    }
+    fn mtu(&self) -> usize {
+        1500
+    }
+}
+
+#[test]
+fn a_panic_in_the_io_thread_fails_calls_with_eio_instead_of_hanging() {
+    let (ours, _other) = Pair::new(1500);
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let link = Exploding {
+        armed: armed.clone(),
+        inner: ours,
+    };
+    let s = std::sync::Arc::new(Sockets::new(
+        Runtime::with_link(Box::new(link), StackConfig::default()).unwrap(),
+    ));
+    let l = s.socket(false, None).unwrap();
+    s.bind(l, SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 2), 80))
+        .unwrap();
+    s.listen(l, 1).unwrap();
+    let waiter = {
+        let s = s.clone();
+        std::thread::spawn(move || s.accept(l, false, None).map(|_| ()))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    armed.store(true, std::sync::atomic::Ordering::Release);
+    // Wake the I/O thread so it reads (and panics).
+    let c = s.socket(true, None).unwrap();
+    let _ = s.connect(c, SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 1), 80));
+    assert_eq!(waiter.join().unwrap(), Err(Error::Io));
+    let mut set = [PollFd {
+        fd: l,
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    assert_eq!(s.poll(&mut set, None), Err(Error::Io));
+}

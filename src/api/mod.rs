@@ -106,6 +106,9 @@ impl Sockets {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
         let mut inner = self.lock();
         loop {
+            if self.shared.is_dead() {
+                return Err(Error::Io);
+            }
             let now = self.shared.now();
             match op(&mut inner.stack, now) {
                 Err(Error::WouldBlock) if !nonblocking => {}

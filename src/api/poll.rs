@@ -24,6 +24,9 @@ impl Sockets {
         let entries: Vec<_> = fds.iter().map(|p| self.fds.get(p.fd).ok()).collect();
         let mut inner = self.lock();
         loop {
+            if self.shared.is_dead() {
+                return Err(crate::error::Error::Io);
+            }
             let mut ready = 0;
             for (p, e) in fds.iter_mut().zip(entries.iter()) {
                 p.revents = 0;

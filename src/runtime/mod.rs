@@ -46,6 +46,8 @@ pub struct Shared {
     wake_pending: AtomicBool,
     readiness_fd: AtomicI32,
     stop: AtomicBool,
+    /// The I/O thread died (a bug caught as a panic): every call fails with EIO.
+    dead: AtomicBool,
     origin: std::time::Instant,
 }
 
@@ -80,6 +82,11 @@ impl Shared {
     /// have changed; -1 turns it off. The LD_PRELOAD shim waits on this.
     pub fn set_readiness_fd(&self, fd: RawFd) {
         self.readiness_fd.store(fd, Ordering::Release);
+    }
+
+    /// True once the I/O thread has died; callers report EIO.
+    pub fn is_dead(&self) -> bool {
+        self.dead.load(Ordering::Acquire)
     }
 
     /// Signals the registered readiness eventfd, if any.
@@ -137,12 +144,29 @@ impl Runtime {
             wake_pending: AtomicBool::new(false),
             readiness_fd: AtomicI32::new(-1),
             stop: AtomicBool::new(false),
+            dead: AtomicBool::new(false),
             origin: std::time::Instant::now(),
         });
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("rstcp-io".into())
-            .spawn(move || io_loop(s, link))
+            .spawn(move || {
+                let keep = s.clone();
+                let run = std::panic::AssertUnwindSafe(|| io_loop(s, link));
+                if std::panic::catch_unwind(run).is_err() {
+                    // Never take the host program down: fail every socket
+                    // call with EIO instead, and wake whoever waits.
+                    rs_log!(Error, "I/O thread panicked; the stack is stopped");
+                    keep.dead.store(true, Ordering::Release);
+                    let inner = keep.lock();
+                    for c in inner.conds.values() {
+                        c.notify_all();
+                    }
+                    keep.any_change.notify_all();
+                    drop(inner);
+                    keep.signal_readiness();
+                }
+            })
             .map_err(|_| Error::NoBuffers)?;
         Ok(Runtime {
             shared,
