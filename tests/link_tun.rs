@@ -169,14 +169,25 @@ fn devices_and_commands_stay_in_their_namespace() {
 
     let mut child = a.spawn("sleep", &["30"]);
     let pid = child.id().to_string();
-    let pids = std::process::Command::new("ip")
-        .args(["netns", "pids", &a.name])
-        .output()
-        .unwrap();
-    // `ip netns exec` execs the command, so the child itself is inside.
-    assert!(String::from_utf8_lossy(&pids.stdout)
-        .split_whitespace()
-        .any(|p| p == pid));
+    // `ip netns exec` execs the command, so the child itself ends up
+    // inside, once `ip` has switched namespace (which takes a moment).
+    let inside = || {
+        let pids = std::process::Command::new("ip")
+            .args(["netns", "pids", &a.name])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&pids.stdout)
+            .split_whitespace()
+            .any(|p| p == pid)
+    };
+    let start = std::time::Instant::now();
+    while !inside() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "child never entered the namespace"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     drop(a);
     // Dropping the namespace killed the process left inside it.
     let status = child.wait().unwrap();
