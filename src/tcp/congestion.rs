@@ -94,13 +94,19 @@ impl Congestion {
     /// A duplicate ACK arrived while data is outstanding. Returns true when
     /// the first unacknowledged segment must be retransmitted now.
     pub fn on_dup_ack(&mut self, snd_max: u32, flight: usize) -> bool {
+        self.on_dup_ack_with(snd_max, flight, DUP_ACK_THRESHOLD)
+    }
+
+    /// Like `on_dup_ack` with a lower threshold, for early retransmit
+    /// (RFC 5827) when too few segments are out to produce three duplicates.
+    pub fn on_dup_ack_with(&mut self, snd_max: u32, flight: usize, threshold: u32) -> bool {
         self.dup_acks += 1;
         if self.recover.is_some() {
             // Each further duplicate means a segment left the network.
             self.cwnd += self.mss;
             return false;
         }
-        if self.dup_acks == DUP_ACK_THRESHOLD {
+        if self.dup_acks >= threshold.clamp(1, DUP_ACK_THRESHOLD) {
             self.ssthresh = (flight / 2).max(2 * self.mss);
             self.cwnd = self.ssthresh + 3 * self.mss;
             self.recover = Some(snd_max);

@@ -235,7 +235,17 @@ impl Tcb {
         {
             let flight = seq::dist(self.snd_una, self.snd_max);
             let in_recovery = self.cc.in_recovery();
-            if self.cc.on_dup_ack(self.snd_max, flight) {
+            // Early retransmit (RFC 5827): with fewer than four segments out
+            // and nothing new to send, three duplicates can never come.
+            let segments_out = flight.div_ceil(self.send_mss.max(1)) as u32;
+            let data_end = self.data_seq().wrapping_add(self.send_buf.len() as u32);
+            let nothing_new = !seq::lt(self.snd_max, data_end);
+            let threshold = if segments_out < 4 && nothing_new {
+                segments_out.saturating_sub(1).max(1)
+            } else {
+                super::congestion::DUP_ACK_THRESHOLD
+            };
+            if self.cc.on_dup_ack_with(self.snd_max, flight, threshold) {
                 self.fast_retransmit = true;
                 self.rtt_probe = None;
                 self.rexmit_next = self.snd_una;
@@ -339,6 +349,8 @@ impl Tcb {
         } else {
             Some(now + self.rtt.rto())
         };
+        self.tlp_done = false;
+        self.arm_pto(now);
         if acked_data > 0 {
             self.changed = true;
         }

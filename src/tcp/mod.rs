@@ -65,6 +65,8 @@ pub struct Config {
     pub timestamps: bool,
     /// Offer SACK (RFC 2018).
     pub sack: bool,
+    /// Send a tail loss probe (RFC 8985, 7) before falling back to the RTO.
+    pub tail_loss_probe: bool,
 }
 
 impl Default for Config {
@@ -85,6 +87,7 @@ impl Default for Config {
             window_scaling: true,
             timestamps: true,
             sack: true,
+            tail_loss_probe: true,
         }
     }
 }

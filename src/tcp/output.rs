@@ -113,6 +113,27 @@ impl Tcb {
             }
         }
 
+        if self.tlp_pending {
+            self.tlp_pending = false;
+            // Resend the last segment sent (or just the FIN).
+            let end = if seq::lt(self.snd_max, data_end) {
+                self.snd_max
+            } else {
+                data_end
+            };
+            let fin_out = self.fin_seq.is_some_and(|f| seq::gt(self.snd_max, f));
+            if seq::lt(self.snd_una.max_seq(data_seq), end) {
+                let back = (mss as u32).min(seq::dist(self.snd_una.max_seq(data_seq), end) as u32);
+                let start = end.wrapping_sub(back);
+                let fin = fin_out && self.fin_seq == Some(end);
+                return Some(self.emit_range(now, buf, start, data_seq, back as usize, fin));
+            }
+            if fin_out {
+                let f = self.fin_seq.unwrap_or(end);
+                return Some(self.emit_range(now, buf, f, data_seq, 0, true));
+            }
+        }
+
         if self.persist_probe {
             self.persist_probe = false;
             if seq::lt(self.snd_una, data_end) {
@@ -268,7 +289,8 @@ impl Tcb {
         if seq::gt(end, self.snd_nxt) {
             self.snd_nxt = end;
         }
-        if seq::gt(end, self.snd_max) {
+        let new_data = seq::gt(end, self.snd_max);
+        if new_data {
             if self.rtt_probe.is_none() && self.retries == 0 {
                 self.rtt_probe = Some((end, now));
             }
@@ -276,6 +298,9 @@ impl Tcb {
         }
         if self.rto_deadline.is_none() {
             self.rto_deadline = Some(now + self.rtt.rto());
+        }
+        if new_data {
+            self.arm_pto(now);
         }
         n
     }

@@ -27,6 +27,8 @@ pub struct TcbStats {
     pub retransmitted_segments: u64,
     /// Segments sent.
     pub segments_sent: u64,
+    /// Tail loss probes sent (RFC 8985, 7).
+    pub tail_loss_probes: u32,
 }
 
 /// One TCP connection.
@@ -108,6 +110,12 @@ pub struct Tcb {
     pub(super) time_wait_deadline: Option<Instant>,
     pub(super) fin_wait2_deadline: Option<Instant>,
     pub(super) fast_retransmit: bool,
+    /// Tail loss probe timer (RFC 8985, 7): fires well before the RTO.
+    pub(super) pto_deadline: Option<Instant>,
+    /// A tail loss probe is due.
+    pub(super) tlp_pending: bool,
+    /// A probe was sent for this flight; no more until an ACK advances.
+    pub(super) tlp_done: bool,
     /// What the peer SACKed, so recovery resends only the holes.
     pub(super) scoreboard: Scoreboard,
     /// During recovery: holes below this were already resent.
@@ -183,6 +191,9 @@ impl Tcb {
             time_wait_deadline: None,
             fin_wait2_deadline: None,
             fast_retransmit: false,
+            pto_deadline: None,
+            tlp_pending: false,
+            tlp_done: false,
             scoreboard: Scoreboard::default(),
             rexmit_next: iss,
             rexmit_budget: 0,
@@ -487,6 +498,8 @@ impl Tcb {
     pub(super) fn enter_closed(&mut self) {
         self.state = State::Closed;
         self.rto_deadline = None;
+        self.pto_deadline = None;
+        self.tlp_pending = false;
         self.ack_deadline = None;
         self.persist_deadline = None;
         self.time_wait_deadline = None;
@@ -500,6 +513,8 @@ impl Tcb {
     pub(super) fn enter_time_wait(&mut self, now: Instant) {
         self.state = State::TimeWait;
         self.rto_deadline = None;
+        self.pto_deadline = None;
+        self.tlp_pending = false;
         self.persist_deadline = None;
         self.fin_wait2_deadline = None;
         self.time_wait_deadline = Some(now + self.cfg.msl * 2);
@@ -580,6 +595,7 @@ impl Tcb {
         seq::lt(self.snd_nxt, data_end)
             || seq::lt(self.snd_nxt, self.snd_max)
             || self.persist_probe
+            || self.tlp_pending
             || (self.fin_queued && self.fin_seq.is_none())
     }
 
@@ -587,6 +603,7 @@ impl Tcb {
     pub fn deadline(&self) -> Option<Instant> {
         [
             self.rto_deadline,
+            self.pto_deadline,
             self.ack_deadline,
             self.persist_deadline,
             self.time_wait_deadline,
@@ -595,6 +612,33 @@ impl Tcb {
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// Arms the tail loss probe: 2·SRTT after the last send (more when a
+    /// single segment is out, to allow for the peer's delayed ACK), if that
+    /// comes before the RTO.
+    pub(super) fn arm_pto(&mut self, now: Instant) {
+        self.pto_deadline = None;
+        if !self.cfg.tail_loss_probe
+            || self.tlp_done
+            || self.cc.in_recovery()
+            || self.snd_una == self.snd_max
+            || self.snd_wnd == 0
+            || !self.state.is_synchronized()
+        {
+            return;
+        }
+        let Some(srtt) = self.rtt.srtt() else {
+            return;
+        };
+        let mut pto = (srtt * 2).max(std::time::Duration::from_millis(10));
+        if seq::dist(self.snd_una, self.snd_max) <= self.send_mss {
+            pto = pto.max(srtt + self.cfg.delayed_ack + std::time::Duration::from_millis(2));
+        }
+        let at = now + pto;
+        if self.rto_deadline.is_none_or(|rto| at < rto) {
+            self.pto_deadline = Some(at);
+        }
     }
 
     /// Our timestamp clock: milliseconds, offset per connection.

@@ -26,6 +26,20 @@ impl Tcb {
             self.rto_deadline = None;
             self.on_retransmission_timeout(now);
         }
+        if self.pto_deadline.is_some_and(|d| d <= now) {
+            self.pto_deadline = None;
+            if self.snd_una != self.snd_max
+                && !self.cc.in_recovery()
+                && self.state.is_synchronized()
+            {
+                // Nothing came back for two round trips: resend the last
+                // segment so that a lost tail shows up as a SACK or a
+                // duplicate ACK, not a retransmission timeout.
+                self.tlp_pending = true;
+                self.tlp_done = true;
+                self.stats.tail_loss_probes += 1;
+            }
+        }
         if self.ack_deadline.is_some_and(|d| d <= now) {
             self.ack_deadline = None;
             self.ack_now = true;
@@ -73,6 +87,9 @@ impl Tcb {
         self.snd_nxt = self.snd_una;
         self.fast_retransmit = false;
         self.rexmit_budget = 0;
+        self.pto_deadline = None;
+        self.tlp_pending = false;
+        self.tlp_done = false;
         if self.retries >= 2 {
             // A second timeout in a row: the peer may have dropped what it
             // SACKed (RFC 2018 allows it), so resend everything.

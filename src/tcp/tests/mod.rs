@@ -60,6 +60,8 @@ fn simple() -> Config {
         window_scaling: false,
         timestamps: false,
         sack: false,
+        // Most tests look at the RTO itself; tail loss probes have their own.
+        tail_loss_probe: false,
         ..Config::default()
     }
 }

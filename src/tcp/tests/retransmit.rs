@@ -249,3 +249,69 @@ fn limited_transmit_sends_new_data_on_the_first_two_duplicates() {
     t.inject(seg(ACK, 5001, 1001).win(65535));
     t.expect_len(ACK, 1001, 5001, 1000);
 }
+
+#[test]
+fn tail_loss_probe_resends_the_last_segment_after_two_round_trips() {
+    let cfg = Config {
+        tail_loss_probe: true,
+        ..simple()
+    };
+    let mut t = Script::established_with(&cfg, 65535, Some(1000), 20);
+    assert_eq!(t.tcb.rto(), ms(200));
+    t.send(&bytes(3000));
+    t.expect_len(ACK, 1001, 5001, 1000);
+    t.expect_len(ACK, 2001, 5001, 1000);
+    t.expect_len(PSH | ACK, 3001, 5001, 1000);
+    // Nothing comes back: after 2·SRTT = 40 ms the last segment goes again.
+    t.advance(39);
+    t.expect_nothing();
+    t.advance(1);
+    t.expect_len(PSH | ACK, 3001, 5001, 1000);
+    t.expect_nothing();
+    // Only one probe per flight; then the RTO (200 ms after the first send).
+    t.advance(159);
+    t.expect_nothing();
+    t.advance(1);
+    t.expect_len(ACK, 1001, 5001, 1000);
+    assert_eq!(t.tcb.stats().tail_loss_probes, 1);
+}
+
+#[test]
+fn a_tail_loss_probe_that_repairs_the_tail_avoids_the_timeout() {
+    let cfg = Config {
+        tail_loss_probe: true,
+        ..simple()
+    };
+    let mut t = Script::established_with(&cfg, 65535, Some(1000), 20);
+    t.send(&bytes(2000));
+    t.expect_len(ACK, 1001, 5001, 1000);
+    t.expect_len(PSH | ACK, 2001, 5001, 1000);
+    // The first arrives and is acknowledged; the second is lost.
+    t.advance(20);
+    t.inject(seg(ACK, 5001, 2001));
+    t.expect_nothing();
+    // One segment out: the probe waits for the peer's delayed ACK too
+    // (SRTT + 40 ms + 2 ms) rather than 2·SRTT.
+    t.advance(61);
+    t.expect_nothing();
+    t.advance(1);
+    t.expect_len(PSH | ACK, 2001, 5001, 1000);
+    t.inject(seg(ACK, 5001, 3001));
+    assert_eq!(t.tcb.send_queue(), 0);
+    t.advance(1000);
+    t.expect_nothing();
+    assert_eq!(t.tcb.stats().timeouts, 0);
+}
+
+#[test]
+fn early_retransmit_needs_fewer_duplicates_when_few_segments_are_out() {
+    let mut t = Script::established_with(&simple(), 65535, Some(1000), 20);
+    t.send(&bytes(2000));
+    t.expect_len(ACK, 1001, 5001, 1000);
+    t.expect_len(PSH | ACK, 2001, 5001, 1000);
+    // Two segments out and nothing new to send: one duplicate ACK is
+    // all the peer can produce, and it is enough (RFC 5827).
+    t.inject(seg(ACK, 5001, 1001));
+    t.expect_len(ACK, 1001, 5001, 1000);
+    assert_eq!(t.tcb.stats().timeouts, 0);
+}
