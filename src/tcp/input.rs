@@ -254,6 +254,7 @@ impl Tcb {
                 // Each duplicate means a segment left the network: room to
                 // resend one more hole the peer reported.
                 self.rexmit_budget = (self.rexmit_budget + 1).min(64);
+                self.detect_lost_retransmission(now);
             }
         }
         if seq::lt(self.snd_wl1, seg.seq)
@@ -353,6 +354,23 @@ impl Tcb {
         self.arm_pto(now);
         if acked_data > 0 {
             self.changed = true;
+        }
+    }
+
+    /// Duplicates still arrive more than a round trip after SND.UNA was
+    /// resent, and it is still missing: the retransmission itself was lost
+    /// (the idea of RACK, RFC 8985, for the one segment that matters most).
+    /// Resend it rather than wait for the RTO.
+    fn detect_lost_retransmission(&mut self, now: Instant) {
+        let Some((start, sent)) = self.una_resent else {
+            return;
+        };
+        let srtt = self.rtt.srtt().unwrap_or(self.cfg.initial_rto);
+        if start == self.snd_una && now - sent > srtt + srtt / 4 + Duration::from_millis(1) {
+            self.una_resent = None;
+            self.rexmit_next = self.snd_una;
+            self.fast_retransmit = true;
+            self.stats.lost_retransmissions += 1;
         }
     }
 

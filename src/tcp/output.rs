@@ -282,6 +282,9 @@ impl Tcb {
         self.stats.segments_sent += 1;
         if seq::lt(start, self.snd_max) {
             self.stats.retransmitted_segments += 1;
+            if seq::le(start, self.snd_una) && len > 0 {
+                self.una_resent = Some((self.snd_una, now));
+            }
         }
         if fin && self.fin_seq.is_none() {
             self.fin_seq = Some(start.wrapping_add(len as u32));

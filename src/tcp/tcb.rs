@@ -29,6 +29,8 @@ pub struct TcbStats {
     pub segments_sent: u64,
     /// Tail loss probes sent (RFC 8985, 7).
     pub tail_loss_probes: u32,
+    /// Retransmissions found lost and sent again before the RTO.
+    pub lost_retransmissions: u32,
 }
 
 /// One TCP connection.
@@ -122,6 +124,8 @@ pub struct Tcb {
     pub(super) rexmit_next: u32,
     /// During recovery: hole retransmissions allowed by ACKs that arrived.
     pub(super) rexmit_budget: u32,
+    /// When SND.UNA's segment was last resent: (its start, the time).
+    pub(super) una_resent: Option<(u32, Instant)>,
     /// A reset to send: (seq, ack, flags).
     pub(super) pending_rst: Option<(u32, u32, TcpFlags)>,
     pub(super) ip_ident: u16,
@@ -197,6 +201,7 @@ impl Tcb {
             scoreboard: Scoreboard::default(),
             rexmit_next: iss,
             rexmit_budget: 0,
+            una_resent: None,
             pending_rst: None,
             ip_ident: (iss >> 16) as u16,
             error: None,

@@ -315,3 +315,31 @@ fn early_retransmit_needs_fewer_duplicates_when_few_segments_are_out() {
     t.expect_len(ACK, 1001, 5001, 1000);
     assert_eq!(t.tcb.stats().timeouts, 0);
 }
+
+#[test]
+fn a_lost_fast_retransmission_is_sent_again_before_the_rto() {
+    let mut t = Script::established_with(&simple(), 65535, Some(1000), 20);
+    t.send(&bytes(10_000));
+    for i in 0..10 {
+        t.expect_len(
+            if i == 9 { PSH | ACK } else { ACK },
+            1001 + i * 1000,
+            5001,
+            1000,
+        );
+    }
+    // The first segment is lost: three duplicates, fast retransmit.
+    for _ in 0..3 {
+        t.inject(seg(ACK, 5001, 1001));
+    }
+    t.expect_len(ACK, 1001, 5001, 1000);
+    t.expect_nothing();
+    // Duplicates keep coming a round trip later and 1001 is still missing:
+    // the retransmission was lost too, so it goes again, long before the
+    // 200 ms RTO.
+    t.advance(30);
+    t.inject(seg(ACK, 5001, 1001));
+    t.expect_len(ACK, 1001, 5001, 1000);
+    assert_eq!(t.tcb.stats().lost_retransmissions, 1);
+    assert_eq!(t.tcb.stats().timeouts, 0);
+}
