@@ -23,7 +23,9 @@ banner() {
 start=$(now)
 
 banner "cargo test --release"
-cargo test --release
+cargo test --release --no-run
+# Bounded, so that a hang fails the run instead of stalling it.
+timeout 900 cargo test --release
 
 banner "cargo build --release && make -C c_examples"
 cargo build --release

@@ -526,6 +526,141 @@ fn send_and_recv_from_two_threads_on_one_socket() {
     assert_eq!(rs_close(fd), 0);
 }
 
+/// Random calls with random arguments (valid memory, arbitrary values):
+/// every call returns normally; errno is never EIO, which is what a caught
+/// panic inside the library would produce.
+fn random_calls_never_panic() {
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut fds: Vec<i32> = Vec::new();
+    let mut buf = [0u8; 256];
+    for _ in 0..20_000 {
+        let r = next();
+        let fd = match r % 4 {
+            0 => (next() % 40) as i32 - 5,
+            _ if !fds.is_empty() => fds[(next() % fds.len() as u64) as usize],
+            _ => 3,
+        };
+        let int = (next() as i32) >> (next() % 32);
+        let len = (next() % 300) as usize;
+        let mut addr = sin(
+            if next() % 2 == 0 { OURS } else { KERNEL },
+            (next() % 3 + 5200) as u16,
+        );
+        if next() % 5 == 0 {
+            addr.sin_family = (next() % 30) as libc::sa_family_t;
+        }
+        let alen = (next() % 24) as socklen_t;
+        let flags = [
+            0,
+            libc::MSG_DONTWAIT,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            int,
+        ][(next() % 4) as usize]
+            | libc::MSG_DONTWAIT
+            | libc::MSG_NOSIGNAL;
+        let before = errno();
+        let ret: i64 = unsafe {
+            match (r >> 8) % 14 {
+                0 => {
+                    let t = [
+                        libc::SOCK_STREAM,
+                        libc::SOCK_STREAM | libc::SOCK_NONBLOCK,
+                        int,
+                    ][(next() % 3) as usize];
+                    let n = rs_socket(libc::AF_INET, t | libc::SOCK_NONBLOCK, 0);
+                    if n >= 0 {
+                        fds.push(n);
+                    }
+                    n as i64
+                }
+                1 => rs_bind(fd, sa(&addr), alen) as i64,
+                2 => rs_listen(fd, int) as i64,
+                3 => rs_connect(fd, sa(&addr), alen) as i64,
+                4 => {
+                    let mut l = alen;
+                    let n = rs_accept4(
+                        fd,
+                        &mut addr as *mut sockaddr_in as *mut sockaddr,
+                        &mut l,
+                        libc::SOCK_NONBLOCK,
+                    );
+                    if n >= 0 {
+                        fds.push(n);
+                    }
+                    n as i64
+                }
+                5 => rs_send(fd, buf.as_ptr() as *const c_void, len.min(buf.len()), flags) as i64,
+                6 => rs_recv(
+                    fd,
+                    buf.as_mut_ptr() as *mut c_void,
+                    len.min(buf.len()),
+                    flags,
+                ) as i64,
+                7 => rs_shutdown(fd, int % 4) as i64,
+                8 => {
+                    let mut l = alen;
+                    rs_getsockname(fd, &mut addr as *mut sockaddr_in as *mut sockaddr, &mut l)
+                        as i64
+                }
+                9 => {
+                    let mut l = alen;
+                    rs_getpeername(fd, &mut addr as *mut sockaddr_in as *mut sockaddr, &mut l)
+                        as i64
+                }
+                10 => {
+                    let level = [libc::SOL_SOCKET, libc::IPPROTO_TCP, int][(next() % 3) as usize];
+                    let name = (next() % 70) as i32;
+                    rs_setsockopt(
+                        fd,
+                        level,
+                        name,
+                        buf.as_ptr() as *const c_void,
+                        (next() % 20) as socklen_t,
+                    ) as i64
+                }
+                11 => {
+                    let level = [libc::SOL_SOCKET, libc::IPPROTO_TCP, int][(next() % 3) as usize];
+                    let name = (next() % 70) as i32;
+                    let mut l = (next() % 20) as socklen_t;
+                    rs_getsockopt(fd, level, name, buf.as_mut_ptr() as *mut c_void, &mut l) as i64
+                }
+                // Descriptors stay non-blocking: a blocking call with no peer
+                // activity would (correctly) wait forever.
+                12 => rs_fcntl(fd, (next() % 6) as i32, int | libc::O_NONBLOCK) as i64,
+                _ => {
+                    let mut p = libc::pollfd {
+                        fd,
+                        events: int as i16,
+                        revents: 0,
+                    };
+                    rs_poll(&mut p, 1, 0) as i64
+                }
+            }
+        };
+        if ret < 0 {
+            assert_ne!(
+                errno(),
+                libc::EIO,
+                "a call ended in EIO (a caught panic); errno before {before}"
+            );
+        }
+        if r % 97 == 0 {
+            if let Some(fd) = fds.pop() {
+                rs_close(fd);
+            }
+        }
+    }
+    for fd in fds {
+        rs_close(fd);
+    }
+}
+
 fn init_after_start_is_ealready() {
     fails!(rs_init(null(), null(), null()), libc::EALREADY);
 }
@@ -533,6 +668,17 @@ fn init_after_start_is_ealready() {
 fn main() {
     let ns = Netns::new("ffi");
     ns.enter();
+    // A hang must not stall a CI run: give up after five minutes, and still
+    // delete the namespace.
+    let ns_name = ns.name.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(300));
+        println!("ffi: timed out after 300 s");
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &ns_name])
+            .status();
+        std::process::exit(2);
+    });
     std::env::set_var("RSTCP_TUN", ns.dev_name());
     std::env::set_var("RSTCP_ADDR", "10.77.0.2/24");
     std::env::set_var("RSTCP_MSL_MS", "500");
@@ -559,6 +705,7 @@ fn main() {
             "send_and_recv_from_two_threads_on_one_socket",
             send_and_recv_from_two_threads_on_one_socket,
         ),
+        ("random_calls_never_panic", random_calls_never_panic),
         ("init_after_start_is_ealready", init_after_start_is_ealready),
     ];
     let mut failed = 0;
