@@ -217,8 +217,12 @@ impl Tcb {
         let window = (seg.window as u32) << self.snd_wscale;
         if self.sack_ok {
             for b in seg.options.sack() {
-                self.scoreboard
-                    .add(b.start, b.end, seg.ack.max_seq(self.snd_una), self.snd_max);
+                self.scoreboard.add(
+                    b.start,
+                    b.end,
+                    seq::max(seg.ack, self.snd_una),
+                    self.snd_max,
+                );
             }
         }
         if seq::gt(seg.ack, self.snd_una) {
@@ -320,7 +324,7 @@ impl Tcb {
         let data_seq = self.data_seq();
         let data_end = data_seq.wrapping_add(self.send_buf.len() as u32);
         let acked_data = if seq::gt(ack, data_seq) {
-            seq::dist(data_seq, seq::max(data_seq, ack.min_seq(data_end)))
+            seq::dist(data_seq, seq::max(data_seq, seq::min(ack, data_end)))
         } else {
             0
         };
@@ -481,25 +485,5 @@ impl Tcb {
             State::FinWait2 => self.enter_time_wait(now),
             _ => {}
         }
-    }
-}
-
-/// `min` in sequence space for u32, as a method so call sites read left to right.
-trait SeqMin {
-    fn min_seq(self, other: u32) -> u32;
-    fn max_seq(self, other: u32) -> u32;
-}
-
-impl SeqMin for u32 {
-    fn min_seq(self, other: u32) -> u32 {
-        if seq::lt(self, other) {
-            self
-        } else {
-            other
-        }
-    }
-
-    fn max_seq(self, other: u32) -> u32 {
-        seq::max(self, other)
     }
 }

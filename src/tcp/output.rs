@@ -95,7 +95,7 @@ impl Tcb {
             self.fast_retransmit = false;
             self.stats.fast_retransmits += 1;
             self.rtt_probe = None;
-            let from = self.snd_una.max_seq(data_seq);
+            let from = seq::max(self.snd_una, data_seq);
             let (start, hole_end) = self.scoreboard.next_hole(from).unwrap_or((from, data_end));
             let len = if seq::lt(start, data_end) {
                 seq::dist(start, data_end)
@@ -122,8 +122,9 @@ impl Tcb {
                 data_end
             };
             let fin_out = self.fin_seq.is_some_and(|f| seq::gt(self.snd_max, f));
-            if seq::lt(self.snd_una.max_seq(data_seq), end) {
-                let back = (mss as u32).min(seq::dist(self.snd_una.max_seq(data_seq), end) as u32);
+            if seq::lt(seq::max(self.snd_una, data_seq), end) {
+                let back =
+                    (mss as u32).min(seq::dist(seq::max(self.snd_una, data_seq), end) as u32);
                 let start = end.wrapping_sub(back);
                 let fin = fin_out && self.fin_seq == Some(end);
                 return Some(self.emit_range(now, buf, start, data_seq, back as usize, fin));
@@ -139,7 +140,7 @@ impl Tcb {
             if seq::lt(self.snd_una, data_end) {
                 // One byte past the closed window makes the peer answer
                 // with its current window (RFC 9293, 3.8.6.1).
-                let start = self.snd_una.max_seq(data_seq);
+                let start = seq::max(self.snd_una, data_seq);
                 let (snd_nxt, snd_max, rto_deadline, rtt_probe) = (
                     self.snd_nxt,
                     self.snd_max,
@@ -164,7 +165,7 @@ impl Tcb {
         }
 
         if self.cc.in_recovery() && self.rexmit_budget > 0 {
-            let from = self.rexmit_next.max_seq(self.snd_una).max_seq(data_seq);
+            let from = seq::max(seq::max(self.rexmit_next, self.snd_una), data_seq);
             match self.scoreboard.next_hole(from) {
                 Some((start, end)) if seq::lt(start, self.snd_nxt) && seq::lt(start, data_end) => {
                     let len = seq::dist(start, end)
@@ -424,16 +425,5 @@ impl Tcb {
             self.header(now, seq, ack, flags, syn)
         };
         self.finish(buf, &header, payload_len)
-    }
-}
-
-/// `max` in sequence space, as a method.
-trait SeqMax {
-    fn max_seq(self, other: u32) -> u32;
-}
-
-impl SeqMax for u32 {
-    fn max_seq(self, other: u32) -> u32 {
-        seq::max(self, other)
     }
 }

@@ -34,6 +34,16 @@ pub fn max(a: u32, b: u32) -> u32 {
     }
 }
 
+/// The earlier of two sequence numbers.
+#[inline]
+pub fn min(a: u32, b: u32) -> u32 {
+    if lt(a, b) {
+        a
+    } else {
+        b
+    }
+}
+
 /// `start <= x < end` in sequence space.
 #[inline]
 pub fn in_range(x: u32, start: u32, end: u32) -> bool {
@@ -59,5 +69,6 @@ mod tests {
         assert!(!in_range(2, 0xffff_ffff, 2));
         assert_eq!(dist(0xffff_fffe, 3), 5);
         assert_eq!(max(0xffff_fffe, 3), 3);
+        assert_eq!(min(0xffff_fffe, 3), 0xffff_fffe);
     }
 }

@@ -385,10 +385,9 @@ impl Tcb {
     /// Ok(0) means the peer closed its side and everything was read.
     pub fn recv(&mut self, out: &mut [u8], peek: bool) -> Result<usize> {
         if !self.recv_buf.is_empty() && !out.is_empty() {
-            let before = self.window_edge();
             let n = self.recv_buf.read(out, peek);
             if !peek {
-                self.maybe_window_update(before);
+                self.maybe_window_update();
             }
             return Ok(n);
         }
@@ -411,7 +410,7 @@ impl Tcb {
 
     /// After a read: tell the peer when the window opened by a useful amount
     /// (receiver-side silly window avoidance, RFC 1122 4.2.3.3).
-    fn maybe_window_update(&mut self, _before: u32) {
+    fn maybe_window_update(&mut self) {
         if !self.state.can_receive() || self.fin_received {
             return;
         }
