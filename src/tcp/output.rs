@@ -31,7 +31,10 @@ impl Tcb {
                 }
                 Some(self.emit_syn(now, buf, TcpFlags::SYN))
             }
-            State::SynReceived if self.snd_una == self.iss => {
+            // Our SYN is not acknowledged yet (FIN-WAIT-1 here means CLOSE
+            // was called in SYN-RECEIVED): only SYN|ACK may go; the FIN
+            // waits until the SYN is acknowledged.
+            State::SynReceived | State::FinWait1 if self.snd_una == self.iss => {
                 if self.snd_nxt != self.iss && !self.ack_now {
                     return None;
                 }

@@ -459,12 +459,8 @@ impl Tcb {
             self.abort();
             return;
         }
-        match self.state {
-            State::SynReceived => self.abort(),
-            _ => {
-                let _ = self.shutdown_write();
-            }
-        }
+        // In SYN-RECEIVED too, CLOSE sends FIN (RFC 9293, 3.10.4).
+        let _ = self.shutdown_write();
     }
 
     /// Sends RST (if the peer knows of us) and goes to CLOSED at once.

@@ -59,3 +59,23 @@ fn simultaneous_open_syn_sent_to_syn_received_to_established() {
     t.send(b"x");
     t.expect_data(PSH | ACK, 1001, 5001, b"x");
 }
+
+#[test]
+fn close_in_syn_received_goes_to_fin_wait_1_and_sends_fin_once_the_syn_is_acked() {
+    let mut t = Script::active(&simple(), ISS);
+    t.expect(SYN, 1000, 0);
+    t.inject(seg(SYN, 5000, 0).mss(1460));
+    assert_eq!(t.state(), State::SynReceived);
+    t.expect(SYN | ACK, 1000, 5001);
+    t.tcb.close();
+    assert_eq!(t.state(), State::FinWait1);
+    // The FIN must wait for the SYN to be acknowledged; a lost SYN|ACK is
+    // sent again on the timeout.
+    t.expect_nothing();
+    t.advance(1000);
+    t.expect(SYN | ACK, 1000, 5001);
+    t.inject(seg(ACK, 5001, 1001));
+    t.expect(FIN | ACK, 1001, 5001);
+    t.inject(seg(ACK, 5001, 1002));
+    assert_eq!(t.state(), State::FinWait2);
+}
