@@ -264,6 +264,37 @@ fn options() {
         unsafe { rs_getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, vp, null_mut()) },
         libc::EFAULT
     );
+    let zero: i32 = 0;
+    let zp = &zero as *const i32 as *const c_void;
+    fails!(
+        unsafe { rs_setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, zp, 4) },
+        libc::EINVAL
+    );
+    let five: i32 = 5;
+    let fp = &five as *const i32 as *const c_void;
+    assert_eq!(
+        unsafe { rs_setsockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, fp, 4) },
+        0
+    );
+    assert_eq!(
+        unsafe { rs_getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, vp, &mut len) },
+        0
+    );
+    assert_eq!(v, 5);
+    assert_eq!(
+        unsafe { rs_getsockopt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, vp, &mut len) },
+        0
+    );
+    assert_eq!(v, 9, "Linux's default probe count");
+    assert_eq!(
+        unsafe { rs_setsockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, p, 4) },
+        0
+    );
+    assert_eq!(
+        unsafe { rs_getsockopt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, vp, &mut len) },
+        0
+    );
+    assert_eq!(v, 1);
     let tv = libc::timeval {
         tv_sec: 0,
         tv_usec: 2_000_000,

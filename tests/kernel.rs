@@ -566,3 +566,41 @@ fn so_reuseaddr_rebinds_a_port_held_by_time_wait() {
         s.close(fd).unwrap();
     }
 }
+
+#[test]
+fn keepalive_keeps_a_live_peer_and_drops_one_that_vanished() {
+    let (ns, s) = setup("keepalive");
+    let kl = TcpListener::bind((KERNEL, 7013)).unwrap();
+    let c = s.socket(false, None).unwrap();
+    use rstcp::api::SockOpt;
+    s.set_option(c, SockOpt::KeepAlive(true)).unwrap();
+    s.set_option(c, SockOpt::KeepIdle(Duration::from_secs(1)))
+        .unwrap();
+    s.set_option(c, SockOpt::KeepInterval(Duration::from_secs(1)))
+        .unwrap();
+    s.set_option(c, SockOpt::KeepCount(2)).unwrap();
+    s.connect(c, SocketAddrV4::new(KERNEL, 7013)).unwrap();
+    let (_k, _) = kl.accept().unwrap();
+    // Linux answers our probes: after several idle periods all is well.
+    std::thread::sleep(Duration::from_millis(3500));
+    assert_eq!(s.state(c).unwrap(), State::Established);
+    // The kernel side vanishes (its address goes away, so nothing answers):
+    // two unanswered probes later the connection times out.
+    let out = ns.exec(&["ip", "-o", "addr", "show", "to", "10.77.0.1"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let ifname = text
+        .split_whitespace()
+        .nth(1)
+        .expect("the TUN device")
+        .to_string();
+    ns.exec(&["ip", "addr", "del", "10.77.0.1/24", "dev", &ifname]);
+    let mut buf = [0u8; 8];
+    s.set_option(c, SockOpt::RecvTimeout(Some(Duration::from_secs(10))))
+        .unwrap();
+    let t = Instant::now();
+    assert_eq!(
+        s.recv(c, &mut buf, MsgFlags::default()),
+        Err(Error::TimedOut)
+    );
+    assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+}

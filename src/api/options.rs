@@ -19,8 +19,14 @@ const MAX_BUF: usize = 64 << 20;
 pub enum SockOpt {
     /// SO_REUSEADDR.
     ReuseAddr(bool),
-    /// SO_KEEPALIVE (accepted and reported; probes are not sent yet).
+    /// SO_KEEPALIVE.
     KeepAlive(bool),
+    /// TCP_KEEPIDLE: idle time before the first keep-alive probe.
+    KeepIdle(Duration),
+    /// TCP_KEEPINTVL: time between unanswered probes.
+    KeepInterval(Duration),
+    /// TCP_KEEPCNT: unanswered probes before the connection is dropped.
+    KeepCount(u32),
     /// SO_RCVBUF: like Linux, the value set is doubled.
     RecvBuffer(usize),
     /// SO_SNDBUF: like Linux, the value set is doubled.
@@ -48,6 +54,12 @@ pub enum SockOptName {
     ReuseAddr,
     /// SO_KEEPALIVE.
     KeepAlive,
+    /// TCP_KEEPIDLE.
+    KeepIdle,
+    /// TCP_KEEPINTVL.
+    KeepInterval,
+    /// TCP_KEEPCNT.
+    KeepCount,
     /// SO_RCVBUF.
     RecvBuffer,
     /// SO_SNDBUF.
@@ -93,7 +105,10 @@ impl Sockets {
         let now = self.shared.now();
         inner.stack.set_options(now, e.id, |o| match opt {
             SockOpt::ReuseAddr(v) => o.reuse_addr = v,
-            SockOpt::KeepAlive(v) => o.keep_alive = v,
+            SockOpt::KeepAlive(v) => o.keepalive.enabled = v,
+            SockOpt::KeepIdle(d) => o.keepalive.idle = d,
+            SockOpt::KeepInterval(d) => o.keepalive.interval = d,
+            SockOpt::KeepCount(n) => o.keepalive.count = n,
             SockOpt::NoDelay(v) => o.nodelay = v,
             SockOpt::RecvBuffer(v) => {
                 o.recv_buffer = v.saturating_mul(2).clamp(MIN_RCVBUF, MAX_BUF)
@@ -140,7 +155,10 @@ impl Sockets {
         let o = inner.stack.options(e.id)?;
         Ok(match name {
             SockOptName::ReuseAddr => SockOpt::ReuseAddr(o.reuse_addr),
-            SockOptName::KeepAlive => SockOpt::KeepAlive(o.keep_alive),
+            SockOptName::KeepAlive => SockOpt::KeepAlive(o.keepalive.enabled),
+            SockOptName::KeepIdle => SockOpt::KeepIdle(o.keepalive.idle),
+            SockOptName::KeepInterval => SockOpt::KeepInterval(o.keepalive.interval),
+            SockOptName::KeepCount => SockOpt::KeepCount(o.keepalive.count),
             SockOptName::NoDelay => SockOpt::NoDelay(o.nodelay),
             SockOptName::RecvBuffer => SockOpt::RecvBuffer(o.recv_buffer),
             SockOptName::SendBuffer => SockOpt::SendBuffer(o.send_buffer),

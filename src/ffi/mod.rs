@@ -322,12 +322,16 @@ fn option_name(level: c_int, name: c_int) -> Result<SockOptName> {
         (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => SockOptName::AcceptConn,
         (libc::IPPROTO_TCP, libc::TCP_NODELAY) => SockOptName::NoDelay,
         (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => SockOptName::MaxSeg,
+        (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => SockOptName::KeepIdle,
+        (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => SockOptName::KeepInterval,
+        (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => SockOptName::KeepCount,
         _ => return Err(Error::NoProtocolOption),
     })
 }
 
 /// setsockopt(2): SO_REUSEADDR, SO_KEEPALIVE, SO_RCVBUF, SO_SNDBUF,
-/// SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY; others give ENOPROTOOPT.
+/// SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY, TCP_KEEPIDLE, TCP_KEEPINTVL,
+/// TCP_KEEPCNT; others give ENOPROTOOPT.
 ///
 /// # Safety
 /// `val` must be NULL or point to `len` readable bytes.
@@ -376,6 +380,20 @@ pub unsafe extern "C" fn rs_setsockopt(
                     SockOptName::KeepAlive => SockOpt::KeepAlive(v != 0),
                     SockOptName::NoDelay => SockOpt::NoDelay(v != 0),
                     SockOptName::RecvBuffer => SockOpt::RecvBuffer(v.max(0) as usize),
+                    // Linux's limits: 1..=32767 seconds, 1..=127 probes.
+                    SockOptName::KeepIdle | SockOptName::KeepInterval
+                        if !(1..=32767).contains(&v) =>
+                    {
+                        return Err(Error::Invalid)
+                    }
+                    SockOptName::KeepCount if !(1..=127).contains(&v) => {
+                        return Err(Error::Invalid)
+                    }
+                    SockOptName::KeepIdle => SockOpt::KeepIdle(Duration::from_secs(v as u64)),
+                    SockOptName::KeepInterval => {
+                        SockOpt::KeepInterval(Duration::from_secs(v as u64))
+                    }
+                    SockOptName::KeepCount => SockOpt::KeepCount(v as u32),
                     SockOptName::SendBuffer => SockOpt::SendBuffer(v.max(0) as usize),
                     _ => return Err(Error::NoProtocolOption),
                 }
@@ -446,6 +464,10 @@ pub unsafe extern "C" fn rs_getsockopt(
                 int(n.min(c_int::MAX as usize) as c_int)
             }
             SockOpt::Error(e) | SockOpt::Type(e) => int(e),
+            SockOpt::KeepIdle(d) | SockOpt::KeepInterval(d) => {
+                int(d.as_secs().min(i32::MAX as u64) as c_int)
+            }
+            SockOpt::KeepCount(n) => int(n.min(i32::MAX as u32) as c_int),
             SockOpt::RecvTimeout(d) | SockOpt::SendTimeout(d) => timeval(d),
         }
     })

@@ -16,7 +16,7 @@ impl Stack {
     pub fn socket_tcp(&mut self) -> SocketId {
         let options = SocketOptions {
             reuse_addr: false,
-            keep_alive: false,
+            keepalive: self.cfg.tcp.keepalive,
             nodelay: self.cfg.tcp.nodelay,
             recv_buffer: self.cfg.tcp.recv_buffer,
             send_buffer: self.cfg.tcp.send_buffer,
@@ -158,6 +158,7 @@ impl Stack {
         let mut cfg = self.cfg.tcp.clone();
         let opts = &self.sock(id)?.options;
         cfg.nodelay = opts.nodelay;
+        cfg.keepalive = opts.keepalive;
         cfg.recv_buffer = opts.recv_buffer;
         cfg.send_buffer = opts.send_buffer;
         let iss = self.isn.isn(now, local, remote);
@@ -341,12 +342,16 @@ impl Stack {
         f: impl FnOnce(&mut SocketOptions),
     ) -> Result<()> {
         let sock = self.sock_mut(id)?;
+        let keepalive_before = sock.options.keepalive;
         f(&mut sock.options);
         let o = sock.options.clone();
         if let Some(t) = sock.tcb_mut() {
             t.set_nodelay(o.nodelay);
             t.set_send_buffer(o.send_buffer);
             t.set_recv_buffer(o.recv_buffer);
+            if o.keepalive != keepalive_before {
+                t.set_keepalive(now, o.keepalive);
+            }
         }
         self.after(now, id);
         Ok(())

@@ -133,6 +133,7 @@ impl Stack {
         let local = SocketAddrV4::new(self.cfg.addr, seg.dst_port);
         let mut cfg = self.cfg.tcp.clone();
         cfg.nodelay = options.nodelay;
+        cfg.keepalive = options.keepalive;
         cfg.recv_buffer = options.recv_buffer;
         cfg.send_buffer = options.send_buffer;
         let iss = self.isn.isn(now, local, remote);

@@ -68,8 +68,8 @@ pub enum SocketKind {
 pub struct SocketOptions {
     /// SO_REUSEADDR.
     pub reuse_addr: bool,
-    /// SO_KEEPALIVE (recorded; probes are not sent yet).
-    pub keep_alive: bool,
+    /// SO_KEEPALIVE with TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT.
+    pub keepalive: crate::tcp::keepalive::KeepAlive,
     /// TCP_NODELAY.
     pub nodelay: bool,
     /// SO_RCVBUF (bytes).

@@ -13,10 +13,11 @@ impl Tcb {
     /// Processes one segment addressed to this connection.
     pub fn on_segment(&mut self, now: Instant, seg: &TcpSegment) {
         match self.state {
-            State::Closed | State::Listen => {}
+            State::Closed | State::Listen => return,
             State::SynSent => self.on_segment_syn_sent(now, seg),
             _ => self.on_segment_synchronized(now, seg),
         }
+        self.heard_from_peer(now);
     }
 
     fn on_segment_syn_sent(&mut self, now: Instant, seg: &TcpSegment) {

@@ -7,6 +7,7 @@
 pub mod congestion;
 mod input;
 pub mod isn;
+pub mod keepalive;
 mod output;
 pub mod reassembler;
 pub mod recv_buffer;
@@ -67,6 +68,8 @@ pub struct Config {
     pub sack: bool,
     /// Send a tail loss probe (RFC 8985, 7) before falling back to the RTO.
     pub tail_loss_probe: bool,
+    /// Keep-alive probing (SO_KEEPALIVE and TCP_KEEPIDLE/INTVL/CNT).
+    pub keepalive: keepalive::KeepAlive,
 }
 
 impl Default for Config {
@@ -88,6 +91,7 @@ impl Default for Config {
             timestamps: true,
             sack: true,
             tail_loss_probe: true,
+            keepalive: keepalive::KeepAlive::default(),
         }
     }
 }

@@ -42,6 +42,13 @@ impl Tcb {
                 Some(self.emit_syn(now, buf, TcpFlags::SYN | TcpFlags::ACK))
             }
             _ => {
+                if self.keepalive_probe {
+                    // One below SND.UNA: an old byte the peer must answer
+                    // with an ACK (RFC 1122, 4.2.3.6), carrying no data.
+                    self.keepalive_probe = false;
+                    let seq = self.snd_una.wrapping_sub(1);
+                    return Some(self.emit(now, buf, seq, self.rcv_nxt, TcpFlags::ACK, 0, false));
+                }
                 if let Some(n) = self.emit_data(now, buf) {
                     return Some(n);
                 }

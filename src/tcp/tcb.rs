@@ -31,6 +31,8 @@ pub struct TcbStats {
     pub tail_loss_probes: u32,
     /// Retransmissions found lost and sent again before the RTO.
     pub lost_retransmissions: u32,
+    /// Connections ended because keep-alive probes went unanswered.
+    pub keepalive_timeouts: u32,
 }
 
 /// One TCP connection.
@@ -110,6 +112,14 @@ pub struct Tcb {
     /// The end of the byte a zero-window probe offered, while unanswered.
     pub(super) probe_end: Option<u32>,
     pub(super) time_wait_deadline: Option<Instant>,
+    /// When the keep-alive timer fires next.
+    pub(super) keepalive_deadline: Option<Instant>,
+    /// Unanswered keep-alive probes sent.
+    pub(super) keepalive_probes: u32,
+    /// A keep-alive probe is due.
+    pub(super) keepalive_probe: bool,
+    /// When the peer last sent us anything.
+    pub(super) last_heard: Instant,
     pub(super) fin_wait2_deadline: Option<Instant>,
     pub(super) fast_retransmit: bool,
     /// Tail loss probe timer (RFC 8985, 7): fires well before the RTO.
@@ -193,6 +203,10 @@ impl Tcb {
             persist_probes: 0,
             probe_end: None,
             time_wait_deadline: None,
+            keepalive_deadline: None,
+            keepalive_probes: 0,
+            keepalive_probe: false,
+            last_heard: Instant::ZERO,
             fin_wait2_deadline: None,
             fast_retransmit: false,
             pto_deadline: None,
@@ -504,6 +518,7 @@ impl Tcb {
         self.persist_deadline = None;
         self.time_wait_deadline = None;
         self.fin_wait2_deadline = None;
+        self.keepalive_deadline = None;
         self.ack_now = false;
         self.acks_owed = 0;
         self.fast_retransmit = false;
@@ -596,6 +611,7 @@ impl Tcb {
             || seq::lt(self.snd_nxt, self.snd_max)
             || self.persist_probe
             || self.tlp_pending
+            || self.keepalive_probe
             || (self.fin_queued && self.fin_seq.is_none())
     }
 
@@ -608,6 +624,7 @@ impl Tcb {
             self.persist_deadline,
             self.time_wait_deadline,
             self.fin_wait2_deadline,
+            self.keepalive_deadline,
         ]
         .into_iter()
         .flatten()

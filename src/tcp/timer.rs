@@ -22,6 +22,12 @@ impl Tcb {
                 return;
             }
         }
+        if self.keepalive_deadline.is_some_and(|d| d <= now) {
+            self.on_keepalive_timer(now);
+            if self.state == State::Closed {
+                return;
+            }
+        }
         if self.rto_deadline.is_some_and(|d| d <= now) {
             self.rto_deadline = None;
             self.on_retransmission_timeout(now);

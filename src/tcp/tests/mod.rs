@@ -30,6 +30,7 @@ use crate::wire::{parse_ipv4, parse_tcp, TcpFlags, TcpOptions, TcpSegment};
 mod close;
 mod flow;
 mod handshake;
+mod keepalive;
 mod reassembly;
 mod reset;
 mod retransmit;
