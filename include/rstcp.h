@@ -109,8 +109,8 @@ int rs_getpeername(int fd, struct sockaddr *addr, socklen_t *len);
 
 /*
  setsockopt(2): SO_REUSEADDR, SO_KEEPALIVE, SO_RCVBUF, SO_SNDBUF,
- SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY, TCP_KEEPIDLE, TCP_KEEPINTVL,
- TCP_KEEPCNT; others give ENOPROTOOPT.
+ SO_RCVTIMEO, SO_SNDTIMEO, SO_LINGER, TCP_NODELAY, TCP_KEEPIDLE,
+ TCP_KEEPINTVL, TCP_KEEPCNT; others give ENOPROTOOPT.
 
  # Safety
  `val` must be NULL or point to `len` readable bytes.

@@ -264,6 +264,30 @@ fn options() {
         unsafe { rs_getsockopt(fd, libc::SOL_SOCKET, libc::SO_ERROR, vp, null_mut()) },
         libc::EFAULT
     );
+    let lin = libc::linger {
+        l_onoff: 1,
+        l_linger: 7,
+    };
+    let lp = &lin as *const libc::linger as *const c_void;
+    fails!(
+        unsafe { rs_setsockopt(fd, libc::SOL_SOCKET, libc::SO_LINGER, lp, 4) },
+        libc::EINVAL
+    );
+    assert_eq!(
+        unsafe { rs_setsockopt(fd, libc::SOL_SOCKET, libc::SO_LINGER, lp, 8) },
+        0
+    );
+    let mut got = libc::linger {
+        l_onoff: 0,
+        l_linger: 0,
+    };
+    let mut glen: socklen_t = 8;
+    let gp = &mut got as *mut libc::linger as *mut c_void;
+    assert_eq!(
+        unsafe { rs_getsockopt(fd, libc::SOL_SOCKET, libc::SO_LINGER, gp, &mut glen) },
+        0
+    );
+    assert_eq!((got.l_onoff, got.l_linger, glen), (1, 7, 8));
     let zero: i32 = 0;
     let zp = &zero as *const i32 as *const c_void;
     fails!(
@@ -391,11 +415,12 @@ fn nonblocking_connect_and_poll() {
     let fd = rs_socket(libc::AF_INET, libc::SOCK_STREAM, 0);
     assert_eq!(rs_fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK), 0);
     let a = sin(KERNEL, 9);
+    // (EALREADY from a second connect races with the kernel's RST here; it
+    // is tested on a link that never answers, in tests/api_pair.rs.)
     fails!(
         unsafe { rs_connect(fd, sa(&a), SIN_LEN) },
         libc::EINPROGRESS
     );
-    fails!(unsafe { rs_connect(fd, sa(&a), SIN_LEN) }, libc::EALREADY);
     let mut p = libc::pollfd {
         fd,
         events: libc::POLLOUT,

@@ -604,3 +604,61 @@ fn keepalive_keeps_a_live_peer_and_drops_one_that_vanished() {
     );
     assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
 }
+
+#[test]
+fn so_linger_zero_resets_and_a_timeout_makes_close_wait_for_delivery() {
+    use rstcp::api::SockOpt;
+    use std::os::fd::AsRawFd;
+    let (_ns, s) = setup("linger");
+    let kl = TcpListener::bind((KERNEL, 7014)).unwrap();
+    // A small kernel receive buffer, so delivery waits for its reader.
+    let small: libc::c_int = 16 * 1024;
+    // SAFETY: setting an int option on a live socket we own.
+    unsafe {
+        libc::setsockopt(
+            kl.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &small as *const libc::c_int as *const libc::c_void,
+            4,
+        );
+    }
+
+    // l_linger = 0: close resets the connection.
+    let c = s.socket(false, None).unwrap();
+    s.connect(c, SocketAddrV4::new(KERNEL, 7014)).unwrap();
+    let (mut k, _) = kl.accept().unwrap();
+    s.set_option(c, SockOpt::Linger(Some(Duration::ZERO)))
+        .unwrap();
+    assert_eq!(
+        s.get_option(c, rstcp::api::options::SockOptName::Linger)
+            .unwrap(),
+        SockOpt::Linger(Some(Duration::ZERO))
+    );
+    s.close(c).unwrap();
+    let mut buf = [0u8; 16];
+    let e = k.read(&mut buf).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset);
+
+    // l_linger = 5 s: close returns only once the slow reader has it all.
+    let c = s.socket(false, None).unwrap();
+    s.connect(c, SocketAddrV4::new(KERNEL, 7014)).unwrap();
+    let (mut k, _) = kl.accept().unwrap();
+    let reader = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(500));
+        let mut got = Vec::new();
+        k.read_to_end(&mut got).unwrap();
+        got.len()
+    });
+    s.set_option(c, SockOpt::Linger(Some(Duration::from_secs(5))))
+        .unwrap();
+    send_all(&s, c, &vec![5u8; 200_000]);
+    let t = Instant::now();
+    s.close(c).unwrap();
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(300),
+        "close returned after {waited:?}"
+    );
+    assert_eq!(reader.join().unwrap(), 200_000);
+}

@@ -324,12 +324,47 @@ impl Sockets {
         let mut inner = self.lock();
         let now = self.shared.now();
         inner.conds.remove(&e.id);
-        let r = inner.stack.close(now, e.id);
+        let linger = inner.stack.options(e.id).ok().and_then(|o| o.linger);
+        let ends = inner.stack.tcb(e.id).map(|t| (t.local(), t.remote()));
+        let r = match linger {
+            // SO_LINGER with a zero timeout: reset at once, drop what is queued.
+            Some(d) if d.is_zero() => inner.stack.abort(now, e.id),
+            _ => inner.stack.close(now, e.id),
+        };
         e.cond.notify_all();
         self.shared.any_change.notify_all();
         self.shared.signal_readiness();
+        if let (Some(d), Some(ends)) = (linger, ends) {
+            if !d.is_zero() {
+                inner = self.linger(inner, ends, d);
+            }
+        }
         self.finish(inner);
         r
+    }
+
+    /// SO_LINGER: close waits until the connection has delivered its data
+    /// and FIN, or the time is up (then it goes on in the background).
+    fn linger<'a>(
+        &'a self,
+        mut inner: MutexGuard<'a, Inner>,
+        ends: (SocketAddrV4, SocketAddrV4),
+        limit: Duration,
+    ) -> MutexGuard<'a, Inner> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if inner.stack.has_pending_output() {
+                self.shared.wake();
+            }
+            let delivering = inner
+                .stack
+                .connections()
+                .any(|(_, t)| (t.local(), t.remote()) == ends && t.is_delivering());
+            if !delivering || std::time::Instant::now() >= deadline || self.shared.is_dead() {
+                return inner;
+            }
+            self.shared.any_change.wait_until(&mut inner, deadline);
+        }
     }
 
     /// getsockname().

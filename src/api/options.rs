@@ -27,6 +27,8 @@ pub enum SockOpt {
     KeepInterval(Duration),
     /// TCP_KEEPCNT: unanswered probes before the connection is dropped.
     KeepCount(u32),
+    /// SO_LINGER: None = off; Some(0) = close resets; Some(t) = close waits up to t.
+    Linger(Option<Duration>),
     /// SO_RCVBUF: like Linux, the value set is doubled.
     RecvBuffer(usize),
     /// SO_SNDBUF: like Linux, the value set is doubled.
@@ -60,6 +62,8 @@ pub enum SockOptName {
     KeepInterval,
     /// TCP_KEEPCNT.
     KeepCount,
+    /// SO_LINGER.
+    Linger,
     /// SO_RCVBUF.
     RecvBuffer,
     /// SO_SNDBUF.
@@ -106,6 +110,7 @@ impl Sockets {
         inner.stack.set_options(now, e.id, |o| match opt {
             SockOpt::ReuseAddr(v) => o.reuse_addr = v,
             SockOpt::KeepAlive(v) => o.keepalive.enabled = v,
+            SockOpt::Linger(l) => o.linger = l,
             SockOpt::KeepIdle(d) => o.keepalive.idle = d,
             SockOpt::KeepInterval(d) => o.keepalive.interval = d,
             SockOpt::KeepCount(n) => o.keepalive.count = n,
@@ -156,6 +161,7 @@ impl Sockets {
         Ok(match name {
             SockOptName::ReuseAddr => SockOpt::ReuseAddr(o.reuse_addr),
             SockOptName::KeepAlive => SockOpt::KeepAlive(o.keepalive.enabled),
+            SockOptName::Linger => SockOpt::Linger(o.linger),
             SockOptName::KeepIdle => SockOpt::KeepIdle(o.keepalive.idle),
             SockOptName::KeepInterval => SockOpt::KeepInterval(o.keepalive.interval),
             SockOptName::KeepCount => SockOpt::KeepCount(o.keepalive.count),

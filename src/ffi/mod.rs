@@ -314,6 +314,7 @@ fn option_name(level: c_int, name: c_int) -> Result<SockOptName> {
         (libc::SOL_SOCKET, libc::SO_REUSEADDR) => SockOptName::ReuseAddr,
         (libc::SOL_SOCKET, libc::SO_KEEPALIVE) => SockOptName::KeepAlive,
         (libc::SOL_SOCKET, libc::SO_RCVBUF) => SockOptName::RecvBuffer,
+        (libc::SOL_SOCKET, libc::SO_LINGER) => SockOptName::Linger,
         (libc::SOL_SOCKET, libc::SO_SNDBUF) => SockOptName::SendBuffer,
         (libc::SOL_SOCKET, libc::SO_RCVTIMEO) => SockOptName::RecvTimeout,
         (libc::SOL_SOCKET, libc::SO_SNDTIMEO) => SockOptName::SendTimeout,
@@ -330,8 +331,8 @@ fn option_name(level: c_int, name: c_int) -> Result<SockOptName> {
 }
 
 /// setsockopt(2): SO_REUSEADDR, SO_KEEPALIVE, SO_RCVBUF, SO_SNDBUF,
-/// SO_RCVTIMEO, SO_SNDTIMEO, TCP_NODELAY, TCP_KEEPIDLE, TCP_KEEPINTVL,
-/// TCP_KEEPCNT; others give ENOPROTOOPT.
+/// SO_RCVTIMEO, SO_SNDTIMEO, SO_LINGER, TCP_NODELAY, TCP_KEEPIDLE,
+/// TCP_KEEPINTVL, TCP_KEEPCNT; others give ENOPROTOOPT.
 ///
 /// # Safety
 /// `val` must be NULL or point to `len` readable bytes.
@@ -351,6 +352,16 @@ pub unsafe extern "C" fn rs_setsockopt(
             return Err(Error::Fault);
         }
         let opt = match which {
+            SockOptName::Linger => {
+                if (len as usize) < std::mem::size_of::<libc::linger>() {
+                    return Err(Error::Invalid);
+                }
+                // SAFETY: len covers a struct linger.
+                let l = unsafe { std::ptr::read_unaligned(val as *const libc::linger) };
+                SockOpt::Linger(
+                    (l.l_onoff != 0).then(|| Duration::from_secs(l.l_linger.max(0) as u64)),
+                )
+            }
             SockOptName::RecvTimeout | SockOptName::SendTimeout => {
                 if (len as usize) < std::mem::size_of::<libc::timeval>() {
                     return Err(Error::Invalid);
@@ -455,7 +466,27 @@ pub unsafe extern "C" fn rs_getsockopt(
             }
             Ok(0)
         };
+        let linger = |l: Option<Duration>| -> Result<c_int> {
+            let v = libc::linger {
+                l_onoff: l.is_some() as c_int,
+                l_linger: l
+                    .map(|d| d.as_secs().min(i32::MAX as u64) as c_int)
+                    .unwrap_or(0),
+            };
+            let n = (room as usize).min(std::mem::size_of::<libc::linger>());
+            // SAFETY: writing n <= *len bytes to the caller's buffer.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    &v as *const libc::linger as *const u8,
+                    val as *mut u8,
+                    n,
+                );
+                *len = n as libc::socklen_t;
+            }
+            Ok(0)
+        };
         match s.get_option(fd, which)? {
+            SockOpt::Linger(l) => linger(l),
             SockOpt::ReuseAddr(b)
             | SockOpt::KeepAlive(b)
             | SockOpt::NoDelay(b)

@@ -17,6 +17,7 @@ impl Stack {
         let options = SocketOptions {
             reuse_addr: false,
             keepalive: self.cfg.tcp.keepalive,
+            linger: None,
             nodelay: self.cfg.tcp.nodelay,
             recv_buffer: self.cfg.tcp.recv_buffer,
             send_buffer: self.cfg.tcp.send_buffer,

@@ -72,6 +72,8 @@ pub struct SocketOptions {
     pub keepalive: crate::tcp::keepalive::KeepAlive,
     /// TCP_NODELAY.
     pub nodelay: bool,
+    /// SO_LINGER: None when off, else how long close waits (zero = reset).
+    pub linger: Option<std::time::Duration>,
     /// SO_RCVBUF (bytes).
     pub recv_buffer: usize,
     /// SO_SNDBUF (bytes).
