@@ -9,6 +9,10 @@ use crate::error::Error;
 use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpSegment};
 
+/// After this long without an update TS.Recent is no longer trusted
+/// (RFC 7323, 5.5: 24 days).
+const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
+
 impl Tcb {
     /// Processes one segment addressed to this connection.
     pub fn on_segment(&mut self, now: Instant, seg: &TcpSegment) {
@@ -109,6 +113,25 @@ impl Tcb {
         let seg_len = payload.len() as u32 + f.contains(TcpFlags::FIN) as u32;
         let wnd = self.rcv_wnd();
 
+        // PAWS (RFC 7323, 5.3): a timestamp older than the newest one seen
+        // marks an old duplicate, even if its sequence number looks right
+        // after the sequence space wrapped.
+        if self.ts_ok && !f.contains(TcpFlags::RST) {
+            if let Some((val, _)) = seg.options.timestamps {
+                if seq::lt(val, self.ts_recent) {
+                    if now - self.ts_recent_at > PAWS_IDLE {
+                        // Idle so long that TS.Recent itself may have wrapped.
+                        self.ts_recent = val;
+                        self.ts_recent_at = now;
+                    } else {
+                        self.stats.paws_rejected += 1;
+                        self.ack_now = true;
+                        return;
+                    }
+                }
+            }
+        }
+
         // First: is the segment in the window at all?
         let acceptable = if seg_len == 0 {
             if wnd == 0 {
@@ -151,6 +174,7 @@ impl Tcb {
             if let Some((val, _)) = seg.options.timestamps {
                 if seq::le(seq_start, self.rcv_nxt) && seq::ge(val, self.ts_recent) {
                     self.ts_recent = val;
+                    self.ts_recent_at = now;
                 }
             }
         }

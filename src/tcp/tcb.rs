@@ -33,6 +33,8 @@ pub struct TcbStats {
     pub lost_retransmissions: u32,
     /// Connections ended because keep-alive probes went unanswered.
     pub keepalive_timeouts: u32,
+    /// Segments dropped as old duplicates by PAWS (RFC 7323, 5).
+    pub paws_rejected: u32,
 }
 
 /// One TCP connection.
@@ -89,6 +91,8 @@ pub struct Tcb {
     pub(super) sack_ok: bool,
     pub(super) ts_ok: bool,
     pub(super) ts_recent: u32,
+    /// When TS.Recent was last updated.
+    pub(super) ts_recent_at: Instant,
     pub(super) ts_offset: u32,
 
     // Timers, loss recovery, congestion.
@@ -187,6 +191,7 @@ impl Tcb {
             sack_ok: false,
             ts_ok: false,
             ts_recent: 0,
+            ts_recent_at: Instant::ZERO,
             ts_offset: iss.rotate_left(13),
             rtt,
             rtt_probe: None,

@@ -166,3 +166,37 @@ fn window_update_after_the_application_reads() {
     t.inject(seg(PSH | ACK, 6001, 1001).data(&bytes(100)));
     assert_eq!(t.tcb.recv_queue(), 100);
 }
+
+#[test]
+fn paws_drops_a_segment_with_an_older_timestamp() {
+    let cfg = Config {
+        timestamps: true,
+        ..simple()
+    };
+    let mut t = Script::active(&cfg, ISS);
+    let syn = t.expect(SYN, 1000, 0);
+    let (tsval, _) = syn.options.timestamps.unwrap();
+    let ts = |val: u32| TcpOptions {
+        timestamps: Some((val, tsval)),
+        ..TcpOptions::default()
+    };
+    t.inject(seg(SYN | ACK, 5000, 1001).opts(TcpOptions {
+        mss: Some(1460),
+        ..ts(1000)
+    }));
+    t.expect(ACK, 1001, 5001);
+    t.inject(seg(ACK, 5001, 1001).data(b"new").opts(ts(1010)));
+    t.advance(40);
+    t.expect(ACK, 1001, 5004);
+    // Right sequence number, but a timestamp from before: an old
+    // duplicate (the sequence space may have wrapped). ACKed, not taken.
+    t.inject(seg(ACK, 5004, 1001).data(b"old").opts(ts(1005)));
+    t.expect(ACK, 1001, 5004);
+    assert_eq!(t.read_all(), b"new");
+    assert_eq!(t.tcb.stats().paws_rejected, 1);
+    // The same timestamp as the newest is fine.
+    t.inject(seg(ACK, 5004, 1001).data(b"ok").opts(ts(1010)));
+    t.advance(40);
+    t.expect(ACK, 1001, 5006);
+    assert_eq!(t.read_all(), b"ok");
+}
