@@ -13,6 +13,10 @@ pub struct Congestion {
     /// was detected; recovery ends when it is acknowledged.
     recover: Option<u32>,
     dup_acks: u32,
+    /// The peer sends SACK: the sender counts what is really in flight
+    /// (RFC 6675 "pipe"), so recovery keeps cwnd at ssthresh instead of
+    /// inflating and deflating it as NewReno must.
+    sack: bool,
 }
 
 /// Duplicate ACKs that signal a loss (RFC 5681, 3.2).
@@ -29,7 +33,14 @@ impl Congestion {
             acked_in_ca: 0,
             recover: None,
             dup_acks: 0,
+            sack: false,
         }
+    }
+
+    /// Switches to SACK-based accounting (the sender subtracts SACKed bytes
+    /// from what it counts as in flight).
+    pub fn set_sack(&mut self, on: bool) {
+        self.sack = on;
     }
 
     /// The congestion window.
@@ -62,16 +73,19 @@ impl Congestion {
         self.dup_acks = 0;
         if let Some(recover) = self.recover {
             if super::seq::ge(ack, recover) {
-                // Full ACK: leave recovery with a deflated window (RFC 6582, 3.2 step 3).
-                self.cwnd = self
-                    .ssthresh
-                    .min(flight_before.saturating_sub(acked) + self.mss)
-                    .max(self.mss);
+                // Full ACK: leave recovery with cwnd = ssthresh (RFC 6582,
+                // 3.2 step 3, option 1). Option 2 bases it on what is still
+                // in flight, often nothing: one segment, which a Linux peer
+                // then answers only after its 40 ms delayed-ACK timer.
+                let _ = flight_before;
+                self.cwnd = self.ssthresh.max(2 * self.mss);
                 self.recover = None;
                 return false;
             }
-            // Partial ACK: deflate by what was acked, add one segment back.
-            self.cwnd = self.cwnd.saturating_sub(acked) + self.mss;
+            if !self.sack {
+                // Partial ACK: deflate by what was acked, add one segment back.
+                self.cwnd = self.cwnd.saturating_sub(acked) + self.mss;
+            }
             return true;
         }
         // Only grow when the window was actually in use (RFC 7661 spirit).
@@ -102,13 +116,20 @@ impl Congestion {
     pub fn on_dup_ack_with(&mut self, snd_max: u32, flight: usize, threshold: u32) -> bool {
         self.dup_acks += 1;
         if self.recover.is_some() {
-            // Each further duplicate means a segment left the network.
-            self.cwnd += self.mss;
+            // Each further duplicate means a segment left the network
+            // (with SACK the sender sees that in its pipe instead).
+            if !self.sack {
+                self.cwnd += self.mss;
+            }
             return false;
         }
         if self.dup_acks >= threshold.clamp(1, DUP_ACK_THRESHOLD) {
             self.ssthresh = (flight / 2).max(2 * self.mss);
-            self.cwnd = self.ssthresh + 3 * self.mss;
+            self.cwnd = if self.sack {
+                self.ssthresh
+            } else {
+                self.ssthresh + 3 * self.mss
+            };
             self.recover = Some(snd_max);
             return true;
         }
@@ -119,7 +140,8 @@ impl Congestion {
     /// first two duplicate ACKs allow, so a small window still produces the
     /// third duplicate that triggers fast retransmit.
     pub fn limited_transmit(&self) -> usize {
-        if self.recover.is_none() && self.dup_acks < DUP_ACK_THRESHOLD {
+        // With SACK the pipe already counts the segments that left.
+        if !self.sack && self.recover.is_none() && self.dup_acks < DUP_ACK_THRESHOLD {
             self.dup_acks as usize * self.mss
         } else {
             0

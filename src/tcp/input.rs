@@ -9,6 +9,21 @@ use crate::error::Error;
 use crate::time::Instant;
 use crate::wire::{TcpFlags, TcpSegment};
 
+/// True if the segment's first SACK block is a D-SACK: it covers data at
+/// or below the cumulative ACK (RFC 2883, 4).
+fn is_dsack(seg: &TcpSegment, snd_una: u32) -> bool {
+    match (seg.options.sack().first(), seg.options.sack().get(1)) {
+        (Some(b), _) if seq::le(b.end, snd_una) => true,
+        // Or it lies inside the second block, which it repeats.
+        (Some(b), Some(c)) => seq::le(c.start, b.start) && seq::le(b.end, c.end),
+        _ => false,
+    }
+}
+
+/// How many ticks older than TS.Recent a timestamp may be before PAWS
+/// drops the segment (Linux's TCP_PAWS_WINDOW).
+const PAWS_SLACK: i32 = 1;
+
 /// After this long without an update TS.Recent is no longer trusted
 /// (RFC 7323, 5.5: 24 days).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
@@ -118,7 +133,10 @@ impl Tcb {
         // after the sequence space wrapped.
         if self.ts_ok && !f.contains(TcpFlags::RST) {
             if let Some((val, _)) = seg.options.timestamps {
-                if seq::lt(val, self.ts_recent) {
+                // One tick of slack, as Linux allows: a retransmission that
+                // overtakes segments sent just before it must not get them
+                // dropped.
+                if self.ts_recent.wrapping_sub(val) as i32 > PAWS_SLACK {
                     if now - self.ts_recent_at > PAWS_IDLE {
                         // Idle so long that TS.Recent itself may have wrapped.
                         self.ts_recent = val;
@@ -172,7 +190,17 @@ impl Tcb {
         // Timestamps: remember the peer's clock (RFC 7323, 4.3).
         if self.ts_ok {
             if let Some((val, _)) = seg.options.timestamps {
-                if seq::le(seq_start, self.rcv_nxt) && seq::ge(val, self.ts_recent) {
+                // Only a segment that holds the next expected byte (or an
+                // empty one exactly there) may move TS.Recent: a needless
+                // retransmission of old data carries a newer clock than
+                // segments still on their way, which PAWS would then drop.
+                let end = seq_start.wrapping_add(seg_len);
+                let covers = if seg_len == 0 {
+                    seq_start == self.rcv_nxt
+                } else {
+                    seq::le(seq_start, self.rcv_nxt) && seq::lt(self.rcv_nxt, end)
+                };
+                if covers && seq::ge(val, self.ts_recent) {
                     self.ts_recent = val;
                     self.ts_recent_at = now;
                 }
@@ -261,6 +289,9 @@ impl Tcb {
             // SACK block or an unchanged window both mark a true duplicate.
             && (window == self.snd_wnd || !seg.options.sack().is_empty())
             && window > 0
+            // A D-SACK (RFC 2883) reports a segment the peer got twice: the
+            // network duplicated or we resent it needlessly; nothing is lost.
+            && !is_dsack(seg, self.snd_una)
         {
             let flight = seq::dist(self.snd_una, self.snd_max);
             let in_recovery = self.cc.in_recovery();

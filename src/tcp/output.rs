@@ -197,7 +197,9 @@ impl Tcb {
         } else {
             0
         };
-        let in_flight = seq::dist(self.snd_una, self.snd_nxt);
+        // What is really in the network: SACKed bytes have left it (RFC 6675).
+        let in_flight =
+            seq::dist(self.snd_una, self.snd_nxt) - self.scoreboard.sacked_below(self.snd_nxt);
         let wnd = (self.snd_wnd as usize).min(self.cc.window());
         let wnd =
             wnd.max((self.cc.window() + self.cc.limited_transmit()).min(self.snd_wnd as usize));

@@ -78,6 +78,15 @@ impl Scoreboard {
         self.ranges.iter().map(|&(s, e)| seq::dist(s, e)).sum()
     }
 
+    /// Bytes SACKed below `limit`.
+    pub fn sacked_below(&self, limit: u32) -> usize {
+        self.ranges
+            .iter()
+            .take_while(|&&(s, _)| seq::lt(s, limit))
+            .map(|&(s, e)| seq::dist(s, if seq::lt(limit, e) { limit } else { e }))
+            .sum()
+    }
+
     /// The highest SACKed sequence number, if any.
     pub fn high(&self) -> Option<u32> {
         self.ranges.last().map(|r| r.1)
@@ -120,6 +129,8 @@ mod tests {
         assert_eq!(b.next_hole(3000), Some((5000, 6000)));
         assert_eq!(b.next_hole(6500), None);
         assert_eq!(b.covered_until(3200), Some(5000));
+        assert_eq!(b.sacked_below(3500), 500);
+        assert_eq!(b.sacked_below(6500), 2500);
         assert_eq!(b.high(), Some(7000));
         // Blocks that cannot be true are ignored.
         b.add(8000, 9500, 1000, 9000);

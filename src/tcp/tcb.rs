@@ -271,6 +271,7 @@ impl Tcb {
             }
         }
         self.sack_ok = self.cfg.sack && o.sack_permitted;
+        self.cc.set_sack(self.sack_ok);
         if let (true, Some((val, _))) = (self.cfg.timestamps, o.timestamps) {
             self.ts_ok = true;
             self.ts_recent = val;

@@ -3,6 +3,7 @@
 //! retransmit and limited transmit (RFC 3042).
 
 use super::*;
+use crate::wire::SackBlock;
 
 #[test]
 fn syn_retransmitted_after_1s_then_2s_then_4s() {
@@ -341,5 +342,65 @@ fn a_lost_fast_retransmission_is_sent_again_before_the_rto() {
     t.inject(seg(ACK, 5001, 1001));
     t.expect_len(ACK, 1001, 5001, 1000);
     assert_eq!(t.tcb.stats().lost_retransmissions, 1);
+    assert_eq!(t.tcb.stats().timeouts, 0);
+}
+
+#[test]
+fn with_sack_recovery_resends_the_holes_and_sends_new_data_as_sacks_drain_the_pipe() {
+    let cfg = Config {
+        sack: true,
+        ..simple()
+    };
+    let mut t = Script::active(&cfg, ISS);
+    t.expect(SYN, 1000, 0);
+    let opts = TcpOptions {
+        mss: Some(1000),
+        sack_permitted: true,
+        ..TcpOptions::default()
+    };
+    t.inject(seg(SYN | ACK, 5000, 1001).win(65535).opts(opts));
+    t.expect(ACK, 1001, 5001);
+    t.send(&bytes(20_000));
+    for i in 0..10 {
+        t.expect_len(ACK, 1001 + i * 1000, 5001, 1000);
+    }
+    t.expect_nothing();
+    let sack = |end: u32| TcpOptions {
+        sack_blocks: [
+            SackBlock { start: 3001, end },
+            SackBlock::default(),
+            SackBlock::default(),
+            SackBlock::default(),
+        ],
+        sack_len: 1,
+        ..TcpOptions::default()
+    };
+    // Segments 1001 and 2001 are lost; the peer SACKs 3001.. as they come.
+    // Each SACKed segment has left the network, so a new one may go
+    // (counting the pipe as RFC 6675 does; limited transmit in effect).
+    t.inject(seg(ACK, 5001, 1001).opts(sack(4001)));
+    t.expect_len(ACK, 11001, 5001, 1000);
+    t.inject(seg(ACK, 5001, 1001).opts(sack(5001)));
+    t.expect_len(ACK, 12001, 5001, 1000);
+    t.expect_nothing();
+    // The third duplicate: recovery. ssthresh = cwnd = 12 000 / 2; the
+    // first hole goes again; in the pipe: 12 000 - 3000 SACKed = 9000.
+    t.inject(seg(ACK, 5001, 1001).opts(sack(6001)));
+    t.expect_len(ACK, 1001, 5001, 1000);
+    t.expect_nothing();
+    // The next duplicate sends the second hole; no new data yet (8000 > 6000).
+    t.inject(seg(ACK, 5001, 1001).opts(sack(7001)));
+    t.expect_len(ACK, 2001, 5001, 1000);
+    t.expect_nothing();
+    t.inject(seg(ACK, 5001, 1001).opts(sack(9001)));
+    t.expect_nothing();
+    // SACKs drain the pipe to 4000: two new segments fit in cwnd 6000.
+    t.inject(seg(ACK, 5001, 1001).opts(sack(11001)));
+    t.expect_len(ACK, 13001, 5001, 1000);
+    t.expect_len(ACK, 14001, 5001, 1000);
+    t.expect_nothing();
+    // The holes arrive: recovery ends with cwnd = ssthresh.
+    t.inject(seg(ACK, 5001, 13001));
+    assert_eq!(t.tcb.congestion_window(), 6000);
     assert_eq!(t.tcb.stats().timeouts, 0);
 }
