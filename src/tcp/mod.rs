@@ -18,6 +18,7 @@ pub mod seq;
 pub mod state;
 mod tcb;
 mod timer;
+mod user;
 
 #[cfg(test)]
 mod tests;
