@@ -176,6 +176,26 @@ impl Script {
         Script::established_with(cfg, 65535, Some(1460), 0)
     }
 
+    /// An active open with SACK negotiated (both sides permit it), the
+    /// peer announcing `mss` and a 65535-byte window.
+    fn established_sack(mss: u16) -> Script {
+        let cfg = Config {
+            sack: true,
+            ..simple()
+        };
+        let mut t = Script::active(&cfg, ISS);
+        let syn = t.expect(SYN, ISS, 0);
+        assert!(syn.options.sack_permitted);
+        let opts = TcpOptions {
+            mss: Some(mss),
+            sack_permitted: true,
+            ..TcpOptions::default()
+        };
+        t.inject(seg(SYN | ACK, PEER_ISS, ISS + 1).win(65535).opts(opts));
+        t.expect(ACK, ISS + 1, PEER_ISS + 1);
+        t
+    }
+
     fn established_with(cfg: &Config, window: u16, mss: Option<u16>, rtt_ms: u64) -> Script {
         let mut t = Script::active(cfg, ISS);
         t.expect(SYN, ISS, 0);

@@ -45,20 +45,7 @@ fn out_of_order_segments_in_a_batch_get_one_dup_ack_each() {
 
 #[test]
 fn sack_blocks_in_dup_acks_when_negotiated() {
-    let cfg = Config {
-        sack: true,
-        ..simple()
-    };
-    let mut t = Script::active(&cfg, ISS);
-    let syn = t.expect(SYN, 1000, 0);
-    assert!(syn.options.sack_permitted);
-    let opts = TcpOptions {
-        mss: Some(1460),
-        sack_permitted: true,
-        ..TcpOptions::default()
-    };
-    t.inject(seg(SYN | ACK, 5000, 1001).opts(opts));
-    t.expect(ACK, 1001, 5001);
+    let mut t = Script::established_sack(1460);
     let data = bytes(500);
     t.inject(seg(ACK, 5101, 1001).data(&data[100..200]));
     let out = t.expect(ACK, 1001, 5001);
@@ -102,19 +89,7 @@ fn sack_blocks_in_dup_acks_when_negotiated() {
 
 #[test]
 fn sack_reports_the_newest_block_first_even_beyond_three_holes() {
-    let cfg = Config {
-        sack: true,
-        ..simple()
-    };
-    let mut t = Script::active(&cfg, ISS);
-    t.expect(SYN, 1000, 0);
-    let opts = TcpOptions {
-        mss: Some(1460),
-        sack_permitted: true,
-        ..TcpOptions::default()
-    };
-    t.inject(seg(SYN | ACK, 5000, 1001).opts(opts));
-    t.expect(ACK, 1001, 5001);
+    let mut t = Script::established_sack(1460);
     // Four holes: 10-byte segments at 5101, 5201, 5301, 5401.
     for k in 1..=4u32 {
         let start = 5001 + 100 * k;

@@ -347,19 +347,7 @@ fn a_lost_fast_retransmission_is_sent_again_before_the_rto() {
 
 #[test]
 fn with_sack_recovery_resends_the_holes_and_sends_new_data_as_sacks_drain_the_pipe() {
-    let cfg = Config {
-        sack: true,
-        ..simple()
-    };
-    let mut t = Script::active(&cfg, ISS);
-    t.expect(SYN, 1000, 0);
-    let opts = TcpOptions {
-        mss: Some(1000),
-        sack_permitted: true,
-        ..TcpOptions::default()
-    };
-    t.inject(seg(SYN | ACK, 5000, 1001).win(65535).opts(opts));
-    t.expect(ACK, 1001, 5001);
+    let mut t = Script::established_sack(1000);
     t.send(&bytes(20_000));
     for i in 0..10 {
         t.expect_len(ACK, 1001 + i * 1000, 5001, 1000);
