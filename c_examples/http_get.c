@@ -15,6 +15,7 @@
  */
 #include <sys/socket.h>
 #include "rstcp.h"
+#include "example_util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -40,36 +41,6 @@ static int fail(const char *what)
 {
     fprintf(stderr, "%s: %s: %s\n", prog, what, strerror(errno));
     return 1;
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, buf, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static int send_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = rs_send(fd, buf, len, 0);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }
 
 /* rs_recv, retried on EINTR. */
