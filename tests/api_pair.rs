@@ -118,3 +118,41 @@ fn a_panic_in_the_io_thread_fails_calls_with_eio_instead_of_hanging() {
     }];
     assert_eq!(s.poll(&mut set, None), Err(Error::Io));
 }
+
+#[test]
+fn turning_keepalive_on_for_an_idle_connection_wakes_the_io_thread() {
+    use rstcp::api::SockOpt;
+    // Two stacks, each with its own I/O thread, over an in-memory link.
+    let (ea, eb) = Pair::new(1500);
+    let cfg = |last: u8| StackConfig {
+        addr: Ipv4Addr::new(10, 66, 0, last),
+        ..StackConfig::default()
+    };
+    let a = Sockets::new(Runtime::with_link(Box::new(ea), cfg(1)).unwrap());
+    let b = Sockets::new(Runtime::with_link(Box::new(eb), cfg(2)).unwrap());
+    let l = b.socket(false, None).unwrap();
+    b.bind(l, SocketAddrV4::new(Ipv4Addr::new(10, 66, 0, 2), 80))
+        .unwrap();
+    b.listen(l, 1).unwrap();
+    let c = a.socket(false, None).unwrap();
+    a.connect(c, SocketAddrV4::new(Ipv4Addr::new(10, 66, 0, 2), 80))
+        .unwrap();
+    let _server = b.accept(l, false, None).unwrap();
+    // Let every timer of the handshake run out: A's I/O thread now sleeps
+    // with nothing to wake it but a packet or the application.
+    std::thread::sleep(Duration::from_millis(1200));
+    b.stop(); // the peer vanishes: nothing will ever answer
+    a.set_option(c, SockOpt::KeepIdle(Duration::from_secs(1)))
+        .unwrap();
+    a.set_option(c, SockOpt::KeepInterval(Duration::from_secs(1)))
+        .unwrap();
+    a.set_option(c, SockOpt::KeepCount(1)).unwrap();
+    a.set_option(c, SockOpt::KeepAlive(true)).unwrap();
+    a.set_option(c, SockOpt::RecvTimeout(Some(Duration::from_secs(6))))
+        .unwrap();
+    let mut buf = [0u8; 4];
+    assert_eq!(
+        a.recv(c, &mut buf, MsgFlags::default()),
+        Err(Error::TimedOut)
+    );
+}

@@ -662,3 +662,39 @@ fn so_linger_zero_resets_and_a_timeout_makes_close_wait_for_delivery() {
     );
     assert_eq!(reader.join().unwrap(), 200_000);
 }
+
+#[test]
+fn keepalive_turned_on_for_an_idle_connection_takes_effect() {
+    use rstcp::api::SockOpt;
+    let (ns, s) = setup("kaidle");
+    let kl = TcpListener::bind((KERNEL, 7015)).unwrap();
+    let c = s.socket(false, None).unwrap();
+    s.connect(c, SocketAddrV4::new(KERNEL, 7015)).unwrap();
+    let (_k, _) = kl.accept().unwrap();
+    // Idle: the I/O thread has no timer left and sleeps until a packet or
+    // a wake-up comes. Turning keep-alive on must still start its timer.
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = ns.exec(&["ip", "-o", "addr", "show", "to", "10.77.0.1"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let dev = text
+        .split_whitespace()
+        .nth(1)
+        .expect("the TUN device")
+        .to_string();
+    ns.exec(&["ip", "addr", "del", "10.77.0.1/24", "dev", &dev]);
+    s.set_option(c, SockOpt::KeepIdle(Duration::from_secs(1)))
+        .unwrap();
+    s.set_option(c, SockOpt::KeepInterval(Duration::from_secs(1)))
+        .unwrap();
+    s.set_option(c, SockOpt::KeepCount(1)).unwrap();
+    s.set_option(c, SockOpt::KeepAlive(true)).unwrap();
+    s.set_option(c, SockOpt::RecvTimeout(Some(Duration::from_secs(8))))
+        .unwrap();
+    let t = Instant::now();
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        s.recv(c, &mut buf, MsgFlags::default()),
+        Err(Error::TimedOut)
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+}

@@ -86,8 +86,8 @@ impl Sockets {
         self.shared.lock()
     }
 
-    fn finish(&self, inner: MutexGuard<'_, Inner>) {
-        let wake = inner.stack.has_pending_output();
+    fn finish(&self, mut inner: MutexGuard<'_, Inner>) {
+        let wake = inner.stack.needs_io_thread();
         drop(inner);
         if wake {
             self.shared.wake();
@@ -117,7 +117,7 @@ impl Sockets {
                     return r;
                 }
             }
-            if inner.stack.has_pending_output() {
+            if inner.stack.needs_io_thread() {
                 self.shared.wake();
             }
             let cond = entry.cond.clone();
@@ -353,7 +353,7 @@ impl Sockets {
     ) -> MutexGuard<'a, Inner> {
         let deadline = std::time::Instant::now() + limit;
         loop {
-            if inner.stack.has_pending_output() {
+            if inner.stack.needs_io_thread() {
                 self.shared.wake();
             }
             let delivering = inner

@@ -225,12 +225,15 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
     let mut tx_len = [0usize; BATCH];
     let mut changed = Vec::new();
     let mut busy = false;
+    let mut next_timer: Option<Instant> = None;
     let link_fd = link.readable_fd();
     rs_log!(Info, "I/O thread started (MTU {})", link.mtu());
     while !shared.stop.load(Ordering::Acquire) {
         if !busy {
             let now = shared.now();
-            let next = [shared.lock().stack.poll_timeout(), link.next_release()]
+            // The stack's deadline was read at the end of the last round; a
+            // call that moved it earlier since has woken us through the eventfd.
+            let next = [next_timer, link.next_release()]
                 .into_iter()
                 .flatten()
                 .min();
@@ -282,6 +285,9 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
                     None => break,
                 }
             }
+            // Whatever a call armed before now is covered by this reading.
+            inner.stack.needs_io_thread();
+            next_timer = inner.stack.poll_timeout();
             inner.stack.take_changed(&mut changed);
             if !changed.is_empty() {
                 for id in changed.drain(..) {

@@ -89,6 +89,8 @@ pub struct Stack {
     spare: Vec<Vec<u8>>,
     timers: BinaryHeap<Reverse<(Instant, SocketId)>>,
     changed: Vec<SocketId>,
+    /// A timer became due before the earliest one queued so far.
+    earlier_deadline: bool,
     stats: Stats,
 }
 
@@ -107,6 +109,7 @@ impl Stack {
             spare: Vec::new(),
             timers: BinaryHeap::new(),
             changed: Vec::new(),
+            earlier_deadline: false,
             stats: Stats::default(),
         }
     }
@@ -186,6 +189,13 @@ impl Stack {
             if let Some(d) = t.deadline() {
                 if sock.scheduled.is_none_or(|s| d < s) {
                     sock.scheduled = Some(d);
+                    if self
+                        .timers
+                        .peek()
+                        .is_none_or(|Reverse((first, _))| d < *first)
+                    {
+                        self.earlier_deadline = true;
+                    }
                     self.timers.push(Reverse((d, id)));
                 }
             }
@@ -289,6 +299,14 @@ impl Stack {
     /// True when something waits to be sent (so the I/O thread must run).
     pub fn has_pending_output(&self) -> bool {
         !self.tx_queue.is_empty() || !self.control.is_empty()
+    }
+
+    /// True if the I/O thread must run soon: something waits to be sent, or
+    /// a call made a timer due earlier than any the thread is sleeping
+    /// towards (e.g. keep-alive turned on for an idle connection). Clears
+    /// the latter; the I/O thread calls this too, before it sleeps.
+    pub fn needs_io_thread(&mut self) -> bool {
+        std::mem::take(&mut self.earlier_deadline) || self.has_pending_output()
     }
 
     /// The earliest moment `on_timer` has work.
