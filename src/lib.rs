@@ -14,6 +14,7 @@ pub mod link;
 pub mod log;
 pub mod runtime;
 pub mod stack;
+pub mod sys;
 pub mod tcp;
 pub mod time;
 pub mod wire;

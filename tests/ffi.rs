@@ -11,7 +11,6 @@ use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::ptr::{null, null_mut};
 use std::time::{Duration, Instant};
 
-use common::Netns;
 use libc::{sockaddr, sockaddr_in, socklen_t};
 use rstcp::ffi::*;
 
@@ -722,22 +721,6 @@ fn init_after_start_is_ealready() {
 }
 
 fn main() {
-    let ns = Netns::new("ffi");
-    ns.enter();
-    // A hang must not stall a CI run: give up after five minutes, and still
-    // delete the namespace.
-    let ns_name = ns.name.clone();
-    std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(300));
-        println!("ffi: timed out after 300 s");
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &ns_name])
-            .status();
-        std::process::exit(2);
-    });
-    std::env::set_var("RSTCP_TUN", ns.dev_name());
-    std::env::set_var("RSTCP_ADDR", "10.77.0.2/24");
-    std::env::set_var("RSTCP_MSL_MS", "500");
     let cases: &[(&str, fn())] = &[
         ("bad_arguments_to_socket", bad_arguments_to_socket),
         (
@@ -764,17 +747,10 @@ fn main() {
         ("random_calls_never_panic", random_calls_never_panic),
         ("init_after_start_is_ealready", init_after_start_is_ealready),
     ];
-    let mut failed = 0;
-    for (name, case) in cases {
-        match std::panic::catch_unwind(case) {
-            Ok(()) => println!("test {name} ... ok"),
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    println!("ffi: {} passed, {failed} failed", cases.len() - failed);
-    drop(ns);
-    std::process::exit(if failed == 0 { 0 } else { 1 });
+    common::run_cases(
+        "ffi",
+        Duration::from_secs(300),
+        || std::env::set_var("RSTCP_MSL_MS", "500"),
+        cases,
+    );
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::{Condvar, RwLock};
+use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
 use crate::stack::SocketId;
@@ -28,8 +28,6 @@ pub struct FdEntry {
     pub recv_timeout: AtomicU64,
     /// SO_SNDTIMEO in microseconds (0 = none).
     pub send_timeout: AtomicU64,
-    /// Blocked callers wait here; the I/O thread notifies it.
-    pub cond: Arc<Condvar>,
 }
 
 impl FdEntry {
@@ -41,7 +39,6 @@ impl FdEntry {
             connecting: AtomicBool::new(false),
             recv_timeout: AtomicU64::new(0),
             send_timeout: AtomicU64::new(0),
-            cond: Arc::new(Condvar::new()),
         }
     }
 

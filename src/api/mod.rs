@@ -6,15 +6,16 @@ pub mod options;
 mod poll;
 
 use std::net::SocketAddrV4;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
-use crate::runtime::{Inner, Runtime, RuntimeConfig, Shared};
+use crate::runtime::{Locked, Runtime, RuntimeConfig, Shared, Waiter};
 use crate::stack::Stack;
+use crate::sys::Wake;
 use crate::tcp::State;
 use crate::time::Instant;
 pub use fd_table::{FdEntry, FdTable};
@@ -82,64 +83,65 @@ impl Sockets {
         f(&mut self.shared.lock().stack)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    fn lock(&self) -> Locked<'_> {
         self.shared.lock()
     }
 
-    fn finish(&self, mut inner: MutexGuard<'_, Inner>) {
-        let wake = inner.stack.needs_io_thread();
-        drop(inner);
-        if wake {
-            self.shared.wake();
-        }
-    }
-
-    /// Runs `op` until it stops saying EAGAIN, blocking on the socket's
-    /// condition variable unless non-blocking. A timeout gives EAGAIN.
+    /// Runs `op` until it stops saying EAGAIN, sleeping until one of
+    /// `events` is set on the socket unless non-blocking. A timeout gives
+    /// EAGAIN, a signal handler EINTR (as the kernel's blocking calls do
+    /// when the handler is not SA_RESTART, or a timeout is set).
     fn blocking<T>(
         &self,
         entry: &FdEntry,
         nonblocking: bool,
         timeout: Option<Duration>,
+        events: i16,
         mut op: impl FnMut(&mut Stack, Instant) -> Result<T>,
     ) -> Result<T> {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
-        let mut inner = self.lock();
+        let waiter = Waiter::current();
         loop {
+            let mut inner = self.lock();
             if self.shared.is_dead() {
                 return Err(Error::Io);
             }
             let now = self.shared.now();
             match op(&mut inner.stack, now) {
                 Err(Error::WouldBlock) if !nonblocking => {}
-                r => {
-                    self.finish(inner);
-                    return r;
-                }
+                r => return r,
             }
-            if inner.stack.needs_io_thread() {
-                self.shared.wake();
+            let ticket = waiter.ticket();
+            inner.readiness.watch(entry.id, &waiter, events);
+            drop(inner);
+            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            let woke = match left {
+                Some(l) if l.is_zero() => Wake::TimedOut,
+                _ => waiter.sleep(ticket, left),
+            };
+            let mut inner = self.lock();
+            inner.readiness.unwatch(entry.id, &waiter);
+            if woke == Wake::Woken {
+                continue;
             }
-            let cond = entry.cond.clone();
-            match deadline {
-                Some(d) => {
-                    if cond.wait_until(&mut inner, d).timed_out() {
-                        let r = op(&mut inner.stack, self.shared.now());
-                        self.finish(inner);
-                        return r;
-                    }
-                }
-                None => cond.wait(&mut inner),
+            // Timed out or interrupted: what has arrived meanwhile still counts.
+            if self.shared.is_dead() {
+                return Err(Error::Io);
             }
+            let now = self.shared.now();
+            return match op(&mut inner.stack, now) {
+                Err(Error::WouldBlock) if woke == Wake::Interrupted => Err(Error::Interrupted),
+                r => r,
+            };
         }
     }
 
-    fn register(&self, fd: Option<i32>, inner: &mut Inner, entry: FdEntry) -> Result<i32> {
+    fn register(&self, fd: Option<i32>, inner: &mut Locked<'_>, entry: FdEntry) -> Result<i32> {
         let entry = Arc::new(entry);
         let id = entry.id;
-        let cond = entry.cond.clone();
         let fd = self.fds.insert(fd, entry)?;
-        inner.conds.insert(id, cond);
+        let mask = inner.stack.readiness(id).unwrap_or(0);
+        inner.readiness.add(id, fd, mask);
         Ok(fd)
     }
 
@@ -178,7 +180,7 @@ impl Sockets {
     ) -> Result<(i32, SocketAddrV4)> {
         let e = self.fds.get(fd)?;
         let timeout = FdEntry::timeout(&e.recv_timeout);
-        let child = self.blocking(&e, e.is_nonblocking(), timeout, |stack, _| {
+        let child = self.blocking(&e, e.is_nonblocking(), timeout, libc::POLLIN, |stack, _| {
             stack.accept(e.id)
         })?;
         let mut inner = self.lock();
@@ -192,7 +194,6 @@ impl Sockets {
             Err(err) => {
                 let now = self.shared.now();
                 let _ = inner.stack.abort(now, child);
-                self.finish(inner);
                 Err(err)
             }
         }
@@ -226,7 +227,7 @@ impl Sockets {
         } else {
             inner.stack.connect(now, e.id, addr)?;
             e.connecting.store(true, Ordering::Release);
-            self.finish(inner);
+            drop(inner);
             if e.is_nonblocking() {
                 return Err(Error::InProgress);
             }
@@ -234,10 +235,12 @@ impl Sockets {
         }
         drop(inner);
         let timeout = FdEntry::timeout(&e.send_timeout);
-        let r = self.blocking(&e, false, timeout, |stack, _| match stack.state(e.id)? {
-            State::SynSent | State::SynReceived => Err(Error::WouldBlock),
-            State::Closed => Err(stack.take_error(e.id)?.unwrap_or(Error::ConnectionRefused)),
-            _ => Ok(()),
+        let r = self.blocking(&e, false, timeout, libc::POLLOUT, |stack, _| {
+            match stack.state(e.id)? {
+                State::SynSent | State::SynReceived => Err(Error::WouldBlock),
+                State::Closed => Err(stack.take_error(e.id)?.unwrap_or(Error::ConnectionRefused)),
+                _ => Ok(()),
+            }
         });
         match r {
             Err(Error::WouldBlock) => Err(Error::InProgress),
@@ -255,8 +258,12 @@ impl Sockets {
         let nonblocking = flags.dont_wait || e.is_nonblocking();
         let timeout = FdEntry::timeout(&e.send_timeout);
         let mut sent = 0;
-        let r = self.blocking(&e, nonblocking, timeout, |stack, now| {
-            match stack.send(now, e.id, &data[sent..]) {
+        let r = self.blocking(
+            &e,
+            nonblocking,
+            timeout,
+            libc::POLLOUT,
+            |stack, now| match stack.send(now, e.id, &data[sent..]) {
                 Ok(n) => {
                     sent += n;
                     if sent < data.len() && !nonblocking {
@@ -267,8 +274,8 @@ impl Sockets {
                 }
                 Err(Error::WouldBlock) if sent > 0 && nonblocking => Ok(sent),
                 Err(err) => Err(err),
-            }
-        });
+            },
+        );
         match r {
             Err(_) if sent > 0 => Ok(sent),
             r => r,
@@ -281,8 +288,13 @@ impl Sockets {
         let nonblocking = flags.dont_wait || e.is_nonblocking();
         let timeout = FdEntry::timeout(&e.recv_timeout);
         let mut got = 0;
-        let r = self.blocking(&e, nonblocking, timeout, |stack, now| {
-            match stack.recv(now, e.id, &mut buf[got..], flags.peek) {
+        let readable = libc::POLLIN | libc::POLLRDHUP;
+        let r = self.blocking(
+            &e,
+            nonblocking,
+            timeout,
+            readable,
+            |stack, now| match stack.recv(now, e.id, &mut buf[got..], flags.peek) {
                 Ok(0) => Ok(got),
                 Ok(n) if flags.wait_all && !flags.peek && got + n < buf.len() && !nonblocking => {
                     got += n;
@@ -291,8 +303,8 @@ impl Sockets {
                 Ok(n) => Ok(got + n),
                 Err(Error::WouldBlock) if got > 0 && nonblocking => Ok(got),
                 Err(err) => Err(err),
-            }
-        });
+            },
+        );
         match r {
             Err(_) if got > 0 => Ok(got),
             r => r,
@@ -310,10 +322,7 @@ impl Sockets {
             Shutdown::Both => (true, true),
         };
         let r = inner.stack.shutdown(now, e.id, read, write);
-        e.cond.notify_all();
-        self.shared.any_change.notify_all();
-        self.shared.signal_readiness();
-        self.finish(inner);
+        inner.readiness.wake_all(e.id);
         r
     }
 
@@ -323,7 +332,7 @@ impl Sockets {
         let e = self.fds.remove(fd)?;
         let mut inner = self.lock();
         let now = self.shared.now();
-        inner.conds.remove(&e.id);
+        inner.readiness.remove(e.id);
         let linger = inner.stack.options(e.id).ok().and_then(|o| o.linger);
         let ends = inner.stack.tcb(e.id).map(|t| (t.local(), t.remote()));
         let r = match linger {
@@ -331,39 +340,53 @@ impl Sockets {
             Some(d) if d.is_zero() => inner.stack.abort(now, e.id),
             _ => inner.stack.close(now, e.id),
         };
-        e.cond.notify_all();
-        self.shared.any_change.notify_all();
         self.shared.signal_readiness();
+        drop(inner);
         if let (Some(d), Some(ends)) = (linger, ends) {
             if !d.is_zero() {
-                inner = self.linger(inner, ends, d);
+                self.linger(ends, d);
             }
         }
-        self.finish(inner);
         r
     }
 
     /// SO_LINGER: close waits until the connection has delivered its data
     /// and FIN, or the time is up (then it goes on in the background).
-    fn linger<'a>(
-        &'a self,
-        mut inner: MutexGuard<'a, Inner>,
-        ends: (SocketAddrV4, SocketAddrV4),
-        limit: Duration,
-    ) -> MutexGuard<'a, Inner> {
-        let deadline = std::time::Instant::now() + limit;
-        loop {
-            if inner.stack.needs_io_thread() {
-                self.shared.wake();
-            }
-            let delivering = inner
+    fn linger(&self, ends: (SocketAddrV4, SocketAddrV4), limit: Duration) {
+        self.wait_for_any_change(limit, |inner| {
+            inner
                 .stack
                 .connections()
-                .any(|(_, t)| (t.local(), t.remote()) == ends && t.is_delivering());
-            if !delivering || std::time::Instant::now() >= deadline || self.shared.is_dead() {
-                return inner;
+                .any(|(_, t)| (t.local(), t.remote()) == ends && t.is_delivering())
+        });
+    }
+
+    /// Sleeps until `busy` is false, the time is up or the stack fails,
+    /// looking again at every change of any socket. Signals do not end it
+    /// (close and exit are not interruptible). Returns true if `busy` ended.
+    fn wait_for_any_change(
+        &self,
+        limit: Duration,
+        mut busy: impl FnMut(&mut Locked<'_>) -> bool,
+    ) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        let waiter = Waiter::current();
+        loop {
+            let mut inner = self.lock();
+            if !busy(&mut inner) {
+                return true;
             }
-            self.shared.any_change.wait_until(&mut inner, deadline);
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || self.shared.is_dead() {
+                return false;
+            }
+            let ticket = waiter.ticket();
+            inner.readiness.watch_all(&waiter);
+            drop(inner);
+            // A socket freed in the background changes no readiness: look
+            // again now and then.
+            waiter.sleep(ticket, Some(left.min(Duration::from_millis(50))));
+            self.lock().readiness.unwatch_all(&waiter);
         }
     }
 
@@ -377,6 +400,11 @@ impl Sockets {
     pub fn peer_addr(&self, fd: i32) -> Result<SocketAddrV4> {
         let e = self.fds.get(fd)?;
         self.lock().stack.peer_addr(e.id)
+    }
+
+    /// The stack's id of the socket behind `fd` (for tests and tools).
+    pub fn socket_id(&self, fd: i32) -> Result<crate::stack::SocketId> {
+        Ok(self.fds.get(fd)?.id)
     }
 
     /// The connection state (for tests and tools).
@@ -410,23 +438,10 @@ impl Sockets {
         for fd in self.fds.open_fds() {
             let _ = self.close(fd);
         }
-        let deadline = std::time::Instant::now() + linger;
-        let mut inner = self.lock();
-        let done = loop {
-            let busy = inner.stack.has_pending_output()
-                || inner.stack.connections().any(|(_, t)| t.is_delivering());
-            if !busy {
-                break true;
-            }
-            if std::time::Instant::now() >= deadline {
-                break false;
-            }
-            let step = std::time::Instant::now() + Duration::from_millis(50);
-            self.shared
-                .any_change
-                .wait_until(&mut inner, step.min(deadline));
-        };
-        drop(inner);
+        let done = self.wait_for_any_change(linger, |inner| {
+            inner.stack.has_pending_output()
+                || inner.stack.connections().any(|(_, t)| t.is_delivering())
+        });
         self.stop();
         done
     }
@@ -449,9 +464,43 @@ pub fn init(cfg: RuntimeConfig) -> Result<()> {
 
 static EXIT_LINGER: Mutex<Duration> = Mutex::new(Duration::from_secs(10));
 
+/// Set in a child of fork(): the stack and its I/O thread stayed with the
+/// parent.
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn after_fork_in_child() {
+    FORKED.store(true, Ordering::Release);
+}
+
+/// True in a process forked from the one that runs the stack. Its calls
+/// fail with EIO (closing a descriptor succeeds and does nothing): the
+/// child must never send a FIN or RST for its parent's connections.
+pub fn in_forked_child() -> bool {
+    FORKED.load(Ordering::Acquire)
+}
+
+/// Marks the process-wide stack failed (a panic was caught in a caller):
+/// every blocked and later call fails with EIO.
+pub fn fail_global() {
+    if let Some(Ok(s)) = GLOBAL.get() {
+        s.shared.fail();
+    }
+}
+
 /// The process-wide sockets the C ABI uses, started on first use from
 /// `rs_init`'s configuration or the environment.
 pub fn global() -> Result<&'static Sockets> {
+    if in_forked_child() {
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        if !WARNED.swap(true, Ordering::AcqRel) {
+            crate::rs_log!(
+                Warn,
+                "rstcp sockets are not usable in a forked child (pid {}); they belong to the parent",
+                crate::sys::getpid()
+            );
+        }
+        return Err(Error::Io);
+    }
     let r = GLOBAL.get_or_init(|| {
         let cfg = match EXPLICIT.lock().clone() {
             Some(cfg) => cfg,
@@ -459,17 +508,26 @@ pub fn global() -> Result<&'static Sockets> {
         };
         let s = Sockets::start(&cfg)?;
         *EXIT_LINGER.lock() = cfg.exit_linger;
-        // SAFETY: registering a plain extern "C" function with no arguments.
+        // SAFETY: registering plain extern "C" functions with no arguments.
         unsafe {
             libc::atexit(finish_at_exit);
+            libc::pthread_atfork(None, None, Some(after_fork_in_child));
         }
         Ok(s)
     });
-    r.as_ref().map_err(|e| *e)
+    match r {
+        Ok(s) if s.shared.is_dead() => Err(Error::Io),
+        Ok(s) => Ok(s),
+        Err(e) => Err(*e),
+    }
 }
 
 /// Runs at process exit: delivers what closing connections still owe.
 extern "C" fn finish_at_exit() {
+    if in_forked_child() {
+        // The parent's stack, lock and thread were copied, not inherited.
+        return;
+    }
     let _ = std::panic::catch_unwind(|| {
         if let Some(Ok(s)) = GLOBAL.get() {
             let linger = *EXIT_LINGER.lock();

@@ -123,7 +123,7 @@ impl Sockets {
             }
             _ => {}
         })?;
-        self.finish(inner);
+        drop(inner);
         Ok(())
     }
 

@@ -13,7 +13,9 @@ pub fn set_errno(e: i32) {
     }
 }
 
-/// Runs `f`; on error sets errno and returns -1; a panic becomes EIO.
+/// Runs `f`; on error sets errno and returns -1. A panic becomes EIO and
+/// marks the process-wide stack failed: its state may be half-changed, so
+/// every later call fails with EIO too, as after a panic in the I/O thread.
 pub fn call<T: From<i8>>(name: &str, f: impl FnOnce() -> Result<T>) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => v,
@@ -22,7 +24,11 @@ pub fn call<T: From<i8>>(name: &str, f: impl FnOnce() -> Result<T>) -> T {
             T::from(-1)
         }
         Err(_) => {
-            rs_log!(Error, "internal error (panic) in {name}; returning EIO");
+            rs_log!(
+                Error,
+                "internal error (panic) in {name}; the stack is stopped"
+            );
+            crate::api::fail_global();
             set_errno(Error::Io.errno());
             T::from(-1)
         }

@@ -2,7 +2,7 @@
 //! the libc calls of the same names. `build.rs` turns this file's
 //! signatures into `include/rstcp.h`.
 
-mod guard;
+pub mod guard;
 mod sockaddr;
 
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -249,7 +249,13 @@ pub unsafe extern "C" fn rs_recv(
 /// close(2): a connection closes in the background (FIN, TIME-WAIT).
 #[no_mangle]
 pub extern "C" fn rs_close(fd: c_int) -> c_int {
-    call("rs_close", || api::global()?.close(fd).map(|_| 0))
+    call("rs_close", || {
+        if api::in_forked_child() {
+            // The descriptor is the parent's: forget this copy, send nothing.
+            return Ok(0);
+        }
+        api::global()?.close(fd).map(|_| 0)
+    })
 }
 
 /// shutdown(2): SHUT_RD, SHUT_WR (sends FIN) or SHUT_RDWR.

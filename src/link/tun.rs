@@ -13,11 +13,12 @@
 //! stays bound to that device wherever it is used afterwards.
 
 use super::Link;
+use crate::sys;
 use crate::time::Instant;
 use std::ffi::CString;
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{IntoRawFd, RawFd};
 use tun::AbstractDevice;
 
 /// The longest interface name the kernel accepts (IFNAMSIZ minus the NUL).
@@ -43,7 +44,9 @@ pub struct TunConfig {
 /// An open TUN device: non-blocking, one IPv4 packet per read or write.
 #[derive(Debug)]
 pub struct Tun {
-    fd: OwnedFd,
+    /// Closed with a raw system call on drop, never through libc's `close`
+    /// (under the LD_PRELOAD shim that name is a hook).
+    fd: RawFd,
     name: String,
     mtu: usize,
 }
@@ -82,9 +85,11 @@ impl Tun {
             config.mtu
         };
         let name = device.tun_name().map_err(io::Error::from)?;
-        // SAFETY: into_raw_fd hands over sole ownership of an open descriptor.
-        let fd = unsafe { OwnedFd::from_raw_fd(device.into_raw_fd()) };
-        set_nonblocking(fd.as_raw_fd())?;
+        let fd = device.into_raw_fd();
+        if let Err(e) = set_nonblocking(fd) {
+            sys::close(fd);
+            return Err(e);
+        }
         Ok(Tun {
             fd,
             name,
@@ -110,22 +115,25 @@ impl Tun {
     }
 }
 
+impl Drop for Tun {
+    fn drop(&mut self) {
+        sys::close(self.fd);
+    }
+}
+
 impl Link for Tun {
     /// Reads one packet; packets that are not IPv4 (the kernel sends IPv6
     /// router solicitations on any new interface) are skipped.
     fn recv(&mut self, _now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
         loop {
-            // SAFETY: buf is valid for writes of buf.len() bytes.
-            let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n < 0 {
-                let err = io::Error::last_os_error();
-                match err.kind() {
+            let n = match sys::read(self.fd, buf) {
+                Ok(n) => n,
+                Err(err) => match err.kind() {
                     io::ErrorKind::WouldBlock => return Ok(None),
                     io::ErrorKind::Interrupted => continue,
                     _ => return Err(err),
-                }
-            }
-            let n = n as usize;
+                },
+            };
             if n == 0 {
                 return Ok(None);
             }
@@ -137,13 +145,9 @@ impl Link for Tun {
 
     fn send(&mut self, _now: Instant, packet: &[u8]) -> io::Result<()> {
         loop {
-            // SAFETY: packet is valid for reads of packet.len() bytes.
-            let n =
-                unsafe { libc::write(self.fd.as_raw_fd(), packet.as_ptr().cast(), packet.len()) };
-            if n >= 0 {
+            let Err(err) = sys::write(self.fd, packet) else {
                 return Ok(());
-            }
-            let err = io::Error::last_os_error();
+            };
             match err.raw_os_error() {
                 Some(libc::EINTR) => continue,
                 // A full queue is congestion, not failure: the packet is lost
@@ -155,7 +159,7 @@ impl Link for Tun {
     }
 
     fn readable_fd(&self) -> Option<RawFd> {
-        Some(self.fd.as_raw_fd())
+        Some(self.fd)
     }
 
     fn mtu(&self) -> usize {
@@ -201,14 +205,16 @@ fn netmask(prefix_len: u8) -> Ipv4Addr {
     Ipv4Addr::from(bits)
 }
 
+/// Non-blocking for the I/O thread's batches, and close-on-exec so that a
+/// program the application runs does not keep the device open.
 fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
-    unsafe {
-        let flags = libc::fcntl(fd, libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
-    }
+    let flags = sys::fcntl(fd, libc::F_GETFL, 0)?;
+    sys::fcntl(
+        fd,
+        libc::F_SETFL,
+        flags as i64 | i64::from(libc::O_NONBLOCK),
+    )?;
+    sys::fcntl(fd, libc::F_SETFD, i64::from(libc::FD_CLOEXEC))?;
     Ok(())
 }
 

@@ -7,54 +7,127 @@
 //! drops it, and writes the batch.
 
 pub mod config;
+pub mod readiness;
 
-use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
 use crate::link::Link;
 use crate::rs_log;
 use crate::stack::{SocketId, Stack, StackConfig};
+use crate::sys;
 use crate::time::Instant;
 pub use config::RuntimeConfig;
+pub use readiness::{Event, Readiness, Waiter};
 
 /// Packets read or written per lock round.
 const BATCH: usize = 64;
 
-/// What the lock protects: the stack and the wait queues of its sockets.
+/// What the lock protects: the stack and who waits for its sockets.
 #[derive(Debug)]
 pub struct Inner {
     /// The sans-IO stack.
     pub stack: Stack,
-    /// A condition variable per socket that someone may block on.
-    pub conds: HashMap<SocketId, Arc<Condvar>>,
+    /// Readiness masks, waiters and the queue of changed sockets.
+    pub readiness: Readiness,
+    changed: Vec<SocketId>,
+}
+
+impl Inner {
+    /// Recomputes the readiness of every socket the stack marked changed
+    /// and wakes whoever waits for it. Returns true if the queue of
+    /// changed sockets became non-empty.
+    fn dispatch(&mut self) -> bool {
+        self.stack.take_changed(&mut self.changed);
+        if self.changed.is_empty() {
+            return false;
+        }
+        let mut queued = false;
+        for id in self.changed.drain(..) {
+            let mask = self.stack.readiness(id).unwrap_or(0);
+            queued |= self.readiness.update(id, mask);
+        }
+        self.readiness.wake_watchers();
+        queued
+    }
+}
+
+/// The stack's lock as application threads hold it: on release, readiness
+/// changes they caused reach the waiters, and the I/O thread is woken if
+/// they queued something for it.
+pub struct Locked<'a> {
+    guard: Option<MutexGuard<'a, Inner>>,
+    shared: &'a Shared,
+}
+
+impl Deref for Locked<'_> {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        self.guard.as_ref().expect("held until drop")
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        self.guard.as_mut().expect("held until drop")
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let Some(mut g) = self.guard.take() else {
+            return;
+        };
+        if std::thread::panicking() {
+            // Unwinding from a bug: release the lock, touch nothing more.
+            return;
+        }
+        let queued = g.dispatch();
+        let wake = g.stack.needs_io_thread();
+        drop(g);
+        if queued {
+            self.shared.signal_readiness();
+        }
+        if wake {
+            self.shared.wake();
+        }
+    }
+}
+
+impl std::fmt::Debug for Locked<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Locked")
+    }
 }
 
 /// State shared between the I/O thread and application threads.
 #[derive(Debug)]
 pub struct Shared {
     inner: Mutex<Inner>,
-    /// Signalled whenever any socket's readiness may have changed (for poll).
-    pub any_change: Condvar,
     wake_fd: RawFd,
     wake_pending: AtomicBool,
     readiness_fd: AtomicI32,
     stop: AtomicBool,
-    /// The I/O thread died (a bug caught as a panic): every call fails with EIO.
+    /// The stack failed (a bug caught as a panic): every call fails with EIO.
     dead: AtomicBool,
     origin: std::time::Instant,
 }
 
 impl Shared {
-    /// Locks the stack.
-    pub fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock()
+    /// Locks the stack. Releasing the lock wakes the waiters whose sockets
+    /// became ready and, if needed, the I/O thread.
+    pub fn lock(&self) -> Locked<'_> {
+        Locked {
+            guard: Some(self.inner.lock()),
+            shared: self,
+        }
     }
 
     /// The stack's clock: monotonic time since the runtime started.
@@ -70,43 +143,65 @@ impl Shared {
     /// Asks the I/O thread to run the stack (something is queued to send).
     pub fn wake(&self) {
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
-            let one: u64 = 1;
-            // SAFETY: writing 8 bytes from a valid u64 to our own eventfd.
-            unsafe {
-                libc::write(self.wake_fd, &one as *const u64 as *const libc::c_void, 8);
-            }
+            sys::eventfd_signal(self.wake_fd);
         }
     }
 
-    /// From now on, also signal `fd` (an eventfd) whenever readiness may
-    /// have changed; -1 turns it off. The LD_PRELOAD shim waits on this.
-    pub fn set_readiness_fd(&self, fd: RawFd) {
-        self.readiness_fd.store(fd, Ordering::Release);
+    /// From now on, also signal a copy of `fd` (an eventfd) whenever the
+    /// queue of changed sockets becomes non-empty, and keep that queue;
+    /// -1 turns both off. The library signals its own duplicate, so the
+    /// caller may close `fd` and reuse its number safely.
+    pub fn set_readiness_fd(&self, fd: RawFd) -> Result<()> {
+        let mut inner = self.lock();
+        let own = if fd >= 0 {
+            sys::dup_cloexec(fd).map_err(|_| Error::BadDescriptor)?
+        } else {
+            -1
+        };
+        let old = self.readiness_fd.swap(own, Ordering::AcqRel);
+        if old >= 0 {
+            sys::close(old);
+        }
+        inner.readiness.set_tracking(own >= 0);
+        drop(inner);
+        if own >= 0 {
+            sys::eventfd_signal(own);
+        }
+        Ok(())
     }
 
-    /// True once the I/O thread has died; callers report EIO.
+    /// True once the stack has failed; callers report EIO.
     pub fn is_dead(&self) -> bool {
         self.dead.load(Ordering::Acquire)
+    }
+
+    /// Marks the stack failed after a caught panic, in the I/O thread or
+    /// in a caller: every blocked and later call fails with EIO.
+    pub fn fail(&self) {
+        self.dead.store(true, Ordering::Release);
+        self.stop.store(true, Ordering::Release);
+        self.wake();
+        let inner = self.inner.lock();
+        inner.readiness.wake_everyone();
+        drop(inner);
+        self.signal_readiness();
     }
 
     /// Signals the registered readiness eventfd, if any.
     pub fn signal_readiness(&self) {
         let fd = self.readiness_fd.load(Ordering::Acquire);
         if fd >= 0 {
-            let one: u64 = 1;
-            // SAFETY: an 8-byte write to a descriptor the caller registered.
-            unsafe {
-                libc::write(fd, &one as *const u64 as *const libc::c_void, 8);
-            }
+            sys::eventfd_signal(fd);
         }
     }
 }
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        // SAFETY: the eventfd is ours and nobody uses it once Shared is gone.
-        unsafe {
-            libc::close(self.wake_fd);
+        sys::close(self.wake_fd);
+        let fd = self.readiness_fd.load(Ordering::Acquire);
+        if fd >= 0 {
+            sys::close(fd);
         }
     }
 }
@@ -129,17 +224,13 @@ impl Runtime {
     /// Starts the I/O thread on any link (tests use in-memory pairs).
     pub fn with_link(link: Box<dyn Link>, mut stack_cfg: StackConfig) -> Result<Runtime> {
         stack_cfg.mtu = stack_cfg.mtu.min(link.mtu());
-        // SAFETY: plain syscall; the result is checked.
-        let wake_fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if wake_fd < 0 {
-            return Err(Error::NoBuffers);
-        }
+        let wake_fd = sys::eventfd().map_err(|_| Error::NoBuffers)?;
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 stack: Stack::new(stack_cfg),
-                conds: HashMap::new(),
+                readiness: Readiness::default(),
+                changed: Vec::new(),
             }),
-            any_change: Condvar::new(),
             wake_fd,
             wake_pending: AtomicBool::new(false),
             readiness_fd: AtomicI32::new(-1),
@@ -157,14 +248,7 @@ impl Runtime {
                     // Never take the host program down: fail every socket
                     // call with EIO instead, and wake whoever waits.
                     rs_log!(Error, "I/O thread panicked; the stack is stopped");
-                    keep.dead.store(true, Ordering::Release);
-                    let inner = keep.lock();
-                    for c in inner.conds.values() {
-                        c.notify_all();
-                    }
-                    keep.any_change.notify_all();
-                    drop(inner);
-                    keep.signal_readiness();
+                    keep.fail();
                 }
             })
             .map_err(|_| Error::NoBuffers)?;
@@ -196,7 +280,7 @@ impl Drop for Runtime {
     }
 }
 
-fn poll_fds(link_fd: Option<RawFd>, wake_fd: RawFd, timeout_ms: i32) -> (bool, bool) {
+fn poll_fds(link_fd: Option<RawFd>, wake_fd: RawFd, timeout: Option<Duration>) -> bool {
     let mut fds = [
         libc::pollfd {
             fd: wake_fd,
@@ -209,12 +293,10 @@ fn poll_fds(link_fd: Option<RawFd>, wake_fd: RawFd, timeout_ms: i32) -> (bool, b
             revents: 0,
         },
     ];
-    // SAFETY: two valid pollfd structs; a negative fd is ignored by poll.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout_ms) };
-    if n <= 0 {
-        return (false, false);
+    match sys::poll(&mut fds, timeout) {
+        Ok(n) if n > 0 => fds[0].revents != 0,
+        _ => false,
     }
-    (fds[0].revents != 0, fds[1].revents != 0)
 }
 
 fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
@@ -223,7 +305,6 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
     let mut tx: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0; size]).collect();
     let mut rx_len = [0usize; BATCH];
     let mut tx_len = [0usize; BATCH];
-    let mut changed = Vec::new();
     let mut busy = false;
     let mut next_timer: Option<Instant> = None;
     let link_fd = link.readable_fd();
@@ -237,19 +318,13 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
                 .into_iter()
                 .flatten()
                 .min();
-            let timeout_ms = match next {
-                None => -1,
-                Some(t) if t <= now => 0,
+            let timeout = next.map(|t| {
                 // Round up so we never wake just before a deadline and spin.
-                Some(t) => ((t.micros() - now.micros()).div_ceil(1000)).min(60_000) as i32,
-            };
-            let (woken, _) = poll_fds(link_fd, shared.wake_fd, timeout_ms);
-            if woken {
-                let mut v: u64 = 0;
-                // SAFETY: reading 8 bytes into a u64 from our eventfd.
-                unsafe {
-                    libc::read(shared.wake_fd, &mut v as *mut u64 as *mut libc::c_void, 8);
-                }
+                let ms = t.micros().saturating_sub(now.micros()).div_ceil(1000);
+                Duration::from_millis(ms.min(60_000))
+            });
+            if poll_fds(link_fd, shared.wake_fd, timeout) {
+                sys::eventfd_drain(shared.wake_fd);
             }
         }
         shared.wake_pending.store(false, Ordering::Release);
@@ -270,7 +345,7 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
         }
         let mut n_tx = 0;
         {
-            let mut inner = shared.lock();
+            let mut inner = shared.inner.lock();
             let now = shared.now();
             for (buf, &len) in rx.iter().zip(rx_len.iter()).take(n_rx) {
                 inner.stack.on_packet(now, &buf[..len]);
@@ -288,14 +363,7 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
             // Whatever a call armed before now is covered by this reading.
             inner.stack.needs_io_thread();
             next_timer = inner.stack.poll_timeout();
-            inner.stack.take_changed(&mut changed);
-            if !changed.is_empty() {
-                for id in changed.drain(..) {
-                    if let Some(c) = inner.conds.get(&id) {
-                        c.notify_all();
-                    }
-                }
-                shared.any_change.notify_all();
+            if inner.dispatch() {
                 shared.signal_readiness();
             }
         }

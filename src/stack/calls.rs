@@ -46,7 +46,7 @@ impl Stack {
         }
         let reuse = sock.options.reuse_addr;
         let port = if addr.port() == 0 {
-            let r = self.isn.hash64(&id.0.to_le_bytes());
+            let r = self.isn.hash64(&(id.index() as u64).to_le_bytes());
             self.ports.pick_ephemeral(r).ok_or(Error::AddressInUse)?
         } else {
             if self.port_conflict(addr.port(), reuse) {
@@ -227,8 +227,14 @@ impl Stack {
         let tcb = match &mut sock.kind {
             SocketKind::Conn(t) => t,
             SocketKind::Listener(_) => {
-                // Linux: shutting down a listener stops it and wakes accept.
-                return Err(Error::NotConnected);
+                // Linux: SHUT_RD stops listening (the socket stays bound and
+                // may listen again; a blocked accept wakes with EINVAL, the
+                // usual way to stop an accept thread); SHUT_WR does nothing.
+                if read {
+                    self.stop_listening(now, id);
+                    self.mark_changed(id);
+                }
+                return Ok(());
             }
             SocketKind::Fresh => return Err(Error::NotConnected),
         };
@@ -253,29 +259,37 @@ impl Stack {
             SocketKind::Conn(t) => {
                 t.close();
             }
-            SocketKind::Listener(l) => {
-                let children: Vec<SocketId> =
-                    l.pending.drain(..).chain(l.ready.drain(..)).collect();
-                if let Some(local) = sock.local {
-                    if self.sockets.listeners.get(&local.port()) == Some(&id) {
-                        self.sockets.listeners.remove(&local.port());
-                    }
-                }
-                for c in children {
-                    if let Some(t) = self.sockets.get_mut(c).and_then(|s| s.tcb_mut()) {
-                        t.abort();
-                    }
-                    if let Some(s) = self.sockets.get_mut(c) {
-                        s.app_closed = true;
-                        s.parent = None;
-                    }
-                    self.after(now, c);
-                }
-            }
+            SocketKind::Listener(_) => self.stop_listening(now, id),
             SocketKind::Fresh => {}
         }
         self.after(now, id);
         Ok(())
+    }
+
+    /// A listener stops: its unaccepted children are reset, its port no
+    /// longer takes SYNs, and it is a bound, unconnected socket again.
+    fn stop_listening(&mut self, now: Instant, id: SocketId) {
+        let Some(sock) = self.sockets.get_mut(id) else {
+            return;
+        };
+        let SocketKind::Listener(l) = std::mem::replace(&mut sock.kind, SocketKind::Fresh) else {
+            return;
+        };
+        if let Some(local) = sock.local {
+            if self.sockets.listeners.get(&local.port()) == Some(&id) {
+                self.sockets.listeners.remove(&local.port());
+            }
+        }
+        for c in l.pending.into_iter().chain(l.ready) {
+            if let Some(t) = self.sockets.get_mut(c).and_then(|s| s.tcb_mut()) {
+                t.abort();
+            }
+            if let Some(s) = self.sockets.get_mut(c) {
+                s.app_closed = true;
+                s.parent = None;
+            }
+            self.after(now, c);
+        }
     }
 
     /// SO_LINGER with a zero timeout: close() sends RST at once.

@@ -220,11 +220,16 @@ impl Stack {
             return;
         }
         if changed {
-            if let Some(s) = self.sockets.get_mut(id) {
-                if !s.changed {
-                    s.changed = true;
-                    self.changed.push(id);
-                }
+            self.mark_changed(id);
+        }
+    }
+
+    /// The socket's readiness may have changed: the runtime looks again.
+    pub(crate) fn mark_changed(&mut self, id: SocketId) {
+        if let Some(s) = self.sockets.get_mut(id) {
+            if !s.changed {
+                s.changed = true;
+                self.changed.push(id);
             }
         }
     }
@@ -250,12 +255,7 @@ impl Stack {
             }
         } else {
             l.ready.push_back(id);
-            if let Some(p) = self.sockets.get_mut(parent) {
-                if !p.changed {
-                    p.changed = true;
-                    self.changed.push(parent);
-                }
-            }
+            self.mark_changed(parent);
         }
     }
 

@@ -58,10 +58,10 @@ mod tests {
         let mut p = Ports::default();
         let a = p.pick_ephemeral(12345).unwrap();
         assert!(EPHEMERAL.contains(&a));
-        p.add(a, SocketId(1));
+        p.add(a, SocketId::new(1, 0));
         let b = p.pick_ephemeral(12345).unwrap();
         assert_ne!(a, b);
-        p.remove(a, SocketId(1));
+        p.remove(a, SocketId::new(1, 0));
         assert!(p.users(a).is_empty());
     }
 }

@@ -7,14 +7,30 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use crate::tcp::Tcb;
 use crate::time::Instant;
 
-/// A socket's slot in the stack's table.
+/// A socket's slot in the stack's table and the generation of that slot.
+/// A slot is reused once its socket is gone, but never with the same
+/// generation: an id held by a thread that blocked on a socket another
+/// thread closed can never reach the socket that took the slot next.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SocketId(pub(crate) usize);
+pub struct SocketId {
+    index: u32,
+    generation: u32,
+}
 
 impl SocketId {
+    /// The id of slot `index` in its `generation` (tables and tests).
+    pub const fn new(index: u32, generation: u32) -> SocketId {
+        SocketId { index, generation }
+    }
+
     /// The slot number (for tables kept beside the stack).
     pub fn index(self) -> usize {
-        self.0
+        self.index as usize
+    }
+
+    /// How many sockets held the slot before this one.
+    pub fn generation(self) -> u32 {
+        self.generation
     }
 }
 
@@ -121,10 +137,17 @@ impl Socket {
     }
 }
 
+/// A slot of the slab: the socket in it, if any, and its generation.
+#[derive(Debug, Default)]
+struct Slot {
+    generation: u32,
+    socket: Option<Socket>,
+}
+
 /// The slab of sockets plus the lookup maps.
 #[derive(Debug, Default)]
 pub struct SocketTable {
-    slots: Vec<Option<Socket>>,
+    slots: Vec<Slot>,
     free: Vec<usize>,
     /// Connections by 4-tuple.
     pub conns: HashMap<FourTuple, SocketId>,
@@ -137,18 +160,26 @@ impl SocketTable {
     /// Stores a socket, reusing a free slot.
     pub fn insert(&mut self, socket: Socket) -> SocketId {
         self.live += 1;
-        if let Some(i) = self.free.pop() {
-            self.slots[i] = Some(socket);
-            SocketId(i)
-        } else {
-            self.slots.push(Some(socket));
-            SocketId(self.slots.len() - 1)
-        }
+        let index = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot::default());
+                self.slots.len() - 1
+            }
+        };
+        let slot = &mut self.slots[index];
+        slot.socket = Some(socket);
+        SocketId::new(index as u32, slot.generation)
     }
 
     /// Frees a slot, dropping its map entries.
     pub fn remove(&mut self, id: SocketId) -> Option<Socket> {
-        let socket = self.slots.get_mut(id.0)?.take()?;
+        let slot = self.slots.get_mut(id.index())?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        let socket = slot.socket.take()?;
+        slot.generation = slot.generation.wrapping_add(1);
         if let Some(key) = socket.key {
             if self.conns.get(&key) == Some(&id) {
                 self.conns.remove(&key);
@@ -159,19 +190,27 @@ impl SocketTable {
                 self.listeners.remove(&local.port());
             }
         }
-        self.free.push(id.0);
+        self.free.push(id.index());
         self.live -= 1;
         Some(socket)
     }
 
     /// The socket in a slot.
     pub fn get(&self, id: SocketId) -> Option<&Socket> {
-        self.slots.get(id.0)?.as_ref()
+        let slot = self.slots.get(id.index())?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.socket.as_ref()
     }
 
     /// The socket in a slot, mutably.
     pub fn get_mut(&mut self, id: SocketId) -> Option<&mut Socket> {
-        self.slots.get_mut(id.0)?.as_mut()
+        let slot = self.slots.get_mut(id.index())?;
+        if slot.generation != id.generation {
+            return None;
+        }
+        slot.socket.as_mut()
     }
 
     /// Number of sockets alive (open, or closing in the background).
@@ -189,7 +228,33 @@ impl SocketTable {
         self.slots
             .iter()
             .enumerate()
-            .filter(|(_, s)| s.is_some())
-            .map(|(i, _)| SocketId(i))
+            .filter(|(_, s)| s.socket.is_some())
+            .map(|(i, s)| SocketId::new(i as u32, s.generation))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::{Stack, StackConfig};
+
+    #[test]
+    fn a_reused_slot_does_not_answer_to_the_old_id() {
+        let mut stack = Stack::new(StackConfig::default());
+        let now = Instant::ZERO;
+        let old = stack.socket_tcp();
+        stack.close(now, old).unwrap();
+        let new = stack.socket_tcp();
+        assert_eq!(old.index(), new.index(), "the freed slot is reused");
+        assert_ne!(old, new);
+        stack
+            .bind(new, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8080))
+            .unwrap();
+        stack.listen(new, 8).unwrap();
+        // What a thread still blocked on the closed socket would retry.
+        assert_eq!(stack.accept(old), Err(crate::Error::BadDescriptor));
+        assert_eq!(stack.state(old), Err(crate::Error::BadDescriptor));
+        assert!(stack.socket(old).is_none());
+        assert_eq!(stack.accept(new), Err(crate::Error::WouldBlock));
     }
 }

@@ -236,3 +236,37 @@ pub fn wait_readable(fd: std::os::fd::RawFd, timeout_ms: i32) -> bool {
         return n == 1 && pfd.revents & libc::POLLIN != 0;
     }
 }
+
+/// The main of a test binary without libtest (harness = false): enters a
+/// fresh namespace, points the process-wide stack at a TUN device there,
+/// runs `cases` in order, prints libtest-like lines and the closing count,
+/// and exits. A watchdog ends a hung run after `limit`, deleting the
+/// namespace too.
+pub fn run_cases(tag: &str, limit: std::time::Duration, setup: fn(), cases: &[(&str, fn())]) -> ! {
+    let ns = Netns::new(tag);
+    ns.enter();
+    let ns_name = ns.name.clone();
+    let tag_owned = tag.to_owned();
+    std::thread::spawn(move || {
+        std::thread::sleep(limit);
+        println!("{tag_owned}: timed out after {limit:?}");
+        let _ = Command::new("ip").args(["netns", "del", &ns_name]).status();
+        std::process::exit(2);
+    });
+    std::env::set_var("RSTCP_TUN", ns.dev_name());
+    std::env::set_var("RSTCP_ADDR", "10.77.0.2/24");
+    setup();
+    let mut failed = 0;
+    for (name, case) in cases {
+        match std::panic::catch_unwind(case) {
+            Ok(()) => println!("test {name} ... ok"),
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!("{tag}: {} passed, {failed} failed", cases.len() - failed);
+    drop(ns);
+    std::process::exit(if failed == 0 { 0 } else { 1 });
+}

@@ -1,0 +1,161 @@
+//! The system calls the library makes on its own behalf, made as raw
+//! `syscall(2)`s rather than through libc's wrappers of the same names.
+//!
+//! Why: under the LD_PRELOAD shim, libc's `read`, `write`, `poll`, `close`
+//! … are the shim's hooks. The I/O thread and the library's own
+//! descriptors (TUN device, eventfds) must never go through them: a hook
+//! that consults the stack from inside the stack deadlocks or recurses.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+fn check(r: libc::c_long) -> io::Result<usize> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// read(2).
+pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: the buffer is valid and writable for its length.
+    check(unsafe { libc::syscall(libc::SYS_read, fd, buf.as_mut_ptr(), buf.len()) })
+}
+
+/// write(2).
+pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: the buffer is valid and readable for its length.
+    check(unsafe { libc::syscall(libc::SYS_write, fd, buf.as_ptr(), buf.len()) })
+}
+
+/// close(2).
+pub fn close(fd: RawFd) {
+    // SAFETY: closing a descriptor this library owns.
+    unsafe {
+        libc::syscall(libc::SYS_close, fd);
+    }
+}
+
+/// eventfd2(2), non-blocking and close-on-exec.
+pub fn eventfd() -> io::Result<RawFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_eventfd2,
+            0,
+            libc::EFD_NONBLOCK | libc::EFD_CLOEXEC,
+        )
+    };
+    check(r).map(|fd| fd as RawFd)
+}
+
+/// Adds one to an eventfd (it becomes readable).
+pub fn eventfd_signal(fd: RawFd) {
+    let _ = write(fd, &1u64.to_ne_bytes());
+}
+
+/// Reads an eventfd back to zero.
+pub fn eventfd_drain(fd: RawFd) {
+    let mut v = [0u8; 8];
+    let _ = read(fd, &mut v);
+}
+
+/// fcntl(F_DUPFD_CLOEXEC): a descriptor of the library's own for the same file.
+pub fn dup_cloexec(fd: RawFd) -> io::Result<RawFd> {
+    // SAFETY: plain syscall with integer arguments.
+    let r = unsafe { libc::syscall(libc::SYS_fcntl, fd, libc::F_DUPFD_CLOEXEC, 3) };
+    check(r).map(|fd| fd as RawFd)
+}
+
+/// fcntl(2) with an integer argument.
+pub fn fcntl(fd: RawFd, cmd: i32, arg: i64) -> io::Result<usize> {
+    // SAFETY: plain syscall with integer arguments.
+    check(unsafe { libc::syscall(libc::SYS_fcntl, fd, cmd, arg) })
+}
+
+/// ppoll(2) with a relative timeout (None = forever) and no signal mask
+/// change, so that a signal handler interrupts it (EINTR).
+pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
+    let ts = timeout.map(timespec);
+    let tsp = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: the pollfd slice and the timespec are valid for the call.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_ppoll,
+            fds.as_mut_ptr(),
+            fds.len() as libc::nfds_t,
+            tsp,
+            std::ptr::null::<libc::sigset_t>(),
+            0usize,
+        )
+    })
+}
+
+/// The calling process's id, asked of the kernel (never a cached value).
+pub fn getpid() -> i32 {
+    // SAFETY: plain syscall without arguments.
+    unsafe { libc::syscall(libc::SYS_getpid) as i32 }
+}
+
+fn timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    }
+}
+
+/// How a futex wait ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// Woken, or the word had already changed: look again.
+    Woken,
+    /// The timeout passed.
+    TimedOut,
+    /// A signal handler ran (EINTR).
+    Interrupted,
+}
+
+/// Sleeps while `word` still holds `seen`, at most `timeout` (None =
+/// forever). Unlike a condition variable, a signal handler ends the wait.
+pub fn futex_wait(word: &AtomicU32, seen: u32, timeout: Option<Duration>) -> Wake {
+    let ts = timeout.map(timespec);
+    let tsp = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a valid, aligned u32 for the duration of the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+            seen,
+            tsp,
+        )
+    };
+    if r == 0 {
+        return Wake::Woken;
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::ETIMEDOUT) => Wake::TimedOut,
+        Some(libc::EINTR) => Wake::Interrupted,
+        _ => Wake::Woken,
+    }
+}
+
+/// Wakes every thread sleeping on `word`.
+pub fn futex_wake_all(word: &AtomicU32) {
+    // SAFETY: `word` is a valid, aligned u32.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        );
+    }
+}

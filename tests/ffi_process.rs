@@ -1,0 +1,160 @@
+//! What happens to the process-wide stack across fork() and after a panic
+//! in an application thread: things that end a process's stack, so they get
+//! a process of their own (harness = false), in a namespace made for it.
+
+mod common;
+
+use std::ffi::c_void;
+use std::io::{ErrorKind, Read, Write};
+use std::mem::size_of;
+use std::net::{Ipv4Addr, TcpListener};
+use std::time::{Duration, Instant};
+
+use libc::{sockaddr, sockaddr_in, socklen_t};
+use rstcp::ffi::*;
+
+const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn connect_to(port: u16) -> i32 {
+    let fd = rs_socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+    assert!(fd >= 0, "rs_socket: errno {}", errno());
+    let a = sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(KERNEL).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = size_of::<sockaddr_in>() as socklen_t;
+    let r = unsafe { rs_connect(fd, &a as *const sockaddr_in as *const sockaddr, len) };
+    assert_eq!(r, 0, "rs_connect: errno {}", errno());
+    fd
+}
+
+fn send(fd: i32, data: &[u8]) -> isize {
+    unsafe { rs_send(fd, data.as_ptr() as *const c_void, data.len(), 0) }
+}
+
+fn recv(fd: i32, buf: &mut [u8]) -> isize {
+    unsafe { rs_recv(fd, buf.as_mut_ptr() as *mut c_void, buf.len(), 0) }
+}
+
+/// Waits for child `pid` to exit, at most `limit`; its exit status.
+fn wait_child(pid: libc::pid_t, limit: Duration) -> Option<i32> {
+    let until = Instant::now() + limit;
+    loop {
+        let mut status = 0;
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+        }
+        if Instant::now() >= until {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn a_forked_child_leaves_the_parents_connections_alone() {
+    let kl = TcpListener::bind((KERNEL, 6100)).unwrap();
+    let fd = connect_to(6100);
+    let (mut k, _) = kl.accept().unwrap();
+    assert_eq!(send(fd, b"before"), 6);
+    let mut buf = [0u8; 6];
+    k.read_exact(&mut buf).unwrap();
+
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        // The child: calls on the parent's socket fail cleanly, closing its
+        // copy succeeds, and exit() runs no linger for the parent's stack.
+        let code = if send(fd, b"child") != -1 || errno() != libc::EIO {
+            10
+        } else if rs_socket(libc::AF_INET, libc::SOCK_STREAM, 0) != -1 || errno() != libc::EIO {
+            11
+        } else if rs_close(fd) != 0 {
+            12
+        } else {
+            0
+        };
+        unsafe { libc::exit(code) };
+    }
+    assert_eq!(
+        wait_child(pid, Duration::from_secs(5)),
+        Some(0),
+        "the child failed a check or hung at exit"
+    );
+    // The kernel peer saw neither FIN nor RST nor data from the child.
+    k.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut one = [0u8; 16];
+    match k.read(&mut one) {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        other => panic!("the peer saw something after the fork: {other:?}"),
+    }
+    // The parent's connection works on, both ways, and closes normally.
+    assert_eq!(send(fd, b"parent"), 6);
+    k.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    k.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"parent");
+    k.write_all(b"reply").unwrap();
+    let mut got = [0u8; 5];
+    assert_eq!(recv(fd, &mut got), 5);
+    assert_eq!(&got, b"reply");
+    assert_eq!(rs_close(fd), 0);
+    assert_eq!(k.read(&mut one).unwrap(), 0, "FIN from the parent's close");
+}
+
+fn a_panic_in_an_application_thread_fails_the_stack() {
+    let kl = TcpListener::bind((KERNEL, 6101)).unwrap();
+    let fd = connect_to(6101);
+    let (_k, _) = kl.accept().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 8];
+        let r = recv(fd, &mut buf);
+        (r, errno())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    // A bug inside a call, caught at the C boundary as every rs_* call is.
+    let r: i32 = rstcp::ffi::guard::call("test", || panic!("injected fault"));
+    assert_eq!((r, errno()), (-1, libc::EIO));
+    let until = Instant::now() + Duration::from_secs(5);
+    while !reader.is_finished() {
+        assert!(Instant::now() < until, "the blocked recv never ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(reader.join().unwrap(), (-1, libc::EIO));
+    assert_eq!(rs_socket(libc::AF_INET, libc::SOCK_STREAM, 0), -1);
+    assert_eq!(errno(), libc::EIO);
+}
+
+fn main() {
+    let cases: &[(&str, fn())] = &[
+        (
+            "a_forked_child_leaves_the_parents_connections_alone",
+            a_forked_child_leaves_the_parents_connections_alone,
+        ),
+        (
+            "a_panic_in_an_application_thread_fails_the_stack",
+            a_panic_in_an_application_thread_fails_the_stack,
+        ),
+    ];
+    common::run_cases("ffi_process", Duration::from_secs(120), start_stack, cases);
+}
+
+/// Starts the stack now: it creates the TUN device and the kernel's address.
+fn start_stack() {
+    assert_eq!(
+        rs_init(std::ptr::null(), std::ptr::null(), std::ptr::null()),
+        0,
+        "rs_init: errno {}",
+        errno()
+    );
+}
