@@ -3,7 +3,7 @@
 //! shim hands out a kernel placeholder's number).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,8 @@ pub struct FdEntry {
     pub recv_timeout: AtomicU64,
     /// SO_SNDTIMEO in microseconds (0 = none).
     pub send_timeout: AtomicU64,
+    /// How many descriptors refer to this socket (dup).
+    pub refs: AtomicUsize,
 }
 
 impl FdEntry {
@@ -39,6 +41,7 @@ impl FdEntry {
             connecting: AtomicBool::new(false),
             recv_timeout: AtomicU64::new(0),
             send_timeout: AtomicU64::new(0),
+            refs: AtomicUsize::new(1),
         }
     }
 

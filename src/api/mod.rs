@@ -112,7 +112,7 @@ impl Sockets {
                 r => return r,
             }
             let ticket = waiter.ticket();
-            inner.readiness.watch(entry.id, &waiter, events);
+            inner.readiness.watch(entry.id, &waiter, events, None);
             drop(inner);
             let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
             let woke = match left {
@@ -330,6 +330,10 @@ impl Sockets {
     /// background. Threads blocked on it wake with EBADF.
     pub fn close(&self, fd: i32) -> Result<()> {
         let e = self.fds.remove(fd)?;
+        if e.refs.fetch_sub(1, Ordering::AcqRel) > 1 {
+            // Another descriptor (a dup) still refers to the socket.
+            return Ok(());
+        }
         let mut inner = self.lock();
         let now = self.shared.now();
         inner.readiness.remove(e.id);
@@ -388,6 +392,31 @@ impl Sockets {
             waiter.sleep(ticket, Some(left.min(Duration::from_millis(50))));
             self.lock().readiness.unwatch_all(&waiter);
         }
+    }
+
+    /// dup2(): `new_fd` refers to the same socket as `fd`; the socket
+    /// closes when the last of its descriptors does. EBADF if `new_fd` is
+    /// taken (the caller closes it first, as dup2 does).
+    pub fn dup(&self, fd: i32, new_fd: i32) -> Result<()> {
+        let e = self.fds.get(fd)?;
+        e.refs.fetch_add(1, Ordering::AcqRel);
+        if let Err(err) = self.fds.insert(Some(new_fd), e.clone()) {
+            e.refs.fetch_sub(1, Ordering::AcqRel);
+            return Err(err);
+        }
+        Ok(())
+    }
+
+    /// Bytes ready to be read (FIONREAD).
+    pub fn pending_bytes(&self, fd: i32) -> Result<usize> {
+        let e = self.fds.get(fd)?;
+        let inner = self.lock();
+        Ok(inner.stack.tcb(e.id).map_or(0, |t| t.recv_queue()))
+    }
+
+    /// True if `fd` is one of this table's descriptors.
+    pub fn is_open(&self, fd: i32) -> bool {
+        self.fds.get(fd).is_ok()
     }
 
     /// getsockname().

@@ -1,5 +1,7 @@
-//! poll() over our descriptors, and the queue of changed sockets.
+//! poll() over our descriptors, waits that mix ours with the kernel's, and
+//! the queue of changed sockets.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Sockets;
@@ -25,47 +27,92 @@ impl Sockets {
     /// handler ends the wait with EINTR, as poll(2)'s.
     pub fn poll(&self, fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize> {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
-        let entries: Vec<_> = fds.iter().map(|p| self.fds.get(p.fd).ok()).collect();
         let waiter = Waiter::current();
         loop {
-            let mut inner = self.lock();
-            if self.shared.is_dead() {
-                return Err(Error::Io);
-            }
-            let mut ready = 0;
-            for (p, e) in fds.iter_mut().zip(entries.iter()) {
-                p.revents = 0;
-                if p.fd < 0 {
-                    continue;
-                }
-                let mask = match e {
-                    Some(e) => inner.stack.readiness(e.id).unwrap_or(libc::POLLNVAL),
-                    None => libc::POLLNVAL,
-                };
-                p.revents = mask & (p.events | ALWAYS);
-                if p.revents != 0 {
-                    ready += 1;
-                }
-            }
             let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-            if ready > 0 || left.is_some_and(|l| l.is_zero()) {
+            let last = left.is_some_and(|l| l.is_zero());
+            let ticket = waiter.ticket();
+            let ready = self.poll_prepare(fds, (!last).then_some(&waiter))?;
+            if ready > 0 || last {
                 return Ok(ready);
             }
-            let ticket = waiter.ticket();
-            for (p, e) in fds.iter().zip(entries.iter()) {
-                if let Some(e) = e {
-                    inner.readiness.watch(e.id, &waiter, p.events);
-                }
-            }
-            drop(inner);
             let woke = waiter.sleep(ticket, left);
-            let mut inner = self.lock();
-            for e in entries.iter().flatten() {
-                inner.readiness.unwatch(e.id, &waiter);
-            }
+            self.poll_release(fds, &waiter);
             if woke == Wake::Interrupted {
                 return Err(Error::Interrupted);
             }
+        }
+    }
+
+    /// The first half of a wait that may also involve kernel descriptors:
+    /// fills `revents` and returns how many entries are ready; when none is
+    /// and a `waiter` is given, registers it on each socket, so that the
+    /// caller can sleep (on the waiter, or in ppoll on its eventfd) and
+    /// must then call [`Sockets::poll_release`]. Take the waiter's ticket
+    /// before calling. Unknown descriptors report POLLNVAL.
+    pub fn poll_prepare(&self, fds: &mut [PollFd], waiter: Option<&Arc<Waiter>>) -> Result<usize> {
+        let mut inner = self.lock();
+        if self.shared.is_dead() {
+            return Err(Error::Io);
+        }
+        let mut ready = 0;
+        for p in fds.iter_mut() {
+            p.revents = 0;
+            if p.fd < 0 {
+                continue;
+            }
+            let mask = match self.fds.get(p.fd) {
+                Ok(e) => inner.stack.readiness(e.id).unwrap_or(libc::POLLNVAL),
+                Err(_) => libc::POLLNVAL,
+            };
+            p.revents = mask & (p.events | ALWAYS);
+            if p.revents != 0 {
+                ready += 1;
+            }
+        }
+        if let (0, Some(w)) = (ready, waiter) {
+            for p in fds.iter() {
+                if let Ok(e) = self.fds.get(p.fd) {
+                    inner.readiness.watch(e.id, w, p.events, None);
+                }
+            }
+        }
+        Ok(ready)
+    }
+
+    /// Undoes the registration of [`Sockets::poll_prepare`].
+    pub fn poll_release(&self, fds: &[PollFd], waiter: &Arc<Waiter>) {
+        let mut inner = self.lock();
+        for p in fds {
+            if let Ok(e) = self.fds.get(p.fd) {
+                inner.readiness.unwatch(e.id, waiter);
+            }
+        }
+    }
+
+    /// The readiness of `fd` now (POLLIN, POLLOUT, POLLERR, POLLHUP, POLLRDHUP).
+    pub fn readiness(&self, fd: i32) -> Result<i16> {
+        let e = self.fds.get(fd)?;
+        self.lock().stack.readiness(e.id)
+    }
+
+    /// A lasting watch, for an epoll set: `waiter` is woken, and `token`
+    /// left in its notes, whenever `fd` changes while one of `events` (or
+    /// POLLERR / POLLHUP) is set. Ends with [`Sockets::unwatch`] or when
+    /// the socket closes.
+    pub fn watch(&self, fd: i32, waiter: &Arc<Waiter>, events: i16, token: u64) -> Result<()> {
+        let e = self.fds.get(fd)?;
+        let mut inner = self.lock();
+        if !inner.readiness.watch(e.id, waiter, events, Some(token)) {
+            return Err(Error::BadDescriptor);
+        }
+        Ok(())
+    }
+
+    /// Ends a watch of [`Sockets::watch`].
+    pub fn unwatch(&self, fd: i32, waiter: &Arc<Waiter>) {
+        if let Ok(e) = self.fds.get(fd) {
+            self.lock().readiness.unwatch(e.id, waiter);
         }
     }
 

@@ -3,7 +3,7 @@
 //! signatures into `include/rstcp.h`.
 
 pub mod guard;
-mod sockaddr;
+pub mod sockaddr;
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::time::Duration;

@@ -26,6 +26,8 @@ pub const ALWAYS: i16 = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
 pub struct Waiter {
     word: AtomicU32,
     eventfd: std::sync::OnceLock<RawFd>,
+    /// Tokens of the watches that woke this waiter since it last took them.
+    notes: parking_lot::Mutex<Vec<u64>>,
 }
 
 thread_local! {
@@ -61,6 +63,17 @@ impl Waiter {
         }
     }
 
+    /// Moves the tokens of the watches that fired since the last call into
+    /// `out` (each fired watch once per wake-up; duplicates are possible).
+    pub fn take_notes(&self, out: &mut Vec<u64>) {
+        out.append(&mut self.notes.lock());
+    }
+
+    fn note(&self, token: u64) {
+        self.notes.lock().push(token);
+        self.wake();
+    }
+
     /// An eventfd that becomes readable on every wake, for waits in ppoll
     /// beside kernel descriptors. Made on first use; the caller drains it.
     pub fn eventfd(&self) -> std::io::Result<RawFd> {
@@ -83,12 +96,31 @@ impl Drop for Waiter {
     }
 }
 
+/// One waiter's interest in one socket.
+#[derive(Debug)]
+struct Watch {
+    waiter: Arc<Waiter>,
+    events: i16,
+    /// Set for lasting watches (an epoll set): noted in the waiter on
+    /// every wake-up, so it learns which of its sockets changed.
+    token: Option<u64>,
+}
+
+impl Watch {
+    fn fire(&self) {
+        match self.token {
+            Some(t) => self.waiter.note(t),
+            None => self.waiter.wake(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Entry {
     fd: i32,
     mask: i16,
     queued: bool,
-    waiters: Vec<(Arc<Waiter>, i16)>,
+    waiters: Vec<Watch>,
 }
 
 /// The readiness of every open socket and the threads waiting on them.
@@ -130,8 +162,8 @@ impl Readiness {
     /// still waits on it: their calls then fail with EBADF.
     pub fn remove(&mut self, id: SocketId) {
         if let Some(e) = self.entries.remove(&id) {
-            for (w, _) in e.waiters {
-                w.wake();
+            for w in e.waiters {
+                w.fire();
             }
         }
         self.queue.retain(|q| *q != id);
@@ -140,23 +172,41 @@ impl Readiness {
     /// Wakes every waiter of `id`, whatever it waits for (shutdown).
     pub fn wake_all(&mut self, id: SocketId) {
         if let Some(e) = self.entries.get(&id) {
-            for (w, _) in &e.waiters {
-                w.wake();
+            for w in &e.waiters {
+                w.fire();
             }
         }
     }
 
-    /// `waiter` waits for any of `events` (plus [`ALWAYS`]) on `id`.
-    pub fn watch(&mut self, id: SocketId, waiter: &Arc<Waiter>, events: i16) {
-        if let Some(e) = self.entries.get_mut(&id) {
-            e.waiters.push((waiter.clone(), events | ALWAYS));
-        }
+    /// `waiter` waits for any of `events` (plus [`ALWAYS`]) on `id`; with
+    /// a `token`, each wake-up also leaves the token in the waiter's notes.
+    /// False if `id` is not tracked.
+    pub fn watch(
+        &mut self,
+        id: SocketId,
+        waiter: &Arc<Waiter>,
+        events: i16,
+        token: Option<u64>,
+    ) -> bool {
+        let Some(e) = self.entries.get_mut(&id) else {
+            return false;
+        };
+        e.waiters.push(Watch {
+            waiter: waiter.clone(),
+            events: events | ALWAYS,
+            token,
+        });
+        true
     }
 
-    /// Undoes [`Readiness::watch`].
+    /// Undoes [`Readiness::watch`] (the first watch of `waiter` on `id`).
     pub fn unwatch(&mut self, id: SocketId, waiter: &Arc<Waiter>) {
         if let Some(e) = self.entries.get_mut(&id) {
-            if let Some(i) = e.waiters.iter().position(|(w, _)| Arc::ptr_eq(w, waiter)) {
+            if let Some(i) = e
+                .waiters
+                .iter()
+                .position(|w| Arc::ptr_eq(&w.waiter, waiter))
+            {
                 e.waiters.swap_remove(i);
             }
         }
@@ -182,9 +232,9 @@ impl Readiness {
             return false;
         };
         e.mask = mask;
-        for (w, events) in &e.waiters {
-            if events & mask != 0 {
-                w.wake();
+        for w in &e.waiters {
+            if w.events & mask != 0 {
+                w.fire();
             }
         }
         if !self.tracking || e.queued {
@@ -198,8 +248,8 @@ impl Readiness {
     /// Wakes every waiting thread (the stack failed).
     pub fn wake_everyone(&self) {
         for e in self.entries.values() {
-            for (w, _) in &e.waiters {
-                w.wake();
+            for w in &e.waiters {
+                w.fire();
             }
         }
         self.wake_watchers();
@@ -262,12 +312,15 @@ mod tests {
         r.add(id(1), 5, 0);
         let reader = Arc::new(Waiter::default());
         let writer = Arc::new(Waiter::default());
-        r.watch(id(1), &reader, libc::POLLIN);
-        r.watch(id(1), &writer, libc::POLLOUT);
+        r.watch(id(1), &reader, libc::POLLIN, None);
+        r.watch(id(1), &writer, libc::POLLOUT, Some(41));
         let (tr, tw) = (reader.ticket(), writer.ticket());
         r.update(id(1), libc::POLLOUT);
         assert_eq!(reader.ticket(), tr, "a reader is not woken by POLLOUT");
         assert_ne!(writer.ticket(), tw);
+        let mut notes = Vec::new();
+        writer.take_notes(&mut notes);
+        assert_eq!(notes, [41], "a lasting watch leaves its token");
         let tw = writer.ticket();
         r.update(id(1), libc::POLLHUP);
         assert_ne!(reader.ticket(), tr, "POLLHUP wakes every waiter");
