@@ -242,6 +242,7 @@ impl Runtime {
         let thread = std::thread::Builder::new()
             .name("rstcp-io".into())
             .spawn(move || {
+                block_signals();
                 let keep = s.clone();
                 let run = std::panic::AssertUnwindSafe(|| io_loop(s, link));
                 if std::panic::catch_unwind(run).is_err() {
@@ -277,6 +278,18 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The I/O thread takes no signals: one sent to the process (Ctrl-C, an
+/// alarm) must reach an application thread, where it interrupts a blocked
+/// call, not this thread, which no handler of the program expects.
+fn block_signals() {
+    // SAFETY: a full set built by sigfillset, applied to this thread only.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
     }
 }
 

@@ -82,7 +82,15 @@ pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) 
 #[no_mangle]
 pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
     match fds::kind(fd) {
-        OURS => ffi::rs_listen(fd, backlog),
+        OURS => {
+            let r = ffi::rs_listen(fd, backlog);
+            if r == 0 {
+                if let Some(Ok(a)) = route::running().map(|st| st.sockets.local_addr(fd)) {
+                    rs_log!(Debug, "preload: fd {fd} listens on {a} through rstcp");
+                }
+            }
+            r
+        }
         PENDING => {
             // listen() without bind: the kernel picks the port (INADDR_ANY),
             // and the stack listens on it too.
@@ -110,9 +118,18 @@ pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
 }
 
 fn listen_dual_half(st: &Stack, fd: c_int, backlog: c_int) {
-    if let Err(e) = st.sockets.listen(fd, backlog) {
-        rs_log!(Debug, "preload: fd {fd} listens on the kernel only: {e}");
-        route::drop_dual_half(fd);
+    match st.sockets.listen(fd, backlog) {
+        Ok(()) => {
+            let port = st.sockets.local_addr(fd).map_or(0, |a| a.port());
+            rs_log!(
+                Debug,
+                "preload: fd {fd} listens on port {port} through rstcp and the kernel"
+            );
+        }
+        Err(e) => {
+            rs_log!(Debug, "preload: fd {fd} listens on the kernel only: {e}");
+            route::drop_dual_half(fd);
+        }
     }
 }
 
