@@ -229,6 +229,68 @@ fn a_signal_handler_interrupts_blocked_calls_with_eintr() {
     assert_eq!(&buf, b"after");
 }
 
+static RESTARTED: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn on_usr2(_: libc::c_int) {
+    RESTARTED.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn an_sa_restart_handler_restarts_calls_without_a_timeout_as_the_kernel_does() {
+    // SAFETY: a zeroed sigaction with a counting handler and SA_RESTART.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_usr2 as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        assert_eq!(libc::sigaction(libc::SIGUSR2, &sa, std::ptr::null_mut()), 0);
+    }
+    let (a, b) = pair();
+    let (c, srv) = connected(&a, &b, 9550);
+    let kick = |t: libc::pthread_t| {
+        let before = RESTARTED.load(Ordering::SeqCst);
+        // SAFETY: the thread is alive (blocked) and the handler installed.
+        unsafe { libc::pthread_kill(t, libc::SIGUSR2) };
+        let end = Instant::now() + Duration::from_secs(5);
+        while RESTARTED.load(Ordering::SeqCst) == before {
+            assert!(Instant::now() < end, "handler did not run");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // recv without a timeout: the handler runs and the call goes on waiting.
+    let h = {
+        let a = a.clone();
+        blocked(move || a.recv(c, &mut [0u8; 8], MsgFlags::default()))
+    };
+    kick(h.as_pthread_t());
+    assert!(!h.is_finished(), "recv returned: {:?}", h.join());
+    assert_eq!(b.send(srv, b"go", MsgFlags::default()), Ok(2));
+    assert_eq!(join_within(h, Duration::from_secs(5)), Ok(2));
+    // With SO_RCVTIMEO the kernel does not restart: EINTR.
+    a.set_option(c, SockOpt::RecvTimeout(Some(Duration::from_secs(30))))
+        .unwrap();
+    let h = {
+        let a = a.clone();
+        blocked(move || a.recv(c, &mut [0u8; 8], MsgFlags::default()))
+    };
+    kick(h.as_pthread_t());
+    assert_eq!(
+        join_within(h, Duration::from_secs(5)),
+        Err(Error::Interrupted)
+    );
+    // poll never restarts, whatever the handler's flags.
+    let h = {
+        let a = a.clone();
+        blocked(move || poll_in(&a, c).map(|_| ()))
+    };
+    kick(h.as_pthread_t());
+    assert_eq!(
+        join_within(h, Duration::from_secs(5)),
+        Err(Error::Interrupted)
+    );
+}
+
 #[test]
 fn a_blocked_recv_wakes_for_data_not_for_other_sockets_traffic() {
     let (a, b) = pair();

@@ -89,8 +89,10 @@ impl Sockets {
 
     /// Runs `op` until it stops saying EAGAIN, sleeping until one of
     /// `events` is set on the socket unless non-blocking. A timeout gives
-    /// EAGAIN, a signal handler EINTR (as the kernel's blocking calls do
-    /// when the handler is not SA_RESTART, or a timeout is set).
+    /// EAGAIN. A signal handler gives EINTR, except that without a timeout
+    /// an SA_RESTART handler lets the wait go on: the kernel restarts an
+    /// untimed futex wait itself, just as it restarts the kernel's own
+    /// blocking socket calls (and, like them, never a timed one).
     fn blocking<T>(
         &self,
         entry: &FdEntry,

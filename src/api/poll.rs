@@ -21,6 +21,9 @@ pub struct PollFd {
     pub revents: i16,
 }
 
+/// A sleep long enough to stand for "no timeout".
+const NEVER: Duration = Duration::from_secs(3600);
+
 impl Sockets {
     /// Fills `revents` and returns how many entries have any; waits up to
     /// `timeout` (None = forever) for one to become ready. A signal
@@ -36,7 +39,10 @@ impl Sockets {
             if ready > 0 || last {
                 return Ok(ready);
             }
-            let woke = waiter.sleep(ticket, left);
+            // Always a finite sleep: the kernel restarts an untimed futex
+            // wait after an SA_RESTART handler, but poll(2) is never
+            // restarted, and neither is a timed wait.
+            let woke = waiter.sleep(ticket, Some(left.unwrap_or(NEVER)));
             self.poll_release(fds, &waiter);
             if woke == Wake::Interrupted {
                 return Err(Error::Interrupted);
