@@ -159,3 +159,31 @@ pub fn futex_wake_all(word: &AtomicU32) {
         );
     }
 }
+
+/// A file the library owns, written and closed with raw system calls (the
+/// pcap capture, written from the I/O thread).
+#[derive(Debug)]
+pub struct RawFile(RawFd);
+
+impl RawFile {
+    /// Takes ownership of an open descriptor.
+    pub fn new(file: std::fs::File) -> RawFile {
+        RawFile(std::os::fd::IntoRawFd::into_raw_fd(file))
+    }
+}
+
+impl io::Write for RawFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        write(self.0, buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RawFile {
+    fn drop(&mut self) {
+        close(self.0);
+    }
+}

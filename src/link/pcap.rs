@@ -6,6 +6,7 @@
 //! has an arbitrary origin.
 
 use super::Link;
+use crate::sys::RawFile;
 use crate::time::Instant;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -31,7 +32,7 @@ const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub struct PcapTee<L: Link> {
     inner: L,
-    out: Option<BufWriter<File>>,
+    out: Option<BufWriter<RawFile>>,
     last_flush: std::time::Instant,
     error: Option<io::Error>,
 }
@@ -40,7 +41,7 @@ impl<L: Link> PcapTee<L> {
     /// Creates (or truncates) the file at `path`, writes the pcap header and
     /// wraps `inner`.
     pub fn new(inner: L, path: impl AsRef<Path>) -> io::Result<PcapTee<L>> {
-        let mut out = BufWriter::new(File::create(path)?);
+        let mut out = BufWriter::new(RawFile::new(File::create(path)?));
         let mut header = [0u8; 24];
         header[0..4].copy_from_slice(&MAGIC.to_ne_bytes());
         header[4..6].copy_from_slice(&2u16.to_ne_bytes());
@@ -96,7 +97,7 @@ impl<L: Link> PcapTee<L> {
 }
 
 fn write_record(
-    out: &mut BufWriter<File>,
+    out: &mut BufWriter<RawFile>,
     packet: &[u8],
     last_flush: &mut std::time::Instant,
 ) -> io::Result<()> {
