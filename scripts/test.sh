@@ -2,8 +2,9 @@
 # The whole test suite, as root (the kernel tests make network namespaces and
 # TUN devices):
 #
-#   1. cargo test --release   unit, stack-to-stack, kernel-namespace and FFI tests
-#   2. cargo build --release && make -C c_examples
+#   1. cargo build --release && cargo test --release   unit, stack-to-stack,
+#      kernel-namespace, FFI and LD_PRELOAD tests
+#   2. make -C c_examples
 #   3. scripts/c_examples_test.sh   the C examples against kernel peers
 #
 # Stops at the first part that fails; exit status 0 only if all pass.
@@ -22,13 +23,15 @@ banner() {
 
 start=$(now)
 
-banner "cargo test --release"
+banner "cargo build --release && cargo test --release"
+# The build makes librstcp_preload.so and rstcp-run, which the preload
+# tests run programs under.
+cargo build --release
 cargo test --release --no-run
 # Bounded, so that a hang fails the run instead of stalling it.
 timeout 900 cargo test --release
 
-banner "cargo build --release && make -C c_examples"
-cargo build --release
+banner "make -C c_examples"
 # build.rs regenerates include/rstcp.h; the committed copy must match it.
 if git -C "$RSTCP_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     if ! git -C "$RSTCP_ROOT" diff --exit-code -- include/rstcp.h; then
