@@ -547,6 +547,47 @@ fn iperf3_both_ways_beside_the_kernel() {
     }
 }
 
+/// A server that binds 0.0.0.0, forks, and accepts in the child (the
+/// prefork pattern): the child serves through the kernel half, says once
+/// why the rstcp half is not its own, and never touches the parent's copy
+/// of the stack.
+const PREFORK: &str = r#"
+import os, socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 7300))
+s.listen(8)
+print("listening", flush=True)
+pid = os.fork()
+if pid == 0:
+    c, peer = s.accept()
+    c.sendall(b"child served " + peer[0].encode() + b"\n")
+    c.close()
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"#;
+
+#[test]
+fn a_forked_child_accepts_on_an_inherited_listener_through_the_kernel() {
+    let lab = Lab::new("pl-fork");
+    let mut server = spawn(lab.shim("python3", &["-c", PREFORK]));
+    server.wait_for("listening");
+    let out = run(lab.kernel("nc", &["-N", "127.0.0.1", "7300"]), None);
+    let reply = check(&out, "kernel nc to the child");
+    assert_eq!(reply.trim(), "child served 127.0.0.1");
+    let status = server.child.wait().unwrap();
+    let log = server.finish();
+    assert!(
+        status.success(),
+        "the prefork server failed ({status}):\n{log}"
+    );
+    assert!(
+        log.contains("was forked from the one that runs the stack"),
+        "no word on the inherited listener:\n{log}"
+    );
+}
+
 #[test]
 fn the_launcher_reports_its_errors_by_exit_status() {
     let status = |args: &[&str]| {

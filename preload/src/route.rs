@@ -85,7 +85,27 @@ pub fn stack() -> Option<&'static Stack> {
 
 /// The stack, only if it already runs (calls on placed sockets).
 pub fn running() -> Option<&'static Stack> {
+    if api::in_forked_child() {
+        // The stack's memory was copied into this process, not its thread:
+        // touching it would act on a frozen copy (or a copied held lock).
+        warn_inherited();
+        return None;
+    }
     STACK.get().and_then(|s| s.as_ref())
+}
+
+/// Says once, in a forked child that uses a descriptor of its parent's
+/// stack, what that means.
+fn warn_inherited() {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    if STACK.get().is_some_and(|s| s.is_some()) && !WARNED.swap(true, Ordering::AcqRel) {
+        eprintln!(
+            "rstcp: process {} was forked from the one that runs the stack: here its rstcp \
+             connections fail with EIO and its listeners on 0.0.0.0 answer through the kernel \
+             only (connections to the stack's address wait for the parent to accept them)",
+            rstcp::sys::getpid()
+        );
+    }
 }
 
 /// Sets errno and returns -1 (in the caller's return type).

@@ -363,6 +363,15 @@ def t_half_close():
         pass
 
 
+def t_tcp_info():
+    # tcpi_state is the first byte of struct tcp_info; 1 is ESTABLISHED.
+    s = connect()
+    info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    if info[0] != 1:
+        raise Fail(f"tcpi_state {info[0]} on an established connection")
+    echo(s, payload(1000), half_close=True)
+
+
 CHECKS = [
     ("create_connection_1MB", t_create_connection),
     ("settimeout_recv", t_timeout),
@@ -374,6 +383,7 @@ CHECKS = [
     ("sigint_interrupts_recv", t_sigint),
     ("sigalrm_interrupts_recv", t_sigalrm),
     ("half_close", t_half_close),
+    ("tcp_info_state", t_tcp_info),
 ]
 
 

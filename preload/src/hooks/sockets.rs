@@ -217,7 +217,8 @@ fn new_placeholder(flags: c_int) -> Option<c_int> {
 /// registered with the stack, so that signals interrupt it.
 unsafe fn accept_dual(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int {
     let Some(st) = route::running() else {
-        return fail(libc::EIO);
+        // A forked child: the kernel half is all this process has.
+        return unsafe { accept_kernel_half(fd, addr, len, flags) };
     };
     let Some(ph) = new_placeholder(flags & (libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)) else {
         return -1;
@@ -254,6 +255,32 @@ unsafe fn accept_dual(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags
         return fail(e);
     }
     r
+}
+
+/// accept on the kernel half of a dual listener, which is non-blocking
+/// underneath: a blocking caller waits in the kernel's poll.
+unsafe fn accept_kernel_half(
+    fd: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+    flags: c_int,
+) -> c_int {
+    let nonblocking = fds::with_detail(fd, |d| d.nonblocking);
+    loop {
+        let k = unsafe { real::accept4(fd, addr, len, flags) };
+        if k >= 0 || errno() != libc::EAGAIN || nonblocking {
+            route::clear_stale(k);
+            return k;
+        }
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        if unsafe { real::poll(&mut p, 1, -1) } < 0 {
+            return -1;
+        }
+    }
 }
 
 #[no_mangle]
@@ -357,6 +384,9 @@ pub unsafe extern "C" fn getsockopt(
     len: *mut socklen_t,
 ) -> c_int {
     if fds::kind(fd) == OURS {
+        if level == libc::IPPROTO_TCP && name == libc::TCP_INFO {
+            return unsafe { tcp_info(fd, val, len) };
+        }
         let r = unsafe { ffi::rs_getsockopt(fd, level, name, val, len) };
         if r == 0 || errno() != libc::ENOPROTOOPT {
             return r;
@@ -364,6 +394,52 @@ pub unsafe extern "C" fn getsockopt(
     }
     // Options the stack does not keep: the placeholder's answer.
     unsafe { real::getsockopt(fd, level, name, val, len) }
+}
+
+/// TCP_INFO with what the stack can tell today (state and MSS; the rest
+/// zero), never the unconnected placeholder's figures.
+unsafe fn tcp_info(fd: c_int, val: *mut c_void, len: *mut socklen_t) -> c_int {
+    use rstcp::api::options::SockOptName;
+    use rstcp::api::SockOpt;
+    use rstcp::tcp::State;
+    let Some(st) = route::running() else {
+        return fail(libc::EIO);
+    };
+    if val.is_null() || len.is_null() {
+        return fail(libc::EFAULT);
+    }
+    let state = match st.sockets.state(fd) {
+        Ok(s) => s,
+        Err(e) => return fail(e.errno()),
+    };
+    // Linux's numbering of the states (include/net/tcp_states.h).
+    let linux = match state {
+        State::Established => 1,
+        State::SynSent => 2,
+        State::SynReceived => 3,
+        State::FinWait1 => 4,
+        State::FinWait2 => 5,
+        State::TimeWait => 6,
+        State::Closed => 7,
+        State::CloseWait => 8,
+        State::LastAck => 9,
+        State::Listen => 10,
+        State::Closing => 11,
+    };
+    let mss = match st.sockets.get_option(fd, SockOptName::MaxSeg) {
+        Ok(SockOpt::MaxSeg(m)) => m as u32,
+        _ => 0,
+    };
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    info.tcpi_state = linux;
+    info.tcpi_snd_mss = mss;
+    info.tcpi_rcv_mss = mss;
+    let n = (unsafe { *len } as usize).min(std::mem::size_of::<libc::tcp_info>());
+    unsafe {
+        std::ptr::copy_nonoverlapping(&info as *const _ as *const u8, val as *mut u8, n);
+        *len = n as socklen_t;
+    }
+    0
 }
 
 #[no_mangle]
