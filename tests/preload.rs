@@ -412,20 +412,31 @@ fn python_socket_module_under_the_shim() {
     report(&out, "py_socket.py under the shim");
 }
 
-#[test]
-fn c_epoll_poll_select_and_fork_under_the_shim() {
-    let lab = Lab::new("pl-c");
-    let bin = lab.path("events");
+/// Builds tests/preload/NAME.c and runs it under the shim against a kernel
+/// echo server on `port` (port + 1 stays closed).
+fn c_program(tag: &str, name: &str, port: u16) {
+    let lab = Lab::new(tag);
+    let bin = lab.path(name);
     let cc = Command::new("gcc")
         .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o", &bin])
-        .arg("tests/preload/events.c")
+        .arg(format!("tests/preload/{name}.c"))
         .output()
         .unwrap();
-    check(&cc, "gcc events.c");
-    let echo = echo_server(&lab, 7100);
-    let out = run(lab.shim(&bin, &[KERNEL, "7100", OURS]), None);
+    check(&cc, &format!("gcc {name}.c"));
+    let echo = echo_server(&lab, port);
+    let out = run(lab.shim(&bin, &[KERNEL, &port.to_string(), OURS]), None);
     echo.finish();
-    report(&out, "events under the shim");
+    report(&out, &format!("{name} under the shim"));
+}
+
+#[test]
+fn c_epoll_poll_select_and_fork_under_the_shim() {
+    c_program("pl-c", "events", 7100);
+}
+
+#[test]
+fn c_sendfile_vectors_batches_options_and_close_range_under_the_shim() {
+    c_program("pl-calls", "calls", 7200);
 }
 
 /// iperf3's receiver figure in Mbit/s.

@@ -294,6 +294,8 @@ fn batch(
 }
 
 /// sendfile to one of our sockets: read from the file, send to the stack.
+/// Without an offset pointer the file position ends just past what was
+/// sent: bytes read but not taken by the socket are put back.
 unsafe fn sendfile_ours(out: c_int, inp: c_int, off: *mut off_t, n: usize) -> isize {
     let mut buf = vec![0u8; n.min(256 << 10)];
     let mut sent = 0usize;
@@ -310,21 +312,25 @@ unsafe fn sendfile_ours(out: c_int, inp: c_int, off: *mut off_t, n: usize) -> is
             }
             break;
         }
-        let w = unsafe { ffi::rs_send(out, buf.as_ptr() as *const c_void, got as usize, 0) };
+        let got = got as usize;
+        let w = unsafe { ffi::rs_send(out, buf.as_ptr() as *const c_void, got, 0) };
+        let e = errno();
+        let taken = w.max(0) as usize;
+        if off.is_null() {
+            if taken < got {
+                unsafe { libc::lseek(inp, taken as off_t - got as off_t, libc::SEEK_CUR) };
+            }
+        } else {
+            unsafe { *off += taken as off_t };
+        }
+        sent += taken;
         if w < 0 {
             if sent == 0 {
-                return -1;
+                return fail(e);
             }
             break;
         }
-        if !off.is_null() {
-            unsafe { *off += w as off_t };
-        } else if (w as usize) < got as usize {
-            // Put back what the socket did not take.
-            unsafe { libc::lseek(inp, w as off_t - got as off_t, libc::SEEK_CUR) };
-        }
-        sent += w as usize;
-        if (w as usize) < got as usize {
+        if taken < got {
             break;
         }
     }
