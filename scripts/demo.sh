@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The demo: rstcp's three C examples talking TCP with the Linux kernel.
+# The demo: rstcp's three C examples talking TCP with the Linux kernel, and
+# an unmodified curl on rstcp through the LD_PRELOAD shim.
 #
 #   sudo bash scripts/demo.sh          (SKIP_BUILD=1 to skip the build step)
 #
@@ -15,8 +16,10 @@
 #   3. upload_client on rstcp (10.79.0.2, TUN rsdemo2)
 #      -> kernel python3 server on 10.79.0.1 that answers with the SHA-256
 #         of what it received (2 MiB)
+#   4. curl, unmodified, under rstcp-run (10.80.0.2, TUN rsdemo3)
+#      -> kernel `python3 -m http.server` on 10.80.0.1 serving 20 MiB
 #
-# Exit status 0 only if all three steps pass. Set RSTCP_LOG=debug for the
+# Exit status 0 only if all four steps pass. Set RSTCP_LOG=debug for the
 # library's log in the step logs, which are kept (and printed) on failure.
 set -euo pipefail
 
@@ -48,7 +51,7 @@ ns_create "$NS"
 
 # ---------------------------------------------------------------------------
 echo
-echo "[1/3] echo_server on rstcp 10.77.0.2:7777 (TUN rsdemo0, made by the library)"
+echo "[1/4] echo_server on rstcp 10.77.0.2:7777 (TUN rsdemo0, made by the library)"
 echo "      <- 3 kernel TCP clients at once from 10.77.0.1, 4 KiB / 16 KiB / 64 KiB each"
 step1() {
     local log=$WORK/echo_server.log out=$WORK/echo_clients.log rc
@@ -90,7 +93,7 @@ step1
 
 # ---------------------------------------------------------------------------
 echo
-echo "[2/3] http_get on rstcp 10.78.0.2 (TUN rsdemo1)"
+echo "[2/4] http_get on rstcp 10.78.0.2 (TUN rsdemo1)"
 echo "      -> kernel 'python3 -m http.server' on 10.78.0.1:8080, GET /blob.bin (1 MiB)"
 step2() {
     local www=$WORK/www log=$WORK/http_server.log got=$WORK/http_body.bin err=$WORK/http_get.log
@@ -129,7 +132,7 @@ step2
 
 # ---------------------------------------------------------------------------
 echo
-echo "[3/3] upload_client on rstcp 10.79.0.2 (TUN rsdemo2)"
+echo "[3/4] upload_client on rstcp 10.79.0.2 (TUN rsdemo2)"
 echo "      -> kernel python3 server on 10.79.0.1:9000 that answers with the SHA-256 it received (2 MiB)"
 step3() {
     local file=$WORK/upload.bin log=$WORK/sha_server.log reply=$WORK/upload_reply.txt err=$WORK/upload_client.log
@@ -164,6 +167,47 @@ step3() {
     fi
 }
 step3
+
+# ---------------------------------------------------------------------------
+echo
+echo "[4/4] curl (unmodified) under rstcp-run, on rstcp 10.80.0.2 (TUN rsdemo3)"
+echo "      -> kernel 'python3 -m http.server' on 10.80.0.1:8080, GET /big.bin (20 MiB)"
+step4() {
+    local www=$WORK/www4 log=$WORK/http_server4.log got=$WORK/curl_body.bin err=$WORK/curl.log
+    mkdir -p "$www"
+    head -c 20971520 /dev/urandom >"$www/big.bin"
+    tun_create "$NS" rsdemo3 10.80.0.1/24
+    bg_in_ns "$NS" 90 "$log" python3 -m http.server --bind 10.80.0.1 --directory "$www" 8080
+    if ! wait_listen "$NS" 10.80.0.1 8080 10; then
+        show_log http.server "$log"
+        fail "http.server did not listen on 10.80.0.1:8080 within 10 s"
+        return
+    fi
+    local rc=0 t0 secs
+    t0=$(now)
+    in_ns "$NS" 60 "$RSTCP_ROOT/target/release/rstcp-run" --tun rsdemo3 --addr 10.80.0.2/24 -- \
+        curl -sS -o "$got" http://10.80.0.1:8080/big.bin 2>"$err" || rc=$?
+    secs=$(elapsed "$t0")
+    sed 's/^/      /' "$err"
+    local want have
+    want=$(sha256_of "$www/big.bin")
+    have=$(sha256_of "$got")
+    echo "      served   sha256 $want  20971520 bytes"
+    echo "      received sha256 $have in $secs s"
+    grep -o '10\.80\.0\.2 - - .*"GET /big.bin[^"]*"' "$log" | sed 's/^/      http.server log: /' || true
+    if [ "$rc" != 0 ]; then
+        show_log http.server "$log"
+        fail "curl under rstcp-run exited with status $rc"
+    elif [ "$want" != "$have" ]; then
+        fail "the body differs from the file"
+    elif ! grep -q '^10\.80\.0\.2 - - ' "$log"; then
+        show_log http.server "$log"
+        fail "the request did not come from rstcp's address"
+    else
+        pass
+    fi
+}
+step4
 
 # ---------------------------------------------------------------------------
 echo
