@@ -57,7 +57,9 @@ static SETS: Mutex<Option<HashMap<c_int, Arc<Mutex<Set>>>>> = Mutex::new(None);
 static COUNT: AtomicUsize = AtomicUsize::new(0);
 
 fn lookup(epfd: c_int) -> Option<Arc<Mutex<Set>>> {
-    if COUNT.load(Ordering::Acquire) == 0 {
+    // In a child of the stack's process the sets are the parent's (their
+    // locks may have been copied held): its epoll is the kernel's alone.
+    if COUNT.load(Ordering::Acquire) == 0 || rstcp::api::in_forked_child() {
         return None;
     }
     SETS.lock().as_ref()?.get(&epfd).cloned()
@@ -288,16 +290,20 @@ fn wait(
 
 #[no_mangle]
 pub unsafe extern "C" fn epoll_create(size: c_int) -> c_int {
-    let fd = unsafe { real::epoll_create(size) };
-    route::clear_stale(fd);
-    fd
+    crate::guard("epoll_create", || {
+        let fd = unsafe { real::epoll_create(size) };
+        route::clear_stale(fd);
+        fd
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn epoll_create1(flags: c_int) -> c_int {
-    let fd = unsafe { real::epoll_create1(flags) };
-    route::clear_stale(fd);
-    fd
+    crate::guard("epoll_create1", || {
+        let fd = unsafe { real::epoll_create1(flags) };
+        route::clear_stale(fd);
+        fd
+    })
 }
 
 #[no_mangle]
@@ -307,39 +313,41 @@ pub unsafe extern "C" fn epoll_ctl(
     fd: c_int,
     ev: *mut libc::epoll_event,
 ) -> c_int {
-    match fds::kind(fd) {
-        OURS => match ours_ctl(epfd, op, fd, ev) {
-            Ok(()) => 0,
-            Err(e) => fail(e),
-        },
-        DUAL => {
-            let r = unsafe { real::epoll_ctl(epfd, op, fd, ev) };
-            if r == 0 {
-                let _ = ours_ctl(epfd, op, fd, ev);
+    crate::guard("epoll_ctl", || {
+        match fds::kind(fd) {
+            OURS => match ours_ctl(epfd, op, fd, ev) {
+                Ok(()) => 0,
+                Err(e) => fail(e),
+            },
+            DUAL => {
+                let r = unsafe { real::epoll_ctl(epfd, op, fd, ev) };
+                if r == 0 {
+                    let _ = ours_ctl(epfd, op, fd, ev);
+                }
+                r
             }
-            r
-        }
-        PENDING => {
-            let r = unsafe { real::epoll_ctl(epfd, op, fd, ev) };
-            if r == 0 {
-                let (events, data) = if ev.is_null() {
-                    (0, 0)
-                } else {
-                    unsafe { ((*ev).events, (*ev).u64) }
-                };
-                // Remembered, so that the registration follows the socket
-                // if it becomes an rstcp one (epoll_ctl before connect).
-                fds::with_detail(fd, |d| {
-                    d.epolls.retain(|&(e, _, _)| e != epfd);
-                    if op != libc::EPOLL_CTL_DEL {
-                        d.epolls.push((epfd, events, data));
-                    }
-                });
+            PENDING => {
+                let r = unsafe { real::epoll_ctl(epfd, op, fd, ev) };
+                if r == 0 {
+                    let (events, data) = if ev.is_null() {
+                        (0, 0)
+                    } else {
+                        unsafe { ((*ev).events, (*ev).u64) }
+                    };
+                    // Remembered, so that the registration follows the socket
+                    // if it becomes an rstcp one (epoll_ctl before connect).
+                    fds::with_detail(fd, |d| {
+                        d.epolls.retain(|&(e, _, _)| e != epfd);
+                        if op != libc::EPOLL_CTL_DEL {
+                            d.epolls.push((epfd, events, data));
+                        }
+                    });
+                }
+                r
             }
-            r
+            _ => unsafe { real::epoll_ctl(epfd, op, fd, ev) },
         }
-        _ => unsafe { real::epoll_ctl(epfd, op, fd, ev) },
-    }
+    })
 }
 
 #[no_mangle]
@@ -349,7 +357,9 @@ pub unsafe extern "C" fn epoll_wait(
     max: c_int,
     timeout: c_int,
 ) -> c_int {
-    unsafe { epoll_pwait(epfd, events, max, timeout, std::ptr::null()) }
+    crate::guard("epoll_wait", || unsafe {
+        epoll_pwait(epfd, events, max, timeout, std::ptr::null())
+    })
 }
 
 #[no_mangle]
@@ -360,13 +370,13 @@ pub unsafe extern "C" fn epoll_pwait(
     timeout: c_int,
     mask: *const libc::sigset_t,
 ) -> c_int {
-    match lookup(epfd) {
+    crate::guard("epoll_pwait", || match lookup(epfd) {
         Some(set) => {
             let t = (timeout >= 0).then(|| Duration::from_millis(timeout as u64));
             wait(epfd, set, events, max, t, mask)
         }
         None => unsafe { real::epoll_pwait(epfd, events, max, timeout, mask) },
-    }
+    })
 }
 
 #[no_mangle]
@@ -377,7 +387,7 @@ pub unsafe extern "C" fn epoll_pwait2(
     t: *const libc::timespec,
     mask: *const libc::sigset_t,
 ) -> c_int {
-    match lookup(epfd) {
+    crate::guard("epoll_pwait2", || match lookup(epfd) {
         Some(set) => {
             let timeout = (!t.is_null()).then(|| unsafe {
                 Duration::new(
@@ -388,7 +398,7 @@ pub unsafe extern "C" fn epoll_pwait2(
             wait(epfd, set, events, max, timeout, mask)
         }
         None => unsafe { real::epoll_pwait2(epfd, events, max, t, mask) },
-    }
+    })
 }
 
 /// A pending socket that became ours (or dual) takes its epoll
@@ -408,7 +418,7 @@ pub fn adopt(fd: c_int, epolls: &[(c_int, u32, u64)]) {
 /// Our socket `fd` closes: it leaves every set (as a closed descriptor
 /// leaves the kernel's epoll sets).
 pub fn forget(fd: c_int) {
-    if COUNT.load(Ordering::Acquire) == 0 {
+    if COUNT.load(Ordering::Acquire) == 0 || rstcp::api::in_forked_child() {
         return;
     }
     let sets: Vec<_> = SETS
@@ -427,7 +437,7 @@ pub fn forget(fd: c_int) {
 
 /// The epoll descriptor `epfd` closes: its set goes too.
 pub fn forget_set(epfd: c_int) {
-    if COUNT.load(Ordering::Acquire) == 0 {
+    if COUNT.load(Ordering::Acquire) == 0 || rstcp::api::in_forked_child() {
         return;
     }
     let Some(set) = SETS.lock().as_mut().and_then(|m| m.remove(&epfd)) else {
@@ -440,4 +450,15 @@ pub fn forget_set(epfd: c_int) {
             st.sockets.unwatch(fd, &s.waiter);
         }
     }
+}
+
+/// Locks the map across fork() (see `lib.rs`).
+pub(crate) fn hold_for_fork() {
+    std::mem::forget(SETS.lock());
+}
+
+/// Unlocks what [`hold_for_fork`] locked, in the parent and in the child.
+pub(crate) fn release_after_fork() {
+    // SAFETY: locked by hold_for_fork in this very thread, just before fork.
+    unsafe { SETS.force_unlock() };
 }

@@ -131,3 +131,14 @@ pub fn take_detail(fd: c_int) -> Detail {
         .and_then(|m| m.remove(&fd))
         .unwrap_or_default()
 }
+
+/// Locks the map across fork() (see `lib.rs`).
+pub(crate) fn hold_for_fork() {
+    std::mem::forget(DETAILS.lock());
+}
+
+/// Unlocks what [`hold_for_fork`] locked, in the parent and in the child.
+pub(crate) fn release_after_fork() {
+    // SAFETY: locked by hold_for_fork in this very thread, just before fork.
+    unsafe { DETAILS.force_unlock() };
+}

@@ -22,14 +22,19 @@ fn resolve(name: &'static str) -> usize {
 macro_rules! real {
     ($( fn $name:ident($($a:ident: $t:ty),* $(,)?) -> $r:ty; )*) => {
         $(
+            // Each function's address, in a module of the same name (modules
+            // and functions live in different namespaces).
+            mod $name {
+                pub static ADDR: super::AtomicUsize = super::AtomicUsize::new(0);
+            }
+
             #[doc = concat!("libc's own `", stringify!($name), "`.")]
             ///
             /// # Safety
             /// As for the libc function.
             #[allow(clippy::too_many_arguments)]
             pub unsafe fn $name($($a: $t),*) -> $r {
-                static ADDR: AtomicUsize = AtomicUsize::new(0);
-                let mut f = ADDR.load(Ordering::Relaxed);
+                let mut f = $name::ADDR.load(Ordering::Relaxed);
                 if f == 0 {
                     f = resolve(concat!(stringify!($name), "\0"));
                     if f == 0 {
@@ -37,7 +42,7 @@ macro_rules! real {
                         unsafe { *libc::__errno_location() = libc::ENOSYS };
                         return <$r>::from(-1i8);
                     }
-                    ADDR.store(f, Ordering::Relaxed);
+                    $name::ADDR.store(f, Ordering::Relaxed);
                 }
                 // SAFETY: `f` is libc's definition of this very signature.
                 let f: unsafe extern "C" fn($($t),*) -> $r = unsafe { std::mem::transmute(f) };
@@ -45,6 +50,12 @@ macro_rules! real {
                 unsafe { f($($a),*) }
             }
         )*
+
+        /// Looks every function up now (from the library's constructor), so
+        /// that no hook calls dlsym later, possibly inside a signal handler.
+        pub fn resolve_all() {
+            $( $name::ADDR.store(resolve(concat!(stringify!($name), "\0")), Ordering::Relaxed); )*
+        }
     };
 }
 

@@ -253,10 +253,15 @@ pub fn clear_stale(fd: c_int) {
 }
 
 /// Drops whatever the shim holds for `fd` (not the kernel descriptor).
+/// A vfork()-style child changes nothing (the memory is its parent's); a
+/// forked child forgets the number in its own copy of the table only.
 pub fn forget_placed(fd: c_int) {
+    if api::shares_owner_memory() {
+        return;
+    }
     let kind = fds::kind(fd);
     fds::set_kind(fd, KERNEL);
-    if kind == OURS || kind == DUAL {
+    if (kind == OURS || kind == DUAL) && !api::in_forked_child() {
         epoll::forget(fd);
         if let Some(st) = running() {
             let _ = st.sockets.close(fd);

@@ -160,12 +160,14 @@ fn ms(timeout: c_int) -> Option<Duration> {
 
 #[no_mangle]
 pub unsafe extern "C" fn poll(fds: *mut libc::pollfd, n: libc::nfds_t, timeout: c_int) -> c_int {
-    if let Some(set) = unsafe { slice(fds, n) } {
-        if let Some(st) = stack_for(set) {
-            return run(st, set, ms(timeout), None);
+    crate::guard("poll", || {
+        if let Some(set) = unsafe { slice(fds, n) } {
+            if let Some(st) = stack_for(set) {
+                return run(st, set, ms(timeout), None);
+            }
         }
-    }
-    unsafe { real::poll(fds, n, timeout) }
+        unsafe { real::poll(fds, n, timeout) }
+    })
 }
 
 #[no_mangle]
@@ -175,10 +177,12 @@ pub unsafe extern "C" fn __poll_chk(
     timeout: c_int,
     size: usize,
 ) -> c_int {
-    if (n as usize).saturating_mul(std::mem::size_of::<libc::pollfd>()) > size {
-        std::process::abort();
-    }
-    unsafe { poll(fds, n, timeout) }
+    crate::guard("__poll_chk", || {
+        if (n as usize).saturating_mul(std::mem::size_of::<libc::pollfd>()) > size {
+            std::process::abort();
+        }
+        unsafe { poll(fds, n, timeout) }
+    })
 }
 
 #[no_mangle]
@@ -188,18 +192,20 @@ pub unsafe extern "C" fn ppoll(
     t: *const libc::timespec,
     mask: *const libc::sigset_t,
 ) -> c_int {
-    if let Some(set) = unsafe { slice(fds, n) } {
-        if let Some(st) = stack_for(set) {
-            let timeout = (!t.is_null()).then(|| unsafe {
-                Duration::new(
-                    (*t).tv_sec.max(0) as u64,
-                    (*t).tv_nsec.clamp(0, 999_999_999) as u32,
-                )
-            });
-            return run(st, set, timeout, (!mask.is_null()).then_some(mask));
+    crate::guard("ppoll", || {
+        if let Some(set) = unsafe { slice(fds, n) } {
+            if let Some(st) = stack_for(set) {
+                let timeout = (!t.is_null()).then(|| unsafe {
+                    Duration::new(
+                        (*t).tv_sec.max(0) as u64,
+                        (*t).tv_nsec.clamp(0, 999_999_999) as u32,
+                    )
+                });
+                return run(st, set, timeout, (!mask.is_null()).then_some(mask));
+            }
         }
-    }
-    unsafe { real::ppoll(fds, n, t, mask) }
+        unsafe { real::ppoll(fds, n, t, mask) }
+    })
 }
 
 /// select's sets as a poll set (only descriptors named in some set).
@@ -298,25 +304,27 @@ pub unsafe extern "C" fn select(
     e: *mut libc::fd_set,
     t: *mut libc::timeval,
 ) -> c_int {
-    let timeout = (!t.is_null()).then(|| unsafe {
-        Duration::from_secs((*t).tv_sec.max(0) as u64)
-            + Duration::from_micros((*t).tv_usec.clamp(0, 999_999) as u64)
-    });
-    let start = Instant::now();
-    match unsafe { select_mixed(n, r, w, e, timeout, None) } {
-        Some(rc) => {
-            if let Some(total) = timeout {
-                // Linux's select leaves the time not slept in the timeval.
-                let left = total.saturating_sub(start.elapsed());
-                unsafe {
-                    (*t).tv_sec = left.as_secs() as libc::time_t;
-                    (*t).tv_usec = left.subsec_micros() as libc::suseconds_t;
+    crate::guard("select", || {
+        let timeout = (!t.is_null()).then(|| unsafe {
+            Duration::from_secs((*t).tv_sec.max(0) as u64)
+                + Duration::from_micros((*t).tv_usec.clamp(0, 999_999) as u64)
+        });
+        let start = Instant::now();
+        match unsafe { select_mixed(n, r, w, e, timeout, None) } {
+            Some(rc) => {
+                if let Some(total) = timeout {
+                    // Linux's select leaves the time not slept in the timeval.
+                    let left = total.saturating_sub(start.elapsed());
+                    unsafe {
+                        (*t).tv_sec = left.as_secs() as libc::time_t;
+                        (*t).tv_usec = left.subsec_micros() as libc::suseconds_t;
+                    }
                 }
+                rc
             }
-            rc
+            None => unsafe { real::select(n, r, w, e, t) },
         }
-        None => unsafe { real::select(n, r, w, e, t) },
-    }
+    })
 }
 
 #[no_mangle]
@@ -328,15 +336,17 @@ pub unsafe extern "C" fn pselect(
     t: *const libc::timespec,
     mask: *const libc::sigset_t,
 ) -> c_int {
-    let timeout = (!t.is_null()).then(|| unsafe {
-        Duration::new(
-            (*t).tv_sec.max(0) as u64,
-            (*t).tv_nsec.clamp(0, 999_999_999) as u32,
-        )
-    });
-    let m = (!mask.is_null()).then_some(mask);
-    match unsafe { select_mixed(n, r, w, e, timeout, m) } {
-        Some(rc) => rc,
-        None => unsafe { real::pselect(n, r, w, e, t, mask) },
-    }
+    crate::guard("pselect", || {
+        let timeout = (!t.is_null()).then(|| unsafe {
+            Duration::new(
+                (*t).tv_sec.max(0) as u64,
+                (*t).tv_nsec.clamp(0, 999_999_999) as u32,
+            )
+        });
+        let m = (!mask.is_null()).then_some(mask);
+        match unsafe { select_mixed(n, r, w, e, timeout, m) } {
+            Some(rc) => rc,
+            None => unsafe { real::pselect(n, r, w, e, t, mask) },
+        }
+    })
 }

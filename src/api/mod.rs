@@ -503,11 +503,29 @@ extern "C" fn after_fork_in_child() {
     FORKED.store(true, Ordering::Release);
 }
 
-/// True in a process forked from the one that runs the stack. Its calls
-/// fail with EIO (closing a descriptor succeeds and does nothing): the
-/// child must never send a FIN or RST for its parent's connections.
+/// The process that started the stack (0 before it starts).
+static OWNER: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// True in a process other than the one that runs the stack: a child of
+/// fork(), or of vfork()/clone(CLONE_VM), which runs no atfork handler and
+/// shares the parent's memory (found by asking the kernel for the pid).
+/// Its calls fail with EIO (closing a descriptor succeeds and does
+/// nothing): it must never send a FIN or RST for its parent's connections.
 pub fn in_forked_child() -> bool {
-    FORKED.load(Ordering::Acquire)
+    FORKED.load(Ordering::Acquire) || shares_owner_memory()
+}
+
+/// True in a vfork()-style child: it runs in the stack owner's memory, so
+/// it must not change anything there, not even a table entry.
+pub fn shares_owner_memory() -> bool {
+    let owner = OWNER.load(Ordering::Acquire);
+    owner != 0 && !FORKED.load(Ordering::Acquire) && crate::sys::getpid() != owner
+}
+
+/// Marks this process as a forked child (for an atfork handler of a
+/// library that wraps this one and may run before the stack starts).
+pub fn mark_forked_child() {
+    FORKED.store(true, Ordering::Release);
 }
 
 /// Marks the process-wide stack failed (a panic was caught in a caller):
@@ -538,6 +556,7 @@ pub fn global() -> Result<&'static Sockets> {
             None => RuntimeConfig::from_env()?,
         };
         let s = Sockets::start(&cfg)?;
+        OWNER.store(crate::sys::getpid(), Ordering::Release);
         *EXIT_LINGER.lock() = cfg.exit_linger;
         // SAFETY: registering plain extern "C" functions with no arguments.
         unsafe {

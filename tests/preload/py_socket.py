@@ -372,6 +372,17 @@ def t_tcp_info():
     echo(s, payload(1000), half_close=True)
 
 
+def t_subprocess():
+    # subprocess uses vfork (the child shares our memory, runs no atfork
+    # handler, and closes every descriptor it does not pass on): our open
+    # connection must come through untouched.
+    import subprocess
+    s = connect()
+    echo(s, payload(5000))
+    subprocess.run(["true"], check=True, close_fds=True)
+    echo(s, payload(70000), half_close=True)
+
+
 CHECKS = [
     ("create_connection_1MB", t_create_connection),
     ("settimeout_recv", t_timeout),
@@ -384,6 +395,7 @@ CHECKS = [
     ("sigalrm_interrupts_recv", t_sigalrm),
     ("half_close", t_half_close),
     ("tcp_info_state", t_tcp_info),
+    ("subprocess_keeps_connection", t_subprocess),
 ]
 
 

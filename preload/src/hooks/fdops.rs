@@ -34,103 +34,109 @@ fn dup_placed(fd: c_int, new: c_int) {
 
 #[no_mangle]
 pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
-    let kind = fds::kind(fd);
-    match cmd {
-        libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
-            let new = unsafe { real::fcntl(fd, cmd, arg) };
-            dup_placed(fd, new);
-            new
-        }
-        libc::F_SETFL if kind == OURS => {
-            // The placeholder keeps the flags, so F_GETFL answers naturally.
-            let r = unsafe { real::fcntl(fd, cmd, arg) };
-            if r == 0 {
-                if let Some(st) = route::running() {
-                    let _ = st
-                        .sockets
-                        .set_nonblocking(fd, arg as c_int & libc::O_NONBLOCK != 0);
+    crate::guard("fcntl", || {
+        let kind = fds::kind(fd);
+        match cmd {
+            libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
+                let new = unsafe { real::fcntl(fd, cmd, arg) };
+                dup_placed(fd, new);
+                new
+            }
+            libc::F_SETFL if kind == OURS => {
+                // The placeholder keeps the flags, so F_GETFL answers naturally.
+                let r = unsafe { real::fcntl(fd, cmd, arg) };
+                if r == 0 {
+                    if let Some(st) = route::running() {
+                        let _ = st
+                            .sockets
+                            .set_nonblocking(fd, arg as c_int & libc::O_NONBLOCK != 0);
+                    }
+                }
+                r
+            }
+            libc::F_SETFL if kind == DUAL => {
+                fds::with_detail(fd, |d| d.nonblocking = arg as c_int & libc::O_NONBLOCK != 0);
+                unsafe { real::fcntl(fd, cmd, arg | libc::O_NONBLOCK as c_ulong) }
+            }
+            libc::F_GETFL if kind == DUAL => {
+                let r = unsafe { real::fcntl(fd, cmd, arg) };
+                let view = fds::with_detail(fd, |d| d.nonblocking);
+                if r < 0 {
+                    r
+                } else if view {
+                    r | libc::O_NONBLOCK
+                } else {
+                    r & !libc::O_NONBLOCK
                 }
             }
-            r
+            _ => unsafe { real::fcntl(fd, cmd, arg) },
         }
-        libc::F_SETFL if kind == DUAL => {
-            fds::with_detail(fd, |d| d.nonblocking = arg as c_int & libc::O_NONBLOCK != 0);
-            unsafe { real::fcntl(fd, cmd, arg | libc::O_NONBLOCK as c_ulong) }
-        }
-        libc::F_GETFL if kind == DUAL => {
-            let r = unsafe { real::fcntl(fd, cmd, arg) };
-            let view = fds::with_detail(fd, |d| d.nonblocking);
-            if r < 0 {
-                r
-            } else if view {
-                r | libc::O_NONBLOCK
-            } else {
-                r & !libc::O_NONBLOCK
-            }
-        }
-        _ => unsafe { real::fcntl(fd, cmd, arg) },
-    }
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
-    unsafe { fcntl(fd, cmd, arg) }
+    crate::guard("fcntl64", || unsafe { fcntl(fd, cmd, arg) })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn ioctl(fd: c_int, req: c_ulong, arg: c_ulong) -> c_int {
-    let kind = fds::kind(fd);
-    if kind == OURS || kind == DUAL {
-        match req {
-            libc::FIONBIO => {
-                if arg == 0 {
-                    return fail(libc::EFAULT);
-                }
-                let on = unsafe { *(arg as *const c_int) } != 0;
-                if kind == DUAL {
-                    fds::with_detail(fd, |d| d.nonblocking = on);
-                    return 0;
-                }
-                if let Some(st) = route::running() {
-                    let _ = st.sockets.set_nonblocking(fd, on);
-                }
-            }
-            libc::FIONREAD if kind == OURS => {
-                if arg == 0 {
-                    return fail(libc::EFAULT);
-                }
-                let Some(st) = route::running() else {
-                    return fail(libc::EIO);
-                };
-                return match st.sockets.pending_bytes(fd) {
-                    Ok(n) => {
-                        unsafe { *(arg as *mut c_int) = n.min(c_int::MAX as usize) as c_int };
-                        0
+    crate::guard("ioctl", || {
+        let kind = fds::kind(fd);
+        if kind == OURS || kind == DUAL {
+            match req {
+                libc::FIONBIO => {
+                    if arg == 0 {
+                        return fail(libc::EFAULT);
                     }
-                    Err(e) => fail(e.errno()),
-                };
+                    let on = unsafe { *(arg as *const c_int) } != 0;
+                    if kind == DUAL {
+                        fds::with_detail(fd, |d| d.nonblocking = on);
+                        return 0;
+                    }
+                    if let Some(st) = route::running() {
+                        let _ = st.sockets.set_nonblocking(fd, on);
+                    }
+                }
+                libc::FIONREAD if kind == OURS => {
+                    if arg == 0 {
+                        return fail(libc::EFAULT);
+                    }
+                    let Some(st) = route::running() else {
+                        return fail(libc::EIO);
+                    };
+                    return match st.sockets.pending_bytes(fd) {
+                        Ok(n) => {
+                            unsafe { *(arg as *mut c_int) = n.min(c_int::MAX as usize) as c_int };
+                            0
+                        }
+                        Err(e) => fail(e.errno()),
+                    };
+                }
+                _ => {}
             }
-            _ => {}
         }
-    }
-    unsafe { real::ioctl(fd, req, arg) }
+        unsafe { real::ioctl(fd, req, arg) }
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
-    let new = unsafe { real::dup(fd) };
-    dup_placed(fd, new);
-    new
+    crate::guard("dup", || {
+        let new = unsafe { real::dup(fd) };
+        dup_placed(fd, new);
+        new
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn dup2(fd: c_int, new: c_int) -> c_int {
-    unsafe { dup3_like(fd, new, None) }
+    crate::guard("dup2", || unsafe { dup3_like(fd, new, None) })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn dup3(fd: c_int, new: c_int, flags: c_int) -> c_int {
-    unsafe { dup3_like(fd, new, Some(flags)) }
+    crate::guard("dup3", || unsafe { dup3_like(fd, new, Some(flags)) })
 }
 
 unsafe fn dup3_like(fd: c_int, new: c_int, flags: Option<c_int>) -> c_int {
@@ -154,13 +160,15 @@ unsafe fn dup3_like(fd: c_int, new: c_int, flags: Option<c_int>) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) -> c_int {
-    if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
-        let last = last.min(i32::MAX as c_uint) as c_int;
-        for fd in fds::placed_in(first.min(i32::MAX as c_uint) as c_int, last) {
-            route::forget_placed(fd);
+    crate::guard("close_range", || {
+        if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
+            let last = last.min(i32::MAX as c_uint) as c_int;
+            for fd in fds::placed_in(first.min(i32::MAX as c_uint) as c_int, last) {
+                route::forget_placed(fd);
+            }
         }
-    }
-    unsafe { real::close_range(first, last, flags) }
+        unsafe { real::close_range(first, last, flags) }
+    })
 }
 
 fn fresh(fd: c_int) -> c_int {
@@ -180,12 +188,14 @@ fn fresh_pair(r: c_int, fds: *mut c_int) -> c_int {
 
 #[no_mangle]
 pub unsafe extern "C" fn pipe(fds: *mut c_int) -> c_int {
-    fresh_pair(unsafe { real::pipe(fds) }, fds)
+    crate::guard("pipe", || fresh_pair(unsafe { real::pipe(fds) }, fds))
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
-    fresh_pair(unsafe { real::pipe2(fds, flags) }, fds)
+    crate::guard("pipe2", || {
+        fresh_pair(unsafe { real::pipe2(fds, flags) }, fds)
+    })
 }
 
 #[no_mangle]
@@ -195,22 +205,26 @@ pub unsafe extern "C" fn socketpair(
     protocol: c_int,
     sv: *mut c_int,
 ) -> c_int {
-    fresh_pair(unsafe { real::socketpair(domain, ty, protocol, sv) }, sv)
+    crate::guard("socketpair", || {
+        fresh_pair(unsafe { real::socketpair(domain, ty, protocol, sv) }, sv)
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn eventfd(init: c_uint, flags: c_int) -> c_int {
-    fresh(unsafe { real::eventfd(init, flags) })
+    crate::guard("eventfd", || fresh(unsafe { real::eventfd(init, flags) }))
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn open(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
-    fresh(unsafe { real::open(path, flags, mode) })
+    crate::guard("open", || fresh(unsafe { real::open(path, flags, mode) }))
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn open64(path: *const c_char, flags: c_int, mode: c_uint) -> c_int {
-    fresh(unsafe { real::open64(path, flags, mode) })
+    crate::guard("open64", || {
+        fresh(unsafe { real::open64(path, flags, mode) })
+    })
 }
 
 #[no_mangle]
@@ -220,7 +234,9 @@ pub unsafe extern "C" fn openat(
     flags: c_int,
     mode: c_uint,
 ) -> c_int {
-    fresh(unsafe { real::openat(dir, path, flags, mode) })
+    crate::guard("openat", || {
+        fresh(unsafe { real::openat(dir, path, flags, mode) })
+    })
 }
 
 #[no_mangle]
@@ -230,5 +246,7 @@ pub unsafe extern "C" fn openat64(
     flags: c_int,
     mode: c_uint,
 ) -> c_int {
-    fresh(unsafe { real::openat64(dir, path, flags, mode) })
+    crate::guard("openat64", || {
+        fresh(unsafe { real::openat64(dir, path, flags, mode) })
+    })
 }

@@ -22,35 +22,43 @@ fn ours(fd: c_int) -> bool {
 
 #[no_mangle]
 pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: usize) -> isize {
-    if ours(fd) {
-        return unsafe { ffi::rs_recv(fd, buf, n, 0) };
-    }
-    unsafe { real::read(fd, buf, n) }
+    crate::guard("read", || {
+        if ours(fd) {
+            return unsafe { ffi::rs_recv(fd, buf, n, 0) };
+        }
+        unsafe { real::read(fd, buf, n) }
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn __read_chk(fd: c_int, buf: *mut c_void, n: usize, size: usize) -> isize {
-    if n > size {
-        // What glibc's fortified read does on a buffer overflow.
-        std::process::abort();
-    }
-    unsafe { read(fd, buf, n) }
+    crate::guard("__read_chk", || {
+        if n > size {
+            // What glibc's fortified read does on a buffer overflow.
+            std::process::abort();
+        }
+        unsafe { read(fd, buf, n) }
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: usize) -> isize {
-    if ours(fd) {
-        return unsafe { ffi::rs_send(fd, buf, n, 0) };
-    }
-    unsafe { real::write(fd, buf, n) }
+    crate::guard("write", || {
+        if ours(fd) {
+            return unsafe { ffi::rs_send(fd, buf, n, 0) };
+        }
+        unsafe { real::write(fd, buf, n) }
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: usize, flags: c_int) -> isize {
-    if ours(fd) {
-        return unsafe { ffi::rs_recv(fd, buf, n, flags) };
-    }
-    unsafe { real::recv(fd, buf, n, flags) }
+    crate::guard("recv", || {
+        if ours(fd) {
+            return unsafe { ffi::rs_recv(fd, buf, n, flags) };
+        }
+        unsafe { real::recv(fd, buf, n, flags) }
+    })
 }
 
 #[no_mangle]
@@ -61,18 +69,22 @@ pub unsafe extern "C" fn __recv_chk(
     size: usize,
     flags: c_int,
 ) -> isize {
-    if n > size {
-        std::process::abort();
-    }
-    unsafe { recv(fd, buf, n, flags) }
+    crate::guard("__recv_chk", || {
+        if n > size {
+            std::process::abort();
+        }
+        unsafe { recv(fd, buf, n, flags) }
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: usize, flags: c_int) -> isize {
-    if ours(fd) {
-        return unsafe { ffi::rs_send(fd, buf, n, flags) };
-    }
-    unsafe { real::send(fd, buf, n, flags) }
+    crate::guard("send", || {
+        if ours(fd) {
+            return unsafe { ffi::rs_send(fd, buf, n, flags) };
+        }
+        unsafe { real::send(fd, buf, n, flags) }
+    })
 }
 
 #[no_mangle]
@@ -84,15 +96,17 @@ pub unsafe extern "C" fn recvfrom(
     addr: *mut sockaddr,
     len: *mut socklen_t,
 ) -> isize {
-    if ours(fd) {
-        let r = unsafe { ffi::rs_recv(fd, buf, n, flags) };
-        // A stream socket reports no source address, as Linux's TCP does.
-        if r >= 0 && !addr.is_null() && !len.is_null() {
-            unsafe { *len = 0 };
+    crate::guard("recvfrom", || {
+        if ours(fd) {
+            let r = unsafe { ffi::rs_recv(fd, buf, n, flags) };
+            // A stream socket reports no source address, as Linux's TCP does.
+            if r >= 0 && !addr.is_null() && !len.is_null() {
+                unsafe { *len = 0 };
+            }
+            return r;
         }
-        return r;
-    }
-    unsafe { real::recvfrom(fd, buf, n, flags, addr, len) }
+        unsafe { real::recvfrom(fd, buf, n, flags, addr, len) }
+    })
 }
 
 #[no_mangle]
@@ -105,10 +119,12 @@ pub unsafe extern "C" fn __recvfrom_chk(
     addr: *mut sockaddr,
     len: *mut socklen_t,
 ) -> isize {
-    if n > size {
-        std::process::abort();
-    }
-    unsafe { recvfrom(fd, buf, n, flags, addr, len) }
+    crate::guard("__recvfrom_chk", || {
+        if n > size {
+            std::process::abort();
+        }
+        unsafe { recvfrom(fd, buf, n, flags, addr, len) }
+    })
 }
 
 #[no_mangle]
@@ -120,11 +136,13 @@ pub unsafe extern "C" fn sendto(
     addr: *const sockaddr,
     len: socklen_t,
 ) -> isize {
-    if ours(fd) {
-        // A connected stream socket ignores the destination, as Linux's TCP does.
-        return unsafe { ffi::rs_send(fd, buf, n, flags) };
-    }
-    unsafe { real::sendto(fd, buf, n, flags, addr, len) }
+    crate::guard("sendto", || {
+        if ours(fd) {
+            // A connected stream socket ignores the destination, as Linux's TCP does.
+            return unsafe { ffi::rs_send(fd, buf, n, flags) };
+        }
+        unsafe { real::sendto(fd, buf, n, flags, addr, len) }
+    })
 }
 
 /// The iovec array as slices (a NULL array with a zero count is empty).
@@ -178,57 +196,65 @@ unsafe fn send_vec(fd: c_int, iov: &[iovec], flags: c_int) -> isize {
 
 #[no_mangle]
 pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> isize {
-    if ours(fd) {
-        if n < 0 {
-            return fail(libc::EINVAL);
+    crate::guard("readv", || {
+        if ours(fd) {
+            if n < 0 {
+                return fail(libc::EINVAL);
+            }
+            return unsafe { recv_vec(fd, iovs(iov, n as usize), 0) };
         }
-        return unsafe { recv_vec(fd, iovs(iov, n as usize), 0) };
-    }
-    unsafe { real::readv(fd, iov, n) }
+        unsafe { real::readv(fd, iov, n) }
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> isize {
-    if ours(fd) {
-        if n < 0 {
-            return fail(libc::EINVAL);
+    crate::guard("writev", || {
+        if ours(fd) {
+            if n < 0 {
+                return fail(libc::EINVAL);
+            }
+            return unsafe { send_vec(fd, iovs(iov, n as usize), 0) };
         }
-        return unsafe { send_vec(fd, iovs(iov, n as usize), 0) };
-    }
-    unsafe { real::writev(fd, iov, n) }
+        unsafe { real::writev(fd, iov, n) }
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> isize {
-    if !ours(fd) {
-        return unsafe { real::recvmsg(fd, msg, flags) };
-    }
-    if msg.is_null() {
-        return fail(libc::EFAULT);
-    }
-    let m = unsafe { &mut *msg };
-    let r = unsafe { recv_vec(fd, iovs(m.msg_iov, m.msg_iovlen), flags) };
-    if r >= 0 {
-        m.msg_namelen = 0;
-        m.msg_controllen = 0;
-        m.msg_flags = 0;
-    }
-    r
+    crate::guard("recvmsg", || {
+        if !ours(fd) {
+            return unsafe { real::recvmsg(fd, msg, flags) };
+        }
+        if msg.is_null() {
+            return fail(libc::EFAULT);
+        }
+        let m = unsafe { &mut *msg };
+        let r = unsafe { recv_vec(fd, iovs(m.msg_iov, m.msg_iovlen), flags) };
+        if r >= 0 {
+            m.msg_namelen = 0;
+            m.msg_controllen = 0;
+            m.msg_flags = 0;
+        }
+        r
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> isize {
-    if !ours(fd) {
-        return unsafe { real::sendmsg(fd, msg, flags) };
-    }
-    if msg.is_null() {
-        return fail(libc::EFAULT);
-    }
-    let m = unsafe { &*msg };
-    if m.msg_controllen > 0 {
-        route::warn_unsupported("ancillary data (sendmsg control messages)");
-    }
-    unsafe { send_vec(fd, iovs(m.msg_iov, m.msg_iovlen), flags) }
+    crate::guard("sendmsg", || {
+        if !ours(fd) {
+            return unsafe { real::sendmsg(fd, msg, flags) };
+        }
+        if msg.is_null() {
+            return fail(libc::EFAULT);
+        }
+        let m = unsafe { &*msg };
+        if m.msg_controllen > 0 {
+            route::warn_unsupported("ancillary data (sendmsg control messages)");
+        }
+        unsafe { send_vec(fd, iovs(m.msg_iov, m.msg_iovlen), flags) }
+    })
 }
 
 #[no_mangle]
@@ -239,21 +265,23 @@ pub unsafe extern "C" fn recvmmsg(
     flags: c_int,
     t: *mut libc::timespec,
 ) -> c_int {
-    if !ours(fd) {
-        return unsafe { real::recvmmsg(fd, v, n, flags, t) };
-    }
-    if !t.is_null() {
-        route::warn_unsupported("recvmmsg's timeout");
-    }
-    batch(v, n, |m, i| {
-        // After the first message, never block (as MSG_WAITFORONE asks and
-        // a stream socket's later messages would anyway).
-        let f = if i > 0 {
-            flags | libc::MSG_DONTWAIT
-        } else {
-            flags
-        };
-        unsafe { recvmsg(fd, m, f & !libc::MSG_WAITFORONE) }
+    crate::guard("recvmmsg", || {
+        if !ours(fd) {
+            return unsafe { real::recvmmsg(fd, v, n, flags, t) };
+        }
+        if !t.is_null() {
+            route::warn_unsupported("recvmmsg's timeout");
+        }
+        batch(v, n, |m, i| {
+            // After the first message, never block (as MSG_WAITFORONE asks and
+            // a stream socket's later messages would anyway).
+            let f = if i > 0 {
+                flags | libc::MSG_DONTWAIT
+            } else {
+                flags
+            };
+            unsafe { recvmsg(fd, m, f & !libc::MSG_WAITFORONE) }
+        })
     })
 }
 
@@ -264,10 +292,12 @@ pub unsafe extern "C" fn sendmmsg(
     n: c_uint,
     flags: c_int,
 ) -> c_int {
-    if !ours(fd) {
-        return unsafe { real::sendmmsg(fd, v, n, flags) };
-    }
-    batch(v, n, |m, _| unsafe { sendmsg(fd, m, flags) })
+    crate::guard("sendmmsg", || {
+        if !ours(fd) {
+            return unsafe { real::sendmmsg(fd, v, n, flags) };
+        }
+        batch(v, n, |m, _| unsafe { sendmsg(fd, m, flags) })
+    })
 }
 
 /// Runs `one` over the messages until one fails; the count done, or the
@@ -339,24 +369,28 @@ unsafe fn sendfile_ours(out: c_int, inp: c_int, off: *mut off_t, n: usize) -> is
 
 #[no_mangle]
 pub unsafe extern "C" fn sendfile(out: c_int, inp: c_int, off: *mut off_t, n: usize) -> isize {
-    if ours(out) {
-        return unsafe { sendfile_ours(out, inp, off, n) };
-    }
-    if ours(inp) {
-        return fail(libc::EINVAL);
-    }
-    unsafe { real::sendfile(out, inp, off, n) }
+    crate::guard("sendfile", || {
+        if ours(out) {
+            return unsafe { sendfile_ours(out, inp, off, n) };
+        }
+        if ours(inp) {
+            return fail(libc::EINVAL);
+        }
+        unsafe { real::sendfile(out, inp, off, n) }
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn sendfile64(out: c_int, inp: c_int, off: *mut off_t, n: usize) -> isize {
-    if ours(out) {
-        return unsafe { sendfile_ours(out, inp, off, n) };
-    }
-    if ours(inp) {
-        return fail(libc::EINVAL);
-    }
-    unsafe { real::sendfile64(out, inp, off, n) }
+    crate::guard("sendfile64", || {
+        if ours(out) {
+            return unsafe { sendfile_ours(out, inp, off, n) };
+        }
+        if ours(inp) {
+            return fail(libc::EINVAL);
+        }
+        unsafe { real::sendfile64(out, inp, off, n) }
+    })
 }
 
 #[no_mangle]
@@ -368,12 +402,14 @@ pub unsafe extern "C" fn splice(
     n: usize,
     flags: c_uint,
 ) -> isize {
-    if ours(a) || ours(b) {
-        // Programs that splice fall back to read/write on EINVAL.
-        route::warn_unsupported("splice");
-        return fail(libc::EINVAL);
-    }
-    let r = unsafe { real::splice(a, aoff, b, boff, n, flags) };
-    let _ = errno();
-    r
+    crate::guard("splice", || {
+        if ours(a) || ours(b) {
+            // Programs that splice fall back to read/write on EINVAL.
+            route::warn_unsupported("splice");
+            return fail(libc::EINVAL);
+        }
+        let r = unsafe { real::splice(a, aoff, b, boff, n, flags) };
+        let _ = errno();
+        r
+    })
 }

@@ -18,21 +18,23 @@ const TYPE_MASK: c_int = 0xf;
 
 #[no_mangle]
 pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, protocol: c_int) -> c_int {
-    let fd = unsafe { real::socket(domain, ty, protocol) };
-    if fd < 0 || route::bypass() {
-        return fd;
-    }
-    route::clear_stale(fd);
-    let tcp = domain == libc::AF_INET
-        && ty & TYPE_MASK == libc::SOCK_STREAM
-        && (protocol == 0 || protocol == libc::IPPROTO_TCP);
-    if tcp && route::stack().is_some() && !fds::set_kind(fd, PENDING) {
-        rs_log!(
-            Debug,
-            "preload: fd {fd} goes to the kernel: beyond the shim's table"
-        );
-    }
-    fd
+    crate::guard("socket", || {
+        let fd = unsafe { real::socket(domain, ty, protocol) };
+        if fd < 0 || route::bypass() {
+            return fd;
+        }
+        route::clear_stale(fd);
+        let tcp = domain == libc::AF_INET
+            && ty & TYPE_MASK == libc::SOCK_STREAM
+            && (protocol == 0 || protocol == libc::IPPROTO_TCP);
+        if tcp && route::stack().is_some() && !fds::set_kind(fd, PENDING) {
+            rs_log!(
+                Debug,
+                "preload: fd {fd} goes to the kernel: beyond the shim's table"
+            );
+        }
+        fd
+    })
 }
 
 /// The kernel's port for `fd` (after its bind or autobind).
@@ -45,76 +47,80 @@ fn kernel_port(fd: c_int) -> Option<u16> {
 
 #[no_mangle]
 pub unsafe extern "C" fn bind(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
-    match fds::kind(fd) {
-        OURS => unsafe { ffi::rs_bind(fd, addr, len) },
-        PENDING => {
-            let (Some(st), Ok(a)) = (route::running(), unsafe { sa::read(addr, len) }) else {
-                // Let the kernel give its answer to a malformed address.
-                return unsafe { real::bind(fd, addr, len) };
-            };
-            if *a.ip() == st.addr {
-                if route::make_ours(st, fd) {
-                    return unsafe { ffi::rs_bind(fd, addr, len) };
-                }
-            } else if a.ip().is_unspecified() {
-                let r = unsafe { real::bind(fd, addr, len) };
-                if r == 0 {
-                    match kernel_port(fd) {
-                        Some(port) => {
-                            route::make_dual(st, fd, port);
-                        }
-                        None => route::to_kernel(fd, format_args!("no port after bind")),
+    crate::guard("bind", || {
+        match fds::kind(fd) {
+            OURS => unsafe { ffi::rs_bind(fd, addr, len) },
+            PENDING => {
+                let (Some(st), Ok(a)) = (route::running(), unsafe { sa::read(addr, len) }) else {
+                    // Let the kernel give its answer to a malformed address.
+                    return unsafe { real::bind(fd, addr, len) };
+                };
+                if *a.ip() == st.addr {
+                    if route::make_ours(st, fd) {
+                        return unsafe { ffi::rs_bind(fd, addr, len) };
                     }
+                } else if a.ip().is_unspecified() {
+                    let r = unsafe { real::bind(fd, addr, len) };
+                    if r == 0 {
+                        match kernel_port(fd) {
+                            Some(port) => {
+                                route::make_dual(st, fd, port);
+                            }
+                            None => route::to_kernel(fd, format_args!("no port after bind")),
+                        }
+                    }
+                    return r;
+                } else {
+                    route::to_kernel(
+                        fd,
+                        format_args!("bound to {}, not the stack's address", a.ip()),
+                    );
                 }
-                return r;
-            } else {
-                route::to_kernel(
-                    fd,
-                    format_args!("bound to {}, not the stack's address", a.ip()),
-                );
+                unsafe { real::bind(fd, addr, len) }
             }
-            unsafe { real::bind(fd, addr, len) }
+            _ => unsafe { real::bind(fd, addr, len) },
         }
-        _ => unsafe { real::bind(fd, addr, len) },
-    }
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn listen(fd: c_int, backlog: c_int) -> c_int {
-    match fds::kind(fd) {
-        OURS => {
-            let r = ffi::rs_listen(fd, backlog);
-            if r == 0 {
-                if let Some(Ok(a)) = route::running().map(|st| st.sockets.local_addr(fd)) {
-                    rs_log!(Debug, "preload: fd {fd} listens on {a} through rstcp");
+    crate::guard("listen", || {
+        match fds::kind(fd) {
+            OURS => {
+                let r = ffi::rs_listen(fd, backlog);
+                if r == 0 {
+                    if let Some(Ok(a)) = route::running().map(|st| st.sockets.local_addr(fd)) {
+                        rs_log!(Debug, "preload: fd {fd} listens on {a} through rstcp");
+                    }
                 }
+                r
             }
-            r
-        }
-        PENDING => {
-            // listen() without bind: the kernel picks the port (INADDR_ANY),
-            // and the stack listens on it too.
-            let r = unsafe { real::listen(fd, backlog) };
-            match (r, route::running(), kernel_port(fd)) {
-                (0, Some(st), Some(port)) if route::make_dual(st, fd, port) => {
-                    listen_dual_half(st, fd, backlog);
+            PENDING => {
+                // listen() without bind: the kernel picks the port (INADDR_ANY),
+                // and the stack listens on it too.
+                let r = unsafe { real::listen(fd, backlog) };
+                match (r, route::running(), kernel_port(fd)) {
+                    (0, Some(st), Some(port)) if route::make_dual(st, fd, port) => {
+                        listen_dual_half(st, fd, backlog);
+                    }
+                    (0, ..) => route::to_kernel(fd, format_args!("listen without bind")),
+                    _ => {}
                 }
-                (0, ..) => route::to_kernel(fd, format_args!("listen without bind")),
-                _ => {}
+                r
             }
-            r
-        }
-        DUAL => {
-            let r = unsafe { real::listen(fd, backlog) };
-            if r == 0 {
-                if let Some(st) = route::running() {
-                    listen_dual_half(st, fd, backlog);
+            DUAL => {
+                let r = unsafe { real::listen(fd, backlog) };
+                if r == 0 {
+                    if let Some(st) = route::running() {
+                        listen_dual_half(st, fd, backlog);
+                    }
                 }
+                r
             }
-            r
+            _ => unsafe { real::listen(fd, backlog) },
         }
-        _ => unsafe { real::listen(fd, backlog) },
-    }
+    })
 }
 
 fn listen_dual_half(st: &Stack, fd: c_int, backlog: c_int) {
@@ -135,7 +141,7 @@ fn listen_dual_half(st: &Stack, fd: c_int, backlog: c_int) {
 
 #[no_mangle]
 pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
-    unsafe { accept4(fd, addr, len, 0) }
+    crate::guard("accept", || unsafe { accept4(fd, addr, len, 0) })
 }
 
 #[no_mangle]
@@ -145,7 +151,7 @@ pub unsafe extern "C" fn accept4(
     len: *mut socklen_t,
     flags: c_int,
 ) -> c_int {
-    match fds::kind(fd) {
+    crate::guard("accept4", || match fds::kind(fd) {
         OURS => unsafe { accept_ours(fd, addr, len, flags, None) },
         DUAL => unsafe { accept_dual(fd, addr, len, flags) },
         _ => {
@@ -153,7 +159,7 @@ pub unsafe extern "C" fn accept4(
             route::clear_stale(nfd);
             nfd
         }
-    }
+    })
 }
 
 /// Accepts an rstcp connection into a new placeholder (or `placeholder`).
@@ -285,51 +291,53 @@ unsafe fn accept_kernel_half(
 
 #[no_mangle]
 pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
-    match fds::kind(fd) {
-        OURS => unsafe { ffi::rs_connect(fd, addr, len) },
-        kind @ (PENDING | DUAL) => {
-            let to = unsafe { sa::read(addr, len) }.ok().map(|a| *a.ip());
-            let st = route::running();
-            let ours = matches!((st, to), (Some(st), Some(ip)) if st.serves(ip));
-            match (kind, ours) {
-                (PENDING, true) => {
-                    if route::make_ours(st.expect("running"), fd) {
-                        return unsafe { ffi::rs_connect(fd, addr, len) };
-                    }
-                }
-                (DUAL, true) => {
-                    let r = unsafe { ffi::rs_connect(fd, addr, len) };
-                    let e = errno();
-                    let view = fds::take_detail(fd).nonblocking;
-                    if !view {
-                        unsafe {
-                            let fl = real::fcntl(fd, libc::F_GETFL, 0);
-                            real::fcntl(fd, libc::F_SETFL, (fl & !libc::O_NONBLOCK) as _);
+    crate::guard("connect", || {
+        match fds::kind(fd) {
+            OURS => unsafe { ffi::rs_connect(fd, addr, len) },
+            kind @ (PENDING | DUAL) => {
+                let to = unsafe { sa::read(addr, len) }.ok().map(|a| *a.ip());
+                let st = route::running();
+                let ours = matches!((st, to), (Some(st), Some(ip)) if st.serves(ip));
+                match (kind, ours) {
+                    (PENDING, true) => {
+                        if route::make_ours(st.expect("running"), fd) {
+                            return unsafe { ffi::rs_connect(fd, addr, len) };
                         }
                     }
-                    st.expect("running").sockets.set_nonblocking(fd, view).ok();
-                    fds::set_kind(fd, OURS);
-                    // A blocking connect was started non-blocking: finish it.
-                    if r < 0 && e == libc::EINPROGRESS && !view {
-                        return unsafe { ffi::rs_connect(fd, addr, len) };
+                    (DUAL, true) => {
+                        let r = unsafe { ffi::rs_connect(fd, addr, len) };
+                        let e = errno();
+                        let view = fds::take_detail(fd).nonblocking;
+                        if !view {
+                            unsafe {
+                                let fl = real::fcntl(fd, libc::F_GETFL, 0);
+                                real::fcntl(fd, libc::F_SETFL, (fl & !libc::O_NONBLOCK) as _);
+                            }
+                        }
+                        st.expect("running").sockets.set_nonblocking(fd, view).ok();
+                        fds::set_kind(fd, OURS);
+                        // A blocking connect was started non-blocking: finish it.
+                        if r < 0 && e == libc::EINPROGRESS && !view {
+                            return unsafe { ffi::rs_connect(fd, addr, len) };
+                        }
+                        return if r < 0 { fail(e) } else { 0 };
                     }
-                    return if r < 0 { fail(e) } else { 0 };
+                    (DUAL, false) => route::drop_dual_half(fd),
+                    _ => {
+                        let ip = to.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                        route::to_kernel(fd, format_args!("{ip} is not on the stack's link"));
+                    }
                 }
-                (DUAL, false) => route::drop_dual_half(fd),
-                _ => {
-                    let ip = to.unwrap_or(Ipv4Addr::UNSPECIFIED);
-                    route::to_kernel(fd, format_args!("{ip} is not on the stack's link"));
-                }
+                unsafe { real::connect(fd, addr, len) }
             }
-            unsafe { real::connect(fd, addr, len) }
+            _ => unsafe { real::connect(fd, addr, len) },
         }
-        _ => unsafe { real::connect(fd, addr, len) },
-    }
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
-    match fds::kind(fd) {
+    crate::guard("shutdown", || match fds::kind(fd) {
         OURS => ffi::rs_shutdown(fd, how),
         DUAL => {
             let k = unsafe { real::shutdown(fd, how) };
@@ -341,38 +349,40 @@ pub unsafe extern "C" fn shutdown(fd: c_int, how: c_int) -> c_int {
             }
         }
         _ => unsafe { real::shutdown(fd, how) },
-    }
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    match fds::kind(fd) {
-        KERNEL => {
-            epoll::forget_set(fd);
-            unsafe { real::close(fd) }
+    crate::guard("close", || {
+        match fds::kind(fd) {
+            KERNEL => {
+                epoll::forget_set(fd);
+                unsafe { real::close(fd) }
+            }
+            _ => {
+                // Forget the number before the kernel can hand it out again.
+                route::forget_placed(fd);
+                unsafe { real::close(fd) }
+            }
         }
-        _ => {
-            // Forget the number before the kernel can hand it out again.
-            route::forget_placed(fd);
-            unsafe { real::close(fd) }
-        }
-    }
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn getsockname(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
-    match fds::kind(fd) {
+    crate::guard("getsockname", || match fds::kind(fd) {
         OURS => unsafe { ffi::rs_getsockname(fd, addr, len) },
         _ => unsafe { real::getsockname(fd, addr, len) },
-    }
+    })
 }
 
 #[no_mangle]
 pub unsafe extern "C" fn getpeername(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
-    match fds::kind(fd) {
+    crate::guard("getpeername", || match fds::kind(fd) {
         OURS => unsafe { ffi::rs_getpeername(fd, addr, len) },
         _ => unsafe { real::getpeername(fd, addr, len) },
-    }
+    })
 }
 
 #[no_mangle]
@@ -383,17 +393,19 @@ pub unsafe extern "C" fn getsockopt(
     val: *mut c_void,
     len: *mut socklen_t,
 ) -> c_int {
-    if fds::kind(fd) == OURS {
-        if level == libc::IPPROTO_TCP && name == libc::TCP_INFO {
-            return unsafe { tcp_info(fd, val, len) };
+    crate::guard("getsockopt", || {
+        if fds::kind(fd) == OURS {
+            if level == libc::IPPROTO_TCP && name == libc::TCP_INFO {
+                return unsafe { tcp_info(fd, val, len) };
+            }
+            let r = unsafe { ffi::rs_getsockopt(fd, level, name, val, len) };
+            if r == 0 || errno() != libc::ENOPROTOOPT {
+                return r;
+            }
         }
-        let r = unsafe { ffi::rs_getsockopt(fd, level, name, val, len) };
-        if r == 0 || errno() != libc::ENOPROTOOPT {
-            return r;
-        }
-    }
-    // Options the stack does not keep: the placeholder's answer.
-    unsafe { real::getsockopt(fd, level, name, val, len) }
+        // Options the stack does not keep: the placeholder's answer.
+        unsafe { real::getsockopt(fd, level, name, val, len) }
+    })
 }
 
 /// TCP_INFO with what the stack can tell today (state and MSS; the rest
@@ -450,29 +462,31 @@ pub unsafe extern "C" fn setsockopt(
     val: *const c_void,
     len: socklen_t,
 ) -> c_int {
-    match fds::kind(fd) {
-        OURS => {
-            let r = unsafe { ffi::rs_setsockopt(fd, level, name, val, len) };
-            if r == 0 || errno() != libc::ENOPROTOOPT {
-                return r;
-            }
-            unsafe { real::setsockopt(fd, level, name, val, len) }
-        }
-        kind @ (PENDING | DUAL) => {
-            let r = unsafe { real::setsockopt(fd, level, name, val, len) };
-            if r == 0 && !val.is_null() {
-                if kind == DUAL {
-                    unsafe { ffi::rs_setsockopt(fd, level, name, val, len) };
-                } else {
-                    // SAFETY: the kernel just read `len` bytes from `val`.
-                    let value =
-                        unsafe { std::slice::from_raw_parts(val as *const u8, len as usize) }
-                            .to_vec();
-                    fds::with_detail(fd, |d| d.opts.push(fds::SavedOpt { level, name, value }));
+    crate::guard("setsockopt", || {
+        match fds::kind(fd) {
+            OURS => {
+                let r = unsafe { ffi::rs_setsockopt(fd, level, name, val, len) };
+                if r == 0 || errno() != libc::ENOPROTOOPT {
+                    return r;
                 }
+                unsafe { real::setsockopt(fd, level, name, val, len) }
             }
-            r
+            kind @ (PENDING | DUAL) => {
+                let r = unsafe { real::setsockopt(fd, level, name, val, len) };
+                if r == 0 && !val.is_null() {
+                    if kind == DUAL {
+                        unsafe { ffi::rs_setsockopt(fd, level, name, val, len) };
+                    } else {
+                        // SAFETY: the kernel just read `len` bytes from `val`.
+                        let value =
+                            unsafe { std::slice::from_raw_parts(val as *const u8, len as usize) }
+                                .to_vec();
+                        fds::with_detail(fd, |d| d.opts.push(fds::SavedOpt { level, name, value }));
+                    }
+                }
+                r
+            }
+            _ => unsafe { real::setsockopt(fd, level, name, val, len) },
         }
-        _ => unsafe { real::setsockopt(fd, level, name, val, len) },
-    }
+    })
 }
