@@ -51,7 +51,10 @@ pub fn write(level: Level, args: std::fmt::Arguments<'_>) {
         Level::Debug => "debug",
         Level::Trace => "trace",
     };
-    eprintln!("rstcp {tag}: {args}");
+    // A raw write to fd 2: the I/O thread logs too, and must not go through
+    // the LD_PRELOAD shim's `write` (fd 2 might even be an rstcp socket).
+    let line = format!("rstcp {tag}: {args}\n");
+    let _ = crate::sys::write(2, line.as_bytes());
 }
 
 /// Logs a formatted line at a level if `RSTCP_LOG` enables it.

@@ -109,6 +109,49 @@ fn timespec(d: Duration) -> libc::timespec {
     }
 }
 
+/// The kernel's `struct sigaction` (rt_sigaction's layout on x86-64 and
+/// arm64).
+#[repr(C)]
+struct KernelSigaction {
+    handler: usize,
+    flags: u64,
+    restorer: usize,
+    mask: u64,
+}
+
+/// True if every signal handler the program installed has SA_RESTART. A
+/// wait the kernel would restart after such a handler, but that had to end
+/// with EINTR (a ppoll over several descriptors), may then go on instead.
+pub fn all_handlers_restart() -> bool {
+    for sig in 1..=64 {
+        // glibc's own (thread cancellation, set*id) are not the program's.
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP || sig == 32 || sig == 33 {
+            continue;
+        }
+        let mut old = KernelSigaction {
+            handler: 0,
+            flags: 0,
+            restorer: 0,
+            mask: 0,
+        };
+        // SAFETY: reads the action into `old`; the set size is the kernel's.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                std::ptr::null::<KernelSigaction>(),
+                &mut old as *mut KernelSigaction,
+                8usize,
+            )
+        };
+        let installed = old.handler != libc::SIG_DFL && old.handler != libc::SIG_IGN;
+        if r == 0 && installed && old.flags & libc::SA_RESTART as u64 == 0 {
+            return false;
+        }
+    }
+    true
+}
+
 /// How a futex wait ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wake {

@@ -50,6 +50,9 @@ struct Set {
     efd: c_int,
     interest: HashMap<c_int, Interest>,
     ready: VecDeque<c_int>,
+    /// Alternates which side fills a short event array first, so that
+    /// neither ours nor the kernel's descriptors starve the other.
+    kernel_first: bool,
 }
 
 static SETS: Mutex<Option<HashMap<c_int, Arc<Mutex<Set>>>>> = Mutex::new(None);
@@ -89,6 +92,7 @@ fn set_of(epfd: c_int) -> Result<Arc<Mutex<Set>>, i32> {
         efd,
         interest: HashMap::new(),
         ready: VecDeque::new(),
+        kernel_first: false,
     }));
     map.insert(epfd, set.clone());
     COUNT.fetch_add(1, Ordering::AcqRel);
@@ -159,7 +163,7 @@ fn ours_ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_event) -> Re
             i.events = events;
             i.data = data;
             i.armed = true;
-            st.sockets.unwatch(fd, &waiter);
+            st.sockets.unwatch(fd, &waiter, fd as u64);
             st.sockets
                 .watch(fd, &waiter, (events & LEVEL_BITS) as u16 as i16, fd as u64)
                 .map_err(|e| e.errno())?;
@@ -167,7 +171,7 @@ fn ours_ctl(epfd: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_event) -> Re
         }
         libc::EPOLL_CTL_DEL => {
             s.interest.remove(&fd).ok_or(libc::ENOENT)?;
-            st.sockets.unwatch(fd, &s.waiter);
+            st.sockets.unwatch(fd, &s.waiter, fd as u64);
         }
         _ => return Err(libc::EINVAL),
     }
@@ -260,7 +264,24 @@ fn wait(
         });
     }
     let out = unsafe { std::slice::from_raw_parts_mut(events, max as usize) };
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let kernel_first = {
+        let mut s = set.lock();
+        s.kernel_first = !s.kernel_first;
+        s.kernel_first
+    };
+    if kernel_first {
+        // The kernel's ready descriptors first, then ours, no waiting.
+        let r = unsafe { real::epoll_pwait(epfd, out.as_mut_ptr(), max, 0, mask) };
+        if r < 0 {
+            return -1;
+        }
+        let (k, _) = strip_marker(&mut out[..r as usize]);
+        let n = collect(&set, &mut out[k..]);
+        if k + n > 0 {
+            return (k + n) as c_int;
+        }
+    }
     loop {
         let n = collect(&set, out);
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -293,6 +314,8 @@ pub unsafe extern "C" fn epoll_create(size: c_int) -> c_int {
     crate::guard("epoll_create", || {
         let fd = unsafe { real::epoll_create(size) };
         route::clear_stale(fd);
+        // A set left by an epoll descriptor closed behind the shim's back.
+        forget_set(fd);
         fd
     })
 }
@@ -302,6 +325,8 @@ pub unsafe extern "C" fn epoll_create1(flags: c_int) -> c_int {
     crate::guard("epoll_create1", || {
         let fd = unsafe { real::epoll_create1(flags) };
         route::clear_stale(fd);
+        // A set left by an epoll descriptor closed behind the shim's back.
+        forget_set(fd);
         fd
     })
 }
@@ -313,41 +338,45 @@ pub unsafe extern "C" fn epoll_ctl(
     fd: c_int,
     ev: *mut libc::epoll_event,
 ) -> c_int {
-    crate::guard("epoll_ctl", || {
-        match fds::kind(fd) {
-            OURS => match ours_ctl(epfd, op, fd, ev) {
-                Ok(()) => 0,
-                Err(e) => fail(e),
-            },
-            DUAL => {
-                let r = unsafe { real::epoll_ctl(epfd, op, fd, ev) };
-                if r == 0 {
-                    let _ = ours_ctl(epfd, op, fd, ev);
-                }
-                r
+    crate::guard("epoll_ctl", || match fds::kind(fd) {
+        OURS => match ours_ctl(epfd, op, fd, ev) {
+            Ok(()) => 0,
+            Err(e) => fail(e),
+        },
+        DUAL => {
+            let r = unsafe { real::epoll_ctl(epfd, op, fd, ev) };
+            if r == 0 {
+                let _ = ours_ctl(epfd, op, fd, ev);
+                remember(epfd, op, fd, ev);
             }
-            PENDING => {
-                let r = unsafe { real::epoll_ctl(epfd, op, fd, ev) };
-                if r == 0 {
-                    let (events, data) = if ev.is_null() {
-                        (0, 0)
-                    } else {
-                        unsafe { ((*ev).events, (*ev).u64) }
-                    };
-                    // Remembered, so that the registration follows the socket
-                    // if it becomes an rstcp one (epoll_ctl before connect).
-                    fds::with_detail(fd, |d| {
-                        d.epolls.retain(|&(e, _, _)| e != epfd);
-                        if op != libc::EPOLL_CTL_DEL {
-                            d.epolls.push((epfd, events, data));
-                        }
-                    });
-                }
-                r
-            }
-            _ => unsafe { real::epoll_ctl(epfd, op, fd, ev) },
+            r
         }
+        PENDING => {
+            let r = unsafe { real::epoll_ctl(epfd, op, fd, ev) };
+            if r == 0 {
+                remember(epfd, op, fd, ev);
+            }
+            r
+        }
+        _ => unsafe { real::epoll_ctl(epfd, op, fd, ev) },
     })
+}
+
+/// Notes which epoll sets a kernel socket of ours joined, so that the
+/// registration can follow it when it changes kind (epoll_ctl before
+/// connect), or be dropped (a dual listener that connects).
+fn remember(epfd: c_int, op: c_int, fd: c_int, ev: *mut libc::epoll_event) {
+    let (events, data) = if ev.is_null() {
+        (0, 0)
+    } else {
+        unsafe { ((*ev).events, (*ev).u64) }
+    };
+    fds::with_detail(fd, |d| {
+        d.epolls.retain(|&(e, _, _)| e != epfd);
+        if op != libc::EPOLL_CTL_DEL {
+            d.epolls.push((epfd, events, data));
+        }
+    });
 }
 
 #[no_mangle]
@@ -429,9 +458,25 @@ pub fn forget(fd: c_int) {
         let mut s = set.lock();
         if s.interest.remove(&fd).is_some() {
             if let Some(st) = route::running() {
-                st.sockets.unwatch(fd, &s.waiter);
+                st.sockets.unwatch(fd, &s.waiter, fd as u64);
             }
         }
+    }
+}
+
+/// Every set whose epoll descriptor is in `first..=last` goes (close_range).
+pub fn forget_sets_in(first: c_int, last: c_int) {
+    if COUNT.load(Ordering::Acquire) == 0 || rstcp::api::in_forked_child() {
+        return;
+    }
+    let doomed: Vec<c_int> = SETS.lock().as_ref().map_or(Vec::new(), |m| {
+        m.keys()
+            .copied()
+            .filter(|&e| e >= first && e <= last)
+            .collect()
+    });
+    for epfd in doomed {
+        forget_set(epfd);
     }
 }
 
@@ -447,7 +492,7 @@ pub fn forget_set(epfd: c_int) {
     let s = set.lock();
     if let Some(st) = route::running() {
         for &fd in s.interest.keys() {
-            st.sockets.unwatch(fd, &s.waiter);
+            st.sockets.unwatch(fd, &s.waiter, fd as u64);
         }
     }
 }

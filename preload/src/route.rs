@@ -206,7 +206,11 @@ pub fn make_dual(st: &Stack, fd: c_int, port: u16) -> bool {
                 let fl = real::fcntl(fd, libc::F_GETFL, 0);
                 real::fcntl(fd, libc::F_SETFL, (fl | libc::O_NONBLOCK) as libc::c_ulong);
             }
-            fds::with_detail(fd, |d| d.nonblocking = view);
+            fds::with_detail(fd, |d| {
+                d.nonblocking = view;
+                // Kept: the kernel half leaves these sets if it connects.
+                d.epolls = detail.epolls.clone();
+            });
             fds::set_kind(fd, DUAL);
             epoll::adopt(fd, &detail.epolls);
             rs_log!(

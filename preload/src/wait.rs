@@ -39,7 +39,7 @@ pub fn mixed_poll(
     timeout: Option<Duration>,
     sigmask: Option<*const libc::sigset_t>,
 ) -> Result<usize, i32> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let efd = waiter
         .eventfd()
         .map_err(|e| e.raw_os_error().unwrap_or(libc::ENOMEM))?;
@@ -91,8 +91,15 @@ pub fn mixed_poll(
         if ready == 0 && !last {
             st.sockets.poll_release(&ours, waiter);
         }
-        if r < 0 {
+        if r < 0 && !(err == libc::EINTR && ready > 0) {
             return Err(err);
+        }
+        if r < 0 {
+            // Interrupted while ours were ready: report ours, as the kernel
+            // reports what was ready rather than EINTR.
+            for k in kernel.iter_mut() {
+                k.revents = 0;
+            }
         }
         let mut count = 0;
         for p in set.iter_mut() {
@@ -108,9 +115,14 @@ pub fn mixed_poll(
                 .map_err(|e| e.errno())?;
         }
         for (o, &i) in ours.iter().zip(index.iter()) {
-            // A dual listener's kernel half never says POLLNVAL or POLLHUP
-            // for the rstcp half's sake: only add what the stack says is ready.
-            set[i].revents |= o.revents & !libc::POLLNVAL;
+            // A dual listener's two halves: POLLNVAL from the stack's half
+            // (closed meanwhile) would hide the kernel half's answer.
+            let nval = if fds::kind(set[i].fd) == DUAL {
+                libc::POLLNVAL
+            } else {
+                0
+            };
+            set[i].revents |= o.revents & !nval;
         }
         for p in set.iter() {
             if p.revents != 0 {
@@ -182,6 +194,22 @@ pub unsafe extern "C" fn __poll_chk(
             std::process::abort();
         }
         unsafe { poll(fds, n, timeout) }
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn __ppoll_chk(
+    fds: *mut libc::pollfd,
+    n: libc::nfds_t,
+    t: *const libc::timespec,
+    mask: *const libc::sigset_t,
+    size: usize,
+) -> c_int {
+    crate::guard("__ppoll_chk", || {
+        if (n as usize).saturating_mul(std::mem::size_of::<libc::pollfd>()) > size {
+            std::process::abort();
+        }
+        unsafe { ppoll(fds, n, t, mask) }
     })
 }
 
@@ -292,6 +320,10 @@ unsafe fn select_mixed(
     let rc = run(st, &mut set, timeout, mask);
     if rc < 0 {
         return Some(rc);
+    }
+    if set.iter().any(|p| p.revents & libc::POLLNVAL != 0) {
+        // select(2) fails on a descriptor that is not open.
+        return Some(crate::route::fail(libc::EBADF));
     }
     Some(unsafe { from_pollfds(&set, r, w, e) })
 }

@@ -101,7 +101,7 @@ impl Sockets {
         events: i16,
         mut op: impl FnMut(&mut Stack, Instant) -> Result<T>,
     ) -> Result<T> {
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
         let waiter = Waiter::current();
         loop {
             let mut inner = self.lock();
@@ -122,7 +122,7 @@ impl Sockets {
                 _ => waiter.sleep(ticket, left),
             };
             let mut inner = self.lock();
-            inner.readiness.unwatch(entry.id, &waiter);
+            inner.readiness.unwatch(entry.id, &waiter, None);
             if woke == Wake::Woken {
                 continue;
             }

@@ -29,7 +29,7 @@ impl Sockets {
     /// `timeout` (None = forever) for one to become ready. A signal
     /// handler ends the wait with EINTR, as poll(2)'s.
     pub fn poll(&self, fds: &mut [PollFd], timeout: Option<Duration>) -> Result<usize> {
-        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
         let waiter = Waiter::current();
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
@@ -91,7 +91,7 @@ impl Sockets {
         let mut inner = self.lock();
         for p in fds {
             if let Ok(e) = self.fds.get(p.fd) {
-                inner.readiness.unwatch(e.id, waiter);
+                inner.readiness.unwatch(e.id, waiter, None);
             }
         }
     }
@@ -115,10 +115,10 @@ impl Sockets {
         Ok(())
     }
 
-    /// Ends a watch of [`Sockets::watch`].
-    pub fn unwatch(&self, fd: i32, waiter: &Arc<Waiter>) {
+    /// Ends the watch of [`Sockets::watch`] with this `token`.
+    pub fn unwatch(&self, fd: i32, waiter: &Arc<Waiter>, token: u64) {
         if let Ok(e) = self.fds.get(fd) {
-            self.lock().readiness.unwatch(e.id, waiter);
+            self.lock().readiness.unwatch(e.id, waiter, Some(token));
         }
     }
 

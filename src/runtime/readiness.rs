@@ -199,13 +199,15 @@ impl Readiness {
         true
     }
 
-    /// Undoes [`Readiness::watch`] (the first watch of `waiter` on `id`).
-    pub fn unwatch(&mut self, id: SocketId, waiter: &Arc<Waiter>) {
+    /// Undoes [`Readiness::watch`]: the watch of `waiter` on `id` with the
+    /// same token (one waiter may watch a socket under several tokens, as
+    /// an epoll set holding a socket and its dup does).
+    pub fn unwatch(&mut self, id: SocketId, waiter: &Arc<Waiter>, token: Option<u64>) {
         if let Some(e) = self.entries.get_mut(&id) {
             if let Some(i) = e
                 .waiters
                 .iter()
-                .position(|w| Arc::ptr_eq(&w.waiter, waiter))
+                .position(|w| Arc::ptr_eq(&w.waiter, waiter) && w.token == token)
             {
                 e.waiters.swap_remove(i);
             }
@@ -325,7 +327,7 @@ mod tests {
         r.update(id(1), libc::POLLHUP);
         assert_ne!(reader.ticket(), tr, "POLLHUP wakes every waiter");
         assert_ne!(writer.ticket(), tw);
-        r.unwatch(id(1), &reader);
+        r.unwatch(id(1), &reader, None);
         assert_eq!(r.waiter_count(id(1)), 1);
         // A wake before the sleep makes the sleep return at once.
         let t = writer.ticket();

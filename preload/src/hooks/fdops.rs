@@ -146,15 +146,16 @@ unsafe fn dup3_like(fd: c_int, new: c_int, flags: Option<c_int>) -> c_int {
             None => unsafe { real::dup2(fd, new) },
         };
     }
-    // dup2 closes `new` first, silently: so does the shim's half.
-    if fds::kind(new) != fds::KERNEL && unsafe { real::fcntl(fd, libc::F_GETFD, 0) } >= 0 {
-        route::forget_placed(new);
-    }
     let r = match flags {
         Some(f) => unsafe { real::dup3(fd, new, f) },
         None => unsafe { real::dup2(fd, new) },
     };
-    dup_placed(fd, r);
+    if r >= 0 {
+        // The kernel closed what `new` was: the shim forgets it now (an
+        // rstcp socket there closes, an epoll set there goes).
+        crate::epoll::forget_set(r);
+        dup_placed(fd, r);
+    }
     r
 }
 
@@ -163,9 +164,11 @@ pub unsafe extern "C" fn close_range(first: c_uint, last: c_uint, flags: c_int) 
     crate::guard("close_range", || {
         if flags & libc::CLOSE_RANGE_CLOEXEC as c_int == 0 {
             let last = last.min(i32::MAX as c_uint) as c_int;
-            for fd in fds::placed_in(first.min(i32::MAX as c_uint) as c_int, last) {
+            let first = first.min(i32::MAX as c_uint) as c_int;
+            for fd in fds::placed_in(first, last) {
                 route::forget_placed(fd);
             }
+            crate::epoll::forget_sets_in(first, last);
         }
         unsafe { real::close_range(first, last, flags) }
     })

@@ -16,6 +16,22 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Runs `f` on this thread's scratch buffer, or on a fresh one when that
+/// is busy (a signal handler's call during a blocked one) or gone (calls
+/// from destructors at thread exit).
+fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    let mut f = Some(f);
+    let r = SCRATCH.try_with(|s| match s.try_borrow_mut() {
+        Ok(mut buf) => Some((f.take().expect("unused"))(&mut buf)),
+        Err(_) => None,
+    });
+    match (r, f) {
+        (Ok(Some(v)), _) => v,
+        (_, Some(f)) => f(&mut Vec::new()),
+        (_, None) => unreachable!("the closure ran but gave nothing back"),
+    }
+}
+
 fn ours(fd: c_int) -> bool {
     fds::kind(fd) == OURS
 }
@@ -157,8 +173,7 @@ unsafe fn iovs<'a>(iov: *const iovec, n: usize) -> &'a [iovec] {
 /// Receives into a vector: one receive into scratch space, then scattered.
 unsafe fn recv_vec(fd: c_int, iov: &[iovec], flags: c_int) -> isize {
     let total: usize = iov.iter().map(|v| v.iov_len).sum();
-    SCRATCH.with(|s| {
-        let mut s = s.borrow_mut();
+    with_scratch(|s| {
         s.resize(total.min(1 << 20), 0);
         let r = unsafe { ffi::rs_recv(fd, s.as_mut_ptr() as *mut c_void, s.len(), flags) };
         if r > 0 {
@@ -180,8 +195,7 @@ unsafe fn recv_vec(fd: c_int, iov: &[iovec], flags: c_int) -> isize {
 
 /// Sends a vector: gathered into scratch space, then one send.
 unsafe fn send_vec(fd: c_int, iov: &[iovec], flags: c_int) -> isize {
-    SCRATCH.with(|s| {
-        let mut s = s.borrow_mut();
+    with_scratch(|s| {
         s.clear();
         for v in iov {
             if v.iov_len > 0 {

@@ -193,7 +193,11 @@ unsafe fn accept_ours(
         Ok((nfd, peer)) => {
             fds::set_kind(nfd, OURS);
             if let Err(e) = unsafe { sa::write(peer, addr, len) } {
-                unsafe { close(nfd) };
+                route::forget_placed(nfd);
+                // A caller's placeholder is the caller's to close.
+                if placeholder.is_none() {
+                    unsafe { real::close(nfd) };
+                }
                 return fail(e.errno());
             }
             nfd
@@ -252,6 +256,10 @@ unsafe fn accept_dual(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags
         }];
         match crate::wait::mixed_poll(st, &waiter, &mut set, None, None) {
             Ok(_) => {}
+            // accept(2) is restarted after SA_RESTART handlers; this wait
+            // (a ppoll) is not, so restart it here when that is what the
+            // kernel would have done.
+            Err(libc::EINTR) if rstcp::sys::all_handlers_restart() => {}
             Err(e) => break fail(e),
         }
     };
@@ -307,7 +315,15 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
                     (DUAL, true) => {
                         let r = unsafe { ffi::rs_connect(fd, addr, len) };
                         let e = errno();
-                        let view = fds::take_detail(fd).nonblocking;
+                        let detail = fds::take_detail(fd);
+                        let view = detail.nonblocking;
+                        // The kernel half leaves the epoll sets it joined: an
+                        // unconnected socket there would report a hang-up.
+                        for &(epfd, _, _) in &detail.epolls {
+                            unsafe {
+                                real::epoll_ctl(epfd, libc::EPOLL_CTL_DEL, fd, std::ptr::null_mut())
+                            };
+                        }
                         if !view {
                             unsafe {
                                 let fl = real::fcntl(fd, libc::F_GETFL, 0);
