@@ -439,6 +439,11 @@ fn c_sendfile_vectors_batches_options_and_close_range_under_the_shim() {
     c_program("pl-calls", "calls", 7200);
 }
 
+#[test]
+fn c_edge_cases_found_in_review_under_the_shim() {
+    c_program("pl-edge", "edge", 7400);
+}
+
 /// iperf3's receiver figure in Mbit/s.
 fn iperf_mbits(out: &str) -> f64 {
     let line = out

@@ -16,11 +16,14 @@ import threading
 
 def serve(conn):
     with conn:
-        while True:
-            data = conn.recv(65536)
-            if not data:
-                break
-            conn.sendall(data)
+        try:
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    break
+                conn.sendall(data)
+        except ConnectionError:
+            pass  # the client closed with unread data: nothing to echo to
 
 
 def main():
