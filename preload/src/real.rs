@@ -107,6 +107,11 @@ real! {
     fn pipe(fds: *mut c_int) -> c_int;
     fn pipe2(fds: *mut c_int, flags: c_int) -> c_int;
     fn eventfd(init: c_uint, flags: c_int) -> c_int;
+    fn signalfd(fd: c_int, mask: *const sigset_t, flags: c_int) -> c_int;
+    fn timerfd_create(clock: c_int, flags: c_int) -> c_int;
+    fn memfd_create(name: *const c_char, flags: c_uint) -> c_int;
+    fn inotify_init() -> c_int;
+    fn inotify_init1(flags: c_int) -> c_int;
     fn open(path: *const c_char, flags: c_int, mode: c_uint) -> c_int;
     fn open64(path: *const c_char, flags: c_int, mode: c_uint) -> c_int;
     fn openat(dir: c_int, path: *const c_char, flags: c_int, mode: c_uint) -> c_int;

@@ -125,11 +125,13 @@ static int t_bound_any_then_connect(void) {
     CHECK(epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev) == 0, "ADD: %s", strerror(errno));
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(echo_port), .sin_addr = peer };
     CHECK(connect(s, (struct sockaddr *)&a, sizeof a) == 0, "connect: %s", strerror(errno));
-    struct epoll_event out;
-    int n = epoll_wait(ep, &out, 1, 5000);
-    CHECK(n == 1, "epoll_wait gave %d", n);
-    CHECK(!(out.events & (EPOLLHUP | EPOLLERR)), "events %#x on a live connection", out.events);
-    CHECK(out.events & EPOLLOUT, "not writable: %#x", out.events);
+    struct epoll_event out[4];
+    int n = epoll_wait(ep, out, 4, 5000);
+    CHECK(n >= 1, "epoll_wait gave %d", n);
+    for (int i = 0; i < n; i++)
+        CHECK(!(out[i].events & (EPOLLHUP | EPOLLERR)), "events %#x on a live connection",
+              out[i].events);
+    CHECK(n == 1 && (out[0].events & EPOLLOUT), "%d events, first %#x", n, out[0].events);
     close(s);
     close(ep);
     return 1;

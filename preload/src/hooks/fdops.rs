@@ -253,3 +253,58 @@ pub unsafe extern "C" fn openat64(
         fresh(unsafe { real::openat64(dir, path, flags, mode) })
     })
 }
+
+#[no_mangle]
+pub unsafe extern "C" fn signalfd(fd: c_int, mask: *const libc::sigset_t, flags: c_int) -> c_int {
+    crate::guard("signalfd", || {
+        fresh(unsafe { real::signalfd(fd, mask, flags) })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn timerfd_create(clock: c_int, flags: c_int) -> c_int {
+    crate::guard("timerfd_create", || {
+        fresh(unsafe { real::timerfd_create(clock, flags) })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn memfd_create(name: *const c_char, flags: c_uint) -> c_int {
+    crate::guard("memfd_create", || {
+        fresh(unsafe { real::memfd_create(name, flags) })
+    })
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn inotify_init() -> c_int {
+    crate::guard("inotify_init", || fresh(unsafe { real::inotify_init() }))
+}
+
+#[no_mangle]
+pub unsafe extern "C" fn inotify_init1(flags: c_int) -> c_int {
+    crate::guard("inotify_init1", || {
+        fresh(unsafe { real::inotify_init1(flags) })
+    })
+}
+
+/// Descriptors received with SCM_RIGHTS are new numbers too.
+pub(crate) fn fresh_rights(msg: *const libc::msghdr) {
+    if msg.is_null() {
+        return;
+    }
+    // SAFETY: the kernel just filled this message header and its control
+    // buffer; CMSG_* walk within msg_controllen.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(c) as *const c_int;
+                let bytes = (*c).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                for i in 0..bytes / std::mem::size_of::<c_int>() {
+                    route::clear_stale(std::ptr::read_unaligned(data.add(i)));
+                }
+            }
+            c = libc::CMSG_NXTHDR(msg, c);
+        }
+    }
+}

@@ -238,7 +238,11 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> isize
 pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> isize {
     crate::guard("recvmsg", || {
         if !ours(fd) {
-            return unsafe { real::recvmsg(fd, msg, flags) };
+            let r = unsafe { real::recvmsg(fd, msg, flags) };
+            if r >= 0 {
+                super::fdops::fresh_rights(msg);
+            }
+            return r;
         }
         if msg.is_null() {
             return fail(libc::EFAULT);
