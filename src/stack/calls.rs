@@ -257,7 +257,7 @@ impl Stack {
         sock.app_closed = true;
         match &mut sock.kind {
             SocketKind::Conn(t) => {
-                t.close();
+                t.close(now);
             }
             SocketKind::Listener(_) => self.stop_listening(now, id),
             SocketKind::Fresh => {}

@@ -4,6 +4,7 @@
 use super::state::State;
 use super::tcb::Tcb;
 use crate::error::{Error, Result};
+use crate::time::Instant;
 use crate::wire::TcpFlags;
 
 impl Tcb {
@@ -102,7 +103,10 @@ impl Tcb {
 
     /// close(): the application lets go. Unread data makes this an abort
     /// (RFC 2525 2.17, as Linux does); otherwise FIN follows the queued data.
-    pub fn close(&mut self) {
+    /// From now on the connection is an orphan: in FIN-WAIT-2 it waits for
+    /// the peer's FIN only `fin_timeout` (also when shutdown(SHUT_WR) took
+    /// it there before this close).
+    pub fn close(&mut self, now: Instant) {
         self.orphaned = true;
         if !self.recv_buf.is_empty() && self.state.is_synchronized() {
             self.abort();
@@ -110,6 +114,9 @@ impl Tcb {
         }
         // In SYN-RECEIVED too, CLOSE sends FIN (RFC 9293, 3.10.4).
         let _ = self.shutdown_write();
+        if self.state == State::FinWait2 && self.fin_wait2_deadline.is_none() {
+            self.fin_wait2_deadline = Some(now + self.cfg.fin_timeout);
+        }
     }
 
     /// Sends RST (if the peer knows of us) and goes to CLOSED at once.

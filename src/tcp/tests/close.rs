@@ -176,11 +176,36 @@ fn orphaned_fin_wait_2_gives_up_after_fin_timeout() {
         ..simple()
     };
     let mut t = Script::established(&cfg);
-    t.tcb.close();
+    let now = t.now;
+    t.tcb.close(now);
     assert_eq!(t.state(), State::FinWait1);
     t.expect(FIN | ACK, 1001, 5001);
     t.inject(seg(ACK, 5001, 1002));
     assert_eq!(t.state(), State::FinWait2);
+    t.advance(999);
+    assert_eq!(t.state(), State::FinWait2);
+    t.advance(1);
+    assert_eq!(t.state(), State::Closed);
+}
+
+#[test]
+fn close_after_shutdown_in_fin_wait_2_still_gives_up_after_fin_timeout() {
+    // shutdown(SHUT_WR), the FIN is acknowledged, then close(): the
+    // connection is an orphan from then on and must not wait forever for a
+    // FIN from a peer that may never send one.
+    let cfg = Config {
+        fin_timeout: ms(1000),
+        ..simple()
+    };
+    let mut t = Script::established(&cfg);
+    t.tcb.shutdown_write().unwrap();
+    t.expect(FIN | ACK, 1001, 5001);
+    t.inject(seg(ACK, 5001, 1002));
+    assert_eq!(t.state(), State::FinWait2);
+    t.advance(5000);
+    assert_eq!(t.state(), State::FinWait2, "not an orphan yet: waits");
+    let now = t.now;
+    t.tcb.close(now);
     t.advance(999);
     assert_eq!(t.state(), State::FinWait2);
     t.advance(1);

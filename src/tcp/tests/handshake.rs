@@ -67,7 +67,8 @@ fn close_in_syn_received_goes_to_fin_wait_1_and_sends_fin_once_the_syn_is_acked(
     t.inject(seg(SYN, 5000, 0).mss(1460));
     assert_eq!(t.state(), State::SynReceived);
     t.expect(SYN | ACK, 1000, 5001);
-    t.tcb.close();
+    let now = t.now;
+    t.tcb.close(now);
     assert_eq!(t.state(), State::FinWait1);
     // The FIN must wait for the SYN to be acknowledged; a lost SYN|ACK is
     // sent again on the timeout.

@@ -160,7 +160,8 @@ fn retransmitted_syn_ack_after_our_lost_ack_is_acked_again() {
 fn close_with_unread_data_sends_rst() {
     let mut t = Script::established(&simple());
     t.inject(seg(PSH | ACK, 5001, 1001).data(&bytes(100)));
-    t.tcb.close();
+    let now = t.now;
+    t.tcb.close(now);
     assert_eq!(t.state(), State::Closed);
     t.expect(RST | ACK, 1001, 5101);
     t.expect_nothing();
