@@ -197,13 +197,16 @@ impl Tcb {
         } else {
             0
         };
-        // What is really in the network: SACKed bytes have left it (RFC 6675).
-        let in_flight =
-            seq::dist(self.snd_una, self.snd_nxt) - self.scoreboard.sacked_below(self.snd_nxt);
-        let wnd = (self.snd_wnd as usize).min(self.cc.window());
-        let wnd =
-            wnd.max((self.cc.window() + self.cc.limited_transmit()).min(self.snd_wnd as usize));
-        let usable = wnd.saturating_sub(in_flight);
+        // Two limits, measured differently. The peer's buffer holds
+        // everything from SND.UNA on, SACKed bytes included: new data may
+        // reach SND.UNA + SND.WND and no further. The network holds only
+        // what is not SACKed (the pipe, RFC 6675): congestion control
+        // (plus limited transmit, RFC 3042) bounds that.
+        let outstanding = seq::dist(self.snd_una, self.snd_nxt);
+        let in_flight = outstanding - self.scoreboard.sacked_below(self.snd_nxt);
+        let peer_room = (self.snd_wnd as usize).saturating_sub(outstanding);
+        let cc_room = (self.cc.window() + self.cc.limited_transmit()).saturating_sub(in_flight);
+        let usable = peer_room.min(cc_room);
         // Resending after a timeout: no reason to hold back small pieces.
         let resend = seq::lt(self.snd_nxt, self.snd_max);
         let mut len = avail.min(usable).min(mss);

@@ -2,6 +2,8 @@
 //! persist probing and its timeout, and window scaling.
 
 use super::*;
+use crate::tcp::seq;
+use crate::wire::SackBlock;
 
 #[test]
 fn advertised_window_shrinks_as_data_is_buffered_unread() {
@@ -203,4 +205,43 @@ fn acks_sent_while_probing_keep_a_sequence_number_the_peer_accepts() {
     // The peer took the probe byte: its ACK of 2002 is accepted.
     t.inject(seg(ACK, 5004, 2002).win(3000));
     t.expect_len(PSH | ACK, 2002, 5004, 999);
+}
+
+#[test]
+fn sacked_bytes_never_let_the_sender_past_the_peers_window() {
+    // The peer's window is 5000 from SND.UNA. SACKed bytes leave the pipe
+    // (congestion control may send more) but not the peer's buffer: nothing
+    // new may go beyond SND.UNA + SND.WND.
+    let mut t = Script::established_sack(1000);
+    t.inject(seg(ACK, 5001, 1001).win(5000));
+    t.send(&bytes(20_000));
+    for i in 0..5 {
+        t.expect_len(ACK, 1001 + i * 1000, 5001, 1000);
+    }
+    t.expect_nothing();
+    let sack = |end: u32| TcpOptions {
+        sack_blocks: [
+            SackBlock { start: 2001, end },
+            SackBlock::default(),
+            SackBlock::default(),
+            SackBlock::default(),
+        ],
+        sack_len: 1,
+        ..TcpOptions::default()
+    };
+    let mut sent = Vec::new();
+    for end in [3001, 4001, 5001, 6001] {
+        t.inject(seg(ACK, 5001, 1001).win(5000).opts(sack(end)));
+        while let Some(out) = t.poll() {
+            sent.push((out.seq, out.payload.len()));
+        }
+    }
+    for &(seq, len) in &sent {
+        assert!(
+            seq::le(seq.wrapping_add(len as u32), 6001),
+            "sent {len} bytes at {seq}, past the peer's window edge 6001: {sent:?}"
+        );
+    }
+    // The hole itself goes again (fast retransmit), within the window.
+    assert!(sent.contains(&(1001, 1000)), "{sent:?}");
 }
