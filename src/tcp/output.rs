@@ -147,6 +147,20 @@ impl Tcb {
 
         if self.persist_probe {
             self.persist_probe = false;
+            let room = self
+                .snd_una
+                .wrapping_add(self.snd_wnd)
+                .wrapping_sub(self.snd_nxt) as i32;
+            if self.snd_wnd > 0 && room > 0 && seq::lt(self.snd_nxt, data_end) {
+                // A window open but smaller than we would send into: the
+                // timer overrides silly-window avoidance (RFC 9293,
+                // 3.8.6.2.1) and sends what fits, as real data.
+                let len = (room as usize)
+                    .min(seq::dist(self.snd_nxt, data_end))
+                    .min(mss);
+                let start = self.snd_nxt;
+                return Some(self.emit_range(now, buf, start, data_seq, len, false));
+            }
             if seq::lt(self.snd_una, data_end) {
                 // One byte past the closed window makes the peer answer
                 // with its current window (RFC 9293, 3.8.6.1).
@@ -221,21 +235,27 @@ impl Tcb {
             };
         let fin = fin_due && seq::le(self.snd_nxt.wrapping_add(len as u32), data_end);
 
-        if len == 0 && !fin {
+        // Holding data with nothing in flight, no ACK will come to release
+        // it: the persist timer must (a zero window, or one too small to
+        // be worth a segment).
+        let hold = |t: &mut Self| {
             if avail > 0
-                && self.snd_wnd == 0
-                && in_flight == 0
-                && self.persist_deadline.is_none()
-                && self.rto_deadline.is_none()
+                && outstanding == 0
+                && t.persist_deadline.is_none()
+                && t.rto_deadline.is_none()
             {
-                self.arm_persist(now);
+                t.arm_persist(now);
             }
+        };
+        if len == 0 && !fin {
+            hold(self);
             return None;
         }
         if len < mss && len < avail && !fin && !resend {
             // Sender-side silly window avoidance (RFC 9293, 3.8.6.2.1):
             // wait for a full segment unless half the peer's largest window fits.
             if len < (self.max_snd_wnd as usize) / 2 {
+                hold(self);
                 return None;
             }
         }

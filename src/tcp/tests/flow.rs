@@ -245,3 +245,31 @@ fn sacked_bytes_never_let_the_sender_past_the_peers_window() {
     // The hole itself goes again (fast retransmit), within the window.
     assert!(sent.contains(&(1001, 1000)), "{sent:?}");
 }
+
+#[test]
+fn a_window_smaller_than_a_segment_with_nothing_in_flight_is_probed_with_data() {
+    // The peer once offered 65535 and now offers 500: a 500-byte segment is
+    // silly by RFC 9293's rule (less than half the largest window), so the
+    // sender holds it — but with nothing in flight no ACK will ever come.
+    // The persist timer overrides the hold (3.8.6.2.1) and sends what fits,
+    // as Linux's probe timer does; each answer restarts it from one RTO.
+    let mut t = Script::established_with(&simple(), 65535, Some(1460), 0);
+    assert_eq!(t.tcb.rto(), ms(200));
+    t.inject(seg(ACK, 5001, 1001).win(500));
+    t.send(&bytes(1700));
+    t.expect_nothing();
+    t.advance(199);
+    t.expect_nothing();
+    t.advance(1);
+    t.expect_len(ACK, 1001, 5001, 500);
+    t.expect_nothing();
+    t.inject(seg(ACK, 5001, 1501).win(500));
+    t.expect_nothing();
+    t.advance(200);
+    t.expect_len(ACK, 1501, 5001, 500);
+    // The window opens wide: the rest goes at once.
+    t.inject(seg(ACK, 5001, 2001).win(65535));
+    t.expect_len(PSH | ACK, 2001, 5001, 700);
+    t.inject(seg(ACK, 5001, 2701).win(65535));
+    assert_eq!(t.tcb.send_queue(), 0);
+}
