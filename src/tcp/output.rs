@@ -259,15 +259,18 @@ impl Tcb {
                 return None;
             }
         }
+        let small_unacked =
+            seq::gt(self.snd_sml, self.snd_una) && seq::le(self.snd_sml, self.snd_nxt);
         if len > 0
             && len < mss
             && len == avail
-            && in_flight > 0
+            && small_unacked
             && !self.cfg.nodelay
             && !fin
             && !resend
         {
-            // Nagle: one small segment in flight at a time.
+            // Nagle with Minshall's rule (as Linux): one small segment in
+            // flight at a time; full ones do not hold back the tail.
             return None;
         }
         let start = self.snd_nxt;
@@ -316,6 +319,10 @@ impl Tcb {
 
         let end = start.wrapping_add(len as u32 + fin as u32);
         self.stats.segments_sent += 1;
+        if len > 0 && len < room {
+            // Shorter than a full segment with these options: small.
+            self.snd_sml = start.wrapping_add(len as u32);
+        }
         if seq::lt(start, self.snd_max) {
             self.stats.retransmitted_segments += 1;
             if seq::le(start, self.snd_una) && len > 0 {

@@ -55,6 +55,9 @@ pub struct Tcb {
     pub(super) snd_nxt: u32,
     /// The highest sequence number sent so far (SND.NXT rewinds on timeout).
     pub(super) snd_max: u32,
+    /// The end of the last segment sent shorter than the MSS (Minshall's
+    /// variant of Nagle waits only while that one is unacknowledged).
+    pub(super) snd_sml: u32,
     pub(super) snd_wnd: u32,
     pub(super) max_snd_wnd: u32,
     pub(super) snd_wl1: u32,
@@ -168,6 +171,7 @@ impl Tcb {
             snd_una: iss,
             snd_nxt: iss,
             snd_max: iss,
+            snd_sml: iss,
             snd_wnd: 0,
             max_snd_wnd: 0,
             snd_wl1: 0,

@@ -85,6 +85,25 @@ fn nagle_holds_a_small_segment_while_one_is_unacked() {
 }
 
 #[test]
+fn nagle_lets_the_tail_of_a_reply_go_when_only_full_segments_are_unacked() {
+    // Minshall's rule, as Linux applies Nagle: a small segment waits only
+    // while another small one is unacknowledged. The last piece of a large
+    // reply goes at once instead of waiting for the peer's delayed ACK.
+    let mut t = Script::established(&simple());
+    t.send(&bytes(1460 * 2 + 300));
+    t.expect_len(ACK, 1001, 5001, 1460);
+    t.expect_len(ACK, 2461, 5001, 1460);
+    t.expect_len(PSH | ACK, 3921, 5001, 300);
+    // Now a small segment is in flight: the next small one waits for it.
+    t.send(&bytes(50));
+    t.expect_nothing();
+    t.inject(seg(ACK, 5001, 3921));
+    t.expect_nothing();
+    t.inject(seg(ACK, 5001, 4221));
+    t.expect_len(PSH | ACK, 4221, 5001, 50);
+}
+
+#[test]
 fn nodelay_sends_small_segments_at_once() {
     let mut t = Script::established(&simple());
     t.tcb.set_nodelay(true);
