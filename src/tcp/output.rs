@@ -219,7 +219,13 @@ impl Tcb {
         let outstanding = seq::dist(self.snd_una, self.snd_nxt);
         let in_flight = outstanding - self.scoreboard.sacked_below(self.snd_nxt);
         let peer_room = (self.snd_wnd as usize).saturating_sub(outstanding);
-        let cc_room = (self.cc.window() + self.cc.limited_transmit()).saturating_sub(in_flight);
+        // Any room at all admits a whole segment: Linux counts its window
+        // in segments, and a segment held back for a few missing bytes
+        // would wait for the peer's (delayed) ACK.
+        let cc_room = (self.cc.window() + self.cc.limited_transmit())
+            .saturating_sub(in_flight)
+            .div_ceil(mss)
+            * mss;
         let usable = peer_room.min(cc_room);
         // Resending after a timeout: no reason to hold back small pieces.
         let resend = seq::lt(self.snd_nxt, self.snd_max);

@@ -104,6 +104,23 @@ fn nagle_lets_the_tail_of_a_reply_go_when_only_full_segments_are_unacked() {
 }
 
 #[test]
+fn congestion_room_counts_whole_segments_as_linux_does() {
+    // Initial window 10 x 1460. A small segment first, then full ones: the
+    // room left for the tenth is 1360 bytes, less than a segment. Holding
+    // it (silly window) waits for the peer's delayed ACK; Linux counts its
+    // window in segments, so the tenth segment goes whole.
+    let mut t = Script::established(&simple());
+    t.tcb.set_nodelay(true);
+    t.send(&bytes(100));
+    t.expect_len(PSH | ACK, 1001, 5001, 100);
+    t.send(&bytes(1460 * 10 + 500));
+    for i in 0..10 {
+        t.expect_len(ACK, 1101 + i * 1460, 5001, 1460);
+    }
+    t.expect_nothing();
+}
+
+#[test]
 fn nodelay_sends_small_segments_at_once() {
     let mut t = Script::established(&simple());
     t.tcb.set_nodelay(true);
