@@ -86,16 +86,11 @@ impl Tcb {
         }
     }
 
-    /// The receive window as promised: what fits in the buffer, but never
-    /// less than what was already advertised.
+    /// The receive window segments are checked against: what we advertise
+    /// (or would advertise now), never less than what was promised. Bytes
+    /// beyond it — a zero-window probe — are not taken, as Linux does.
     fn rcv_wnd(&self) -> u32 {
-        let free = self.recv_buf.window() as u32;
-        let promised = self.rcv_adv.wrapping_sub(self.rcv_nxt);
-        if (promised as i32) > 0 {
-            free.max(promised)
-        } else {
-            free
-        }
+        self.advertised_window() as u32
     }
 
     fn on_segment_synchronized(&mut self, now: Instant, seg: &TcpSegment) {

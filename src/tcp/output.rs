@@ -283,6 +283,26 @@ impl Tcb {
         Some(self.emit_range(now, buf, start, data_seq, len, fin))
     }
 
+    /// The window to advertise. Receiver-side silly window avoidance (RFC
+    /// 1122, 4.2.3.3; RFC 9293, 3.8.6.2.2): the right edge moves forward
+    /// only by at least min(half the buffer, one MSS), and never back.
+    pub(super) fn advertised_window(&self) -> usize {
+        let free = self.recv_buf.window();
+        let promised = if seq::gt(self.rcv_adv, self.rcv_nxt) {
+            seq::dist(self.rcv_nxt, self.rcv_adv)
+        } else {
+            0
+        };
+        let step = (self.recv_buf.capacity() / 2)
+            .min(self.cfg.mss as usize)
+            .max(1);
+        if free >= promised + step {
+            free
+        } else {
+            promised
+        }
+    }
+
     /// Starts the persist timer: the RTO, doubled for each probe already sent.
     fn arm_persist(&mut self, now: Instant) {
         let backoff = self.rtt.rto() * (1u32 << self.persist_backoff.min(6));
@@ -410,7 +430,7 @@ impl Tcb {
                     options.push_sack(SackBlock { start, end });
                 }
             }
-            let wnd = self.recv_buf.window() >> self.rcv_wscale;
+            let wnd = self.advertised_window() >> self.rcv_wscale;
             window = wnd.min(0xffff) as u16;
         }
         if flags.contains(TcpFlags::ACK) && !flags.contains(TcpFlags::RST) {

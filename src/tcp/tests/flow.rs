@@ -273,3 +273,34 @@ fn a_window_smaller_than_a_segment_with_nothing_in_flight_is_probed_with_data() 
     t.inject(seg(ACK, 5001, 2701).win(65535));
     assert_eq!(t.tcb.send_queue(), 0);
 }
+
+#[test]
+fn the_window_never_opens_by_a_silly_amount() {
+    // Receiver-side silly window avoidance (RFC 1122, 4.2.3.3): with the
+    // buffer full, reading 100 bytes must not advertise a 100-byte window
+    // (the peer would send 100-byte segments); the right edge moves only
+    // by min(half the buffer, one MSS).
+    let mut t = Script::established(&simple());
+    let mut last = None;
+    for i in 0..10u32 {
+        t.inject(seg(ACK, 5001 + i * 1000, 1001).data(&bytes(1000)));
+        while let Some(out) = t.poll() {
+            last = Some((out.ack, out.window));
+        }
+    }
+    assert_eq!(last, Some((15001, 0)));
+    assert_eq!(t.tcb.recv(&mut [0u8; 100], false), Ok(100));
+    // A window probe: the answer still says 0, and the byte is not taken.
+    t.inject(seg(ACK, 15001, 1001).data(&bytes(1)));
+    t.advance(40);
+    let ack = t.expect(ACK, 1001, 15001);
+    assert_eq!(ack.window, 0, "a 100-byte window was offered");
+    // Reading more than a segment's worth opens it properly (and the byte
+    // is taken, leaving still more than a segment free).
+    let mut out = vec![0; 1400];
+    assert_eq!(t.tcb.recv(&mut out, false), Ok(1400));
+    t.inject(seg(ACK, 15001, 1001).data(&bytes(1)));
+    t.advance(40);
+    let ack = t.expect(ACK, 1001, 15002);
+    assert_eq!(ack.window, 1499);
+}
