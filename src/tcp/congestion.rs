@@ -17,6 +17,13 @@ pub struct Congestion {
     /// (RFC 6675 "pipe"), so recovery keeps cwnd at ssthresh instead of
     /// inflating and deflating it as NewReno must.
     sack: bool,
+    /// The SYN (or SYN|ACK) had to be sent again: start with one segment.
+    syn_lost: bool,
+}
+
+/// RFC 6928's initial window: min(10·MSS, max(2·MSS, 14600)).
+fn initial_window(mss: usize) -> usize {
+    (10 * mss).min((2 * mss).max(14600))
 }
 
 /// Duplicate ACKs that signal a loss (RFC 5681, 3.2).
@@ -28,13 +35,34 @@ impl Congestion {
         let mss = mss.max(1);
         Congestion {
             mss,
-            cwnd: (10 * mss).min((2 * mss).max(14600)),
+            cwnd: initial_window(mss),
             ssthresh: usize::MAX,
             acked_in_ca: 0,
             recover: None,
             dup_acks: 0,
             sack: false,
+            syn_lost: false,
         }
+    }
+
+    /// The SYN timed out and goes again: once connected, the sender starts
+    /// with one segment (RFC 5681, 3.1; RFC 6298, 5.7).
+    pub fn on_syn_timeout(&mut self) {
+        self.syn_lost = true;
+        self.cwnd = self.mss;
+    }
+
+    /// The sender was idle for longer than an RTO: it may not send its old
+    /// window in one burst; it restarts from the initial window (RFC 5681,
+    /// 4.1), keeping ssthresh as a memory of the path.
+    pub fn restart_after_idle(&mut self) {
+        let restart = if self.syn_lost {
+            self.mss
+        } else {
+            initial_window(self.mss)
+        };
+        self.cwnd = self.cwnd.min(restart);
+        self.acked_in_ca = 0;
     }
 
     /// Switches to SACK-based accounting (the sender subtracts SACKed bytes
@@ -62,7 +90,11 @@ impl Congestion {
     pub fn set_mss(&mut self, mss: usize) {
         let mss = mss.max(1);
         if self.ssthresh == usize::MAX && self.dup_acks == 0 {
-            self.cwnd = (10 * mss).min((2 * mss).max(14600));
+            self.cwnd = if self.syn_lost {
+                mss
+            } else {
+                initial_window(mss)
+            };
         }
         self.mss = mss;
     }

@@ -202,6 +202,16 @@ impl Tcb {
                 _ => self.rexmit_budget = 0,
             }
         }
+        // Nothing outstanding and idle for longer than an RTO: the old
+        // window no longer says anything about the path (RFC 5681, 4.1).
+        if self.snd_una == self.snd_max
+            && self
+                .last_data_sent
+                .is_some_and(|t| now.saturating_since(t) > self.rtt.rto())
+        {
+            self.cc.restart_after_idle();
+            self.last_data_sent = None;
+        }
         // After a timeout rewound SND.NXT, skip what the peer already holds.
         while let Some(end) = self.scoreboard.covered_until(self.snd_nxt) {
             self.snd_nxt = end;
@@ -345,6 +355,9 @@ impl Tcb {
 
         let end = start.wrapping_add(len as u32 + fin as u32);
         self.stats.segments_sent += 1;
+        if len > 0 {
+            self.last_data_sent = Some(now);
+        }
         if len > 0 && len < room {
             // Shorter than a full segment with these options: small.
             self.snd_sml = start.wrapping_add(len as u32);

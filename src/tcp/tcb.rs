@@ -58,6 +58,8 @@ pub struct Tcb {
     /// The end of the last segment sent shorter than the MSS (Minshall's
     /// variant of Nagle waits only while that one is unacknowledged).
     pub(super) snd_sml: u32,
+    /// When data was last sent (restart after idle, RFC 5681 4.1).
+    pub(super) last_data_sent: Option<Instant>,
     pub(super) snd_wnd: u32,
     pub(super) max_snd_wnd: u32,
     pub(super) snd_wl1: u32,
@@ -172,6 +174,7 @@ impl Tcb {
             snd_nxt: iss,
             snd_max: iss,
             snd_sml: iss,
+            last_data_sent: None,
             snd_wnd: 0,
             max_snd_wnd: 0,
             snd_wl1: 0,

@@ -88,6 +88,8 @@ impl Tcb {
         let flight = seq::dist(self.snd_una, self.snd_max);
         if self.state.is_synchronized() {
             self.cc.on_timeout(flight);
+        } else {
+            self.cc.on_syn_timeout();
         }
         // Go back N: everything after SND.UNA is sent again, window permitting.
         self.snd_nxt = self.snd_una;

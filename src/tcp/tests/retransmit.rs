@@ -392,3 +392,43 @@ fn with_sack_recovery_resends_the_holes_and_sends_new_data_as_sacks_drain_the_pi
     assert_eq!(t.tcb.congestion_window(), 6000);
     assert_eq!(t.tcb.stats().timeouts, 0);
 }
+
+#[test]
+fn after_a_lost_syn_the_initial_window_is_one_segment() {
+    // RFC 5681, 3.1 (and RFC 6298, 5.7): when the SYN had to be sent again,
+    // the sender starts with one segment, not the usual ten.
+    let mut t = Script::active(&simple(), ISS);
+    t.expect(SYN, ISS, 0);
+    t.advance(1000);
+    t.expect(SYN, ISS, 0);
+    t.inject(seg(SYN | ACK, PEER_ISS, ISS + 1).mss(1460));
+    t.expect(ACK, ISS + 1, PEER_ISS + 1);
+    assert_eq!(t.tcb.congestion_window(), 1460);
+    t.send(&bytes(5000));
+    t.expect_len(ACK, ISS + 1, PEER_ISS + 1, 1460);
+    t.expect_nothing();
+}
+
+#[test]
+fn after_an_idle_period_longer_than_the_rto_the_window_restarts() {
+    // RFC 5681, 4.1: a sender idle for more than an RTO may not burst its
+    // old window into the network; it restarts from the initial window.
+    let mut t = Script::established(&simple());
+    // Grow the window well past the initial ten segments.
+    let mut next = ISS + 1;
+    for _ in 0..6 {
+        t.send(&bytes(14600));
+        while let Some(out) = t.poll() {
+            next = out.seq.wrapping_add(out.payload.len() as u32);
+        }
+        t.inject(seg(ACK, PEER_ISS + 1, next));
+    }
+    assert!(t.tcb.congestion_window() > 14600);
+    t.advance(5000);
+    t.send(&bytes(40_000));
+    let mut burst = 0;
+    while let Some(out) = t.poll() {
+        burst += out.payload.len();
+    }
+    assert_eq!(burst, 14600, "the old window went out after the idle time");
+}
