@@ -19,6 +19,9 @@ pub struct Congestion {
     sack: bool,
     /// The SYN (or SYN|ACK) had to be sent again: start with one segment.
     syn_lost: bool,
+    /// After a retransmission timeout, the highest sequence number sent
+    /// then: duplicate ACKs below it start no fast retransmit (RFC 6582, 4).
+    rto_recover: Option<u32>,
 }
 
 /// RFC 6928's initial window: min(10·MSS, max(2·MSS, 14600)).
@@ -42,6 +45,7 @@ impl Congestion {
             dup_acks: 0,
             sack: false,
             syn_lost: false,
+            rto_recover: None,
         }
     }
 
@@ -103,6 +107,9 @@ impl Congestion {
     /// a partial ACK in recovery asks for the next hole to be retransmitted.
     pub fn on_ack(&mut self, ack: u32, acked: usize, flight_before: usize) -> bool {
         self.dup_acks = 0;
+        if self.rto_recover.is_some_and(|r| super::seq::gt(ack, r)) {
+            self.rto_recover = None;
+        }
         if let Some(recover) = self.recover {
             if super::seq::ge(ack, recover) {
                 // Full ACK: leave recovery with cwnd = ssthresh (RFC 6582,
@@ -143,6 +150,15 @@ impl Congestion {
         self.on_dup_ack_with(snd_max, flight, DUP_ACK_THRESHOLD)
     }
 
+    /// True while duplicate ACKs may still be echoes of the flight a
+    /// retransmission timeout already dealt with (RFC 6582, 4). NewReno
+    /// only: with SACK the scoreboard tells new losses from old echoes, and
+    /// holding back their fast retransmit cost a timeout each (measured:
+    /// 12–15 timeouts per 10 MB at 5 % loss became 22–24).
+    fn after_timeout(&self) -> bool {
+        self.rto_recover.is_some() && !self.sack
+    }
+
     /// Like `on_dup_ack` with a lower threshold, for early retransmit
     /// (RFC 5827) when too few segments are out to produce three duplicates.
     pub fn on_dup_ack_with(&mut self, snd_max: u32, flight: usize, threshold: u32) -> bool {
@@ -155,7 +171,7 @@ impl Congestion {
             }
             return false;
         }
-        if self.dup_acks >= threshold.clamp(1, DUP_ACK_THRESHOLD) {
+        if self.dup_acks >= threshold.clamp(1, DUP_ACK_THRESHOLD) && !self.after_timeout() {
             self.ssthresh = (flight / 2).max(2 * self.mss);
             self.cwnd = if self.sack {
                 self.ssthresh
@@ -180,8 +196,10 @@ impl Congestion {
         }
     }
 
-    /// The retransmission timer expired (RFC 5681, 3.1, equation 4).
-    pub fn on_timeout(&mut self, flight: usize) {
+    /// The retransmission timer expired (RFC 5681, 3.1, equation 4);
+    /// `snd_max` is the highest sequence number sent so far.
+    pub fn on_timeout(&mut self, flight: usize, snd_max: u32) {
+        self.rto_recover = Some(snd_max);
         self.ssthresh = (flight / 2).max(2 * self.mss);
         self.cwnd = self.mss;
         self.acked_in_ca = 0;
@@ -200,7 +218,7 @@ mod tests {
         assert_eq!(c.window(), 10_000);
         c.on_ack(1000, 1000, 10_000);
         assert_eq!(c.window(), 11_000);
-        c.on_timeout(10_000);
+        c.on_timeout(10_000, 50_000);
         assert_eq!(c.window(), 1000);
         assert_eq!(c.ssthresh(), 5000);
         for _ in 0..4 {

@@ -432,3 +432,24 @@ fn after_an_idle_period_longer_than_the_rto_the_window_restarts() {
     }
     assert_eq!(burst, 14600, "the old window went out after the idle time");
 }
+
+#[test]
+fn duplicate_acks_of_data_sent_before_a_timeout_start_no_fast_retransmit() {
+    // RFC 6582, 4: after an RTO, recover = the highest sequence sent; three
+    // duplicate ACKs that do not cover it are echoes of the old flight, and
+    // the timeout's retransmission already deals with the loss.
+    let mut t = Script::established(&simple());
+    t.send(&bytes(14600));
+    for i in 0..9 {
+        t.expect_len(ACK, 1001 + i * 1460, 5001, 1460);
+    }
+    t.expect_len(PSH | ACK, 1001 + 9 * 1460, 5001, 1460);
+    t.advance(200);
+    t.expect_len(ACK, 1001, 5001, 1460);
+    t.expect_nothing();
+    for _ in 0..3 {
+        t.inject(seg(ACK, 5001, 1001));
+    }
+    t.expect_nothing();
+    assert_eq!(t.tcb.stats().fast_retransmits, 0);
+}
