@@ -28,6 +28,10 @@ const PAWS_SLACK: i32 = 1;
 /// (RFC 7323, 5.5: 24 days).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 
+/// At most one challenge or out-of-window ACK per this interval (Linux's
+/// tcp_invalid_ratelimit default).
+const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
+
 impl Tcb {
     /// Processes one segment addressed to this connection.
     pub fn on_segment(&mut self, now: Instant, seg: &TcpSegment) {
@@ -86,6 +90,28 @@ impl Tcb {
         }
     }
 
+    /// Answers a segment that is out of the window, fails PAWS, is a RST or
+    /// SYN that must be challenged, or acknowledges what was never sent
+    /// (RFC 5961). Answers to segments without data (and to SYNs) are
+    /// limited to one per 500 ms, as Linux does, so a forged flood does not
+    /// turn into an ACK flood; data segments are always answered (no loop
+    /// of ACKs can form with them).
+    fn oow_ack(&mut self, now: Instant, seg: &TcpSegment<'_>) {
+        let pure = seg.payload.is_empty() || seg.flags.contains(TcpFlags::SYN);
+        if pure
+            && self
+                .last_oow_ack
+                .is_some_and(|t| now.saturating_since(t) < OOW_ACK_INTERVAL)
+        {
+            self.stats.acks_rate_limited += 1;
+            return;
+        }
+        if pure {
+            self.last_oow_ack = Some(now);
+        }
+        self.ack_now = true;
+    }
+
     /// The receive window segments are checked against: what we advertise
     /// (or would advertise now), never less than what was promised. Bytes
     /// beyond it — a zero-window probe — are not taken, as Linux does.
@@ -138,7 +164,7 @@ impl Tcb {
                         self.ts_recent_at = now;
                     } else {
                         self.stats.paws_rejected += 1;
-                        self.ack_now = true;
+                        self.oow_ack(now, seg);
                         return;
                     }
                 }
@@ -176,7 +202,7 @@ impl Tcb {
                     self.time_wait_deadline = Some(now + self.cfg.msl * 2);
                 }
                 if !f.contains(TcpFlags::RST) {
-                    self.ack_now = true;
+                    self.oow_ack(now, seg);
                 }
                 return;
             }
@@ -205,7 +231,7 @@ impl Tcb {
         // Second: RST, only exactly at RCV.NXT (RFC 5961, 3.2).
         if f.contains(TcpFlags::RST) {
             if seq_start != self.rcv_nxt {
-                self.ack_now = true; // challenge ACK
+                self.oow_ack(now, seg); // challenge ACK
                 return;
             }
             match self.state {
@@ -223,7 +249,7 @@ impl Tcb {
 
         // Fourth: a SYN in a synchronized state gets a challenge ACK (RFC 5961, 4.2).
         if f.contains(TcpFlags::SYN) {
-            self.ack_now = true;
+            self.oow_ack(now, seg);
             return;
         }
 
@@ -249,7 +275,7 @@ impl Tcb {
             None => self.snd_max,
         };
         if seq::gt(seg.ack, ack_limit) {
-            self.ack_now = true;
+            self.oow_ack(now, seg);
             return;
         }
         if seq::lt(
@@ -257,7 +283,7 @@ impl Tcb {
             self.snd_una.wrapping_sub(self.max_snd_wnd.max(1 << 16)),
         ) {
             // Far too old (RFC 5961, 5.2): likely forged.
-            self.ack_now = true;
+            self.oow_ack(now, seg);
             return;
         }
         // The peer is alive: its window may stay shut for as long as it likes.

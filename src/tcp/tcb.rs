@@ -35,6 +35,8 @@ pub struct TcbStats {
     pub keepalive_timeouts: u32,
     /// Segments dropped as old duplicates by PAWS (RFC 7323, 5).
     pub paws_rejected: u32,
+    /// Challenge and out-of-window ACKs not sent: the rate limit held them.
+    pub acks_rate_limited: u32,
 }
 
 /// One TCP connection.
@@ -60,6 +62,8 @@ pub struct Tcb {
     pub(super) snd_sml: u32,
     /// When data was last sent (restart after idle, RFC 5681 4.1).
     pub(super) last_data_sent: Option<Instant>,
+    /// When the last challenge or out-of-window ACK went (rate limit).
+    pub(super) last_oow_ack: Option<Instant>,
     pub(super) snd_wnd: u32,
     pub(super) max_snd_wnd: u32,
     pub(super) snd_wl1: u32,
@@ -175,6 +179,7 @@ impl Tcb {
             snd_max: iss,
             snd_sml: iss,
             last_data_sent: None,
+            last_oow_ack: None,
             snd_wnd: 0,
             max_snd_wnd: 0,
             snd_wl1: 0,

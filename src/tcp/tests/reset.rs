@@ -180,3 +180,32 @@ fn abort_sends_rst_and_closes() {
     t.inject(seg(ACK, 5001, 1011));
     t.expect_nothing();
 }
+
+#[test]
+fn a_flood_of_bad_rsts_syns_and_acks_gets_rate_limited_challenge_acks() {
+    // RFC 5961, 7 (and Linux's per-socket limit of one every 500 ms): a
+    // spoofed flood must not turn the connection into an ACK reflector.
+    let mut t = Script::established(&simple());
+    let mut acks = 0;
+    for i in 0..300u32 {
+        let bad = match i % 3 {
+            0 => seg(RST, 5101 + i, 0),
+            1 => seg(SYN, 5201 + i, 0),
+            _ => seg(ACK, 5001, 900_000),
+        };
+        t.inject(bad);
+        while t.poll().is_some() {
+            acks += 1;
+        }
+        t.advance_us(1000);
+    }
+    assert_eq!(t.state(), State::Established);
+    // 300 ms of flood: one answer in the first 500 ms window.
+    assert_eq!(acks, 1, "{acks} ACKs for 300 forged segments");
+    // Data segments are never held back (they are not an ACK loop).
+    t.advance(500);
+    for _ in 0..2 {
+        t.inject(seg(ACK, 4001, 1001).data(&bytes(10)));
+        t.expect(ACK, 1001, 5001);
+    }
+}

@@ -133,6 +133,10 @@ fn zero_window_accepts_an_empty_segment_only_at_rcv_nxt() {
     t.inject(seg(ACK, 6002, 1001));
     let out = t.expect(ACK, 1001, 6001);
     assert_eq!(out.window, 0);
+    // Out-of-window ACKs are answered at most every 500 ms.
+    t.inject(seg(ACK, 6000, 1001));
+    t.expect_nothing();
+    t.advance(500);
     t.inject(seg(ACK, 6000, 1001));
     t.expect(ACK, 1001, 6001);
 }
