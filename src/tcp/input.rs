@@ -36,11 +36,16 @@ impl Tcb {
     /// Processes one segment addressed to this connection.
     pub fn on_segment(&mut self, now: Instant, seg: &TcpSegment) {
         match self.state {
-            State::Closed | State::Listen => return,
-            State::SynSent => self.on_segment_syn_sent(now, seg),
+            State::Closed | State::Listen => {}
+            // The handshake's segments pass their own checks there.
+            State::SynSent => {
+                self.on_segment_syn_sent(now, seg);
+                self.heard_from_peer(now);
+            }
+            // Only acceptable segments count as word from the peer there
+            // (a forged one must not keep a dead connection alive).
             _ => self.on_segment_synchronized(now, seg),
         }
-        self.heard_from_peer(now);
     }
 
     fn on_segment_syn_sent(&mut self, now: Instant, seg: &TcpSegment) {
@@ -211,17 +216,13 @@ impl Tcb {
         // Timestamps: remember the peer's clock (RFC 7323, 4.3).
         if self.ts_ok {
             if let Some((val, _)) = seg.options.timestamps {
-                // Only a segment that holds the next expected byte (or an
-                // empty one exactly there) may move TS.Recent: a needless
-                // retransmission of old data carries a newer clock than
-                // segments still on their way, which PAWS would then drop.
-                let end = seq_start.wrapping_add(seg_len);
-                let covers = if seg_len == 0 {
-                    seq_start == self.rcv_nxt
-                } else {
-                    seq::le(seq_start, self.rcv_nxt) && seq::lt(self.rcv_nxt, end)
-                };
-                if covers && seq::ge(val, self.ts_recent) {
+                // An acceptable segment at or before Last.ACK.sent moves
+                // TS.Recent (RFC 7323, 4.3): with delayed ACKs the echo is
+                // the oldest unacknowledged segment's clock, so the peer's
+                // RTT includes the delay. Old duplicates never get here
+                // (they are not acceptable), so a needless retransmission
+                // cannot push TS.Recent past segments still on their way.
+                if seq::le(seq_start, self.last_ack_sent) && seq::ge(val, self.ts_recent) {
                     self.ts_recent = val;
                     self.ts_recent_at = now;
                 }
@@ -286,6 +287,8 @@ impl Tcb {
             self.oow_ack(now, seg);
             return;
         }
+        // Past every check a forged segment fails: the peer is alive.
+        self.heard_from_peer(now);
         // The peer is alive: its window may stay shut for as long as it likes.
         self.persist_probes = 0;
         let window = (seg.window as u32) << self.snd_wscale;

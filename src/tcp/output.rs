@@ -447,6 +447,7 @@ impl Tcb {
             window = wnd.min(0xffff) as u16;
         }
         if flags.contains(TcpFlags::ACK) && !flags.contains(TcpFlags::RST) {
+            self.last_ack_sent = ack;
             self.ack_now = false;
             self.acks_owed = self.acks_owed.saturating_sub(1);
             self.ack_deadline = None;

@@ -64,6 +64,9 @@ pub struct Tcb {
     pub(super) last_data_sent: Option<Instant>,
     /// When the last challenge or out-of-window ACK went (rate limit).
     pub(super) last_oow_ack: Option<Instant>,
+    /// The acknowledgment number of the last ACK sent (RFC 7323's
+    /// Last.ACK.sent: which segment's timestamp is echoed).
+    pub(super) last_ack_sent: u32,
     pub(super) snd_wnd: u32,
     pub(super) max_snd_wnd: u32,
     pub(super) snd_wl1: u32,
@@ -180,6 +183,7 @@ impl Tcb {
             snd_sml: iss,
             last_data_sent: None,
             last_oow_ack: None,
+            last_ack_sent: 0,
             snd_wnd: 0,
             max_snd_wnd: 0,
             snd_wl1: 0,

@@ -96,3 +96,28 @@ fn a_peers_keepalive_probe_is_answered_with_an_ack() {
     t.inject(seg(ACK, 5000, 1001));
     t.expect(ACK, 1001, 5001);
 }
+
+#[test]
+fn forged_segments_do_not_keep_a_dead_connection_alive() {
+    // Only acceptable segments restart the idle clock: out-of-window data,
+    // an inexact RST or an ACK of unsent data may be forged.
+    let mut t = Script::established(&simple());
+    let now = t.now;
+    t.tcb.set_keepalive(now, keepalive());
+    for forged in [
+        seg(ACK, 900_000, 1001).data(b"x"),
+        seg(RST, 5101, 0),
+        seg(ACK, 5001, 99_999),
+    ] {
+        t.advance(2_000);
+        t.inject(forged);
+        // Each is answered (an ACK or a challenge ACK), never believed.
+        t.expect(ACK, 1001, 5001);
+    }
+    t.advance(1_000);
+    // Still probed ten seconds after the last real word from the peer.
+    t.advance(2_999);
+    t.expect_nothing();
+    t.advance(1);
+    t.expect(ACK, 1000, 5001);
+}

@@ -204,3 +204,31 @@ fn paws_drops_a_segment_with_an_older_timestamp() {
     t.expect(ACK, 1001, 5006);
     assert_eq!(t.read_all(), b"ok");
 }
+
+#[test]
+fn with_delayed_acks_the_echoed_timestamp_is_the_oldest_unacked_segments() {
+    // RFC 7323, 4.3: TS.Recent moves only for a segment at or before
+    // Last.ACK.sent, so an ACK that covers two segments echoes the first
+    // one's clock and the peer's RTT sample includes the ACK's delay.
+    let cfg = Config {
+        timestamps: true,
+        ..simple()
+    };
+    let mut t = Script::active(&cfg, ISS);
+    let syn = t.expect(SYN, 1000, 0);
+    let (tsval, _) = syn.options.timestamps.unwrap();
+    let ts = |val: u32| TcpOptions {
+        timestamps: Some((val, tsval)),
+        ..TcpOptions::default()
+    };
+    t.inject(seg(SYN | ACK, 5000, 1001).opts(TcpOptions {
+        mss: Some(1460),
+        ..ts(1000)
+    }));
+    t.expect(ACK, 1001, 5001);
+    t.inject(seg(ACK, 5001, 1001).data(&bytes(100)).opts(ts(1100)));
+    t.expect_nothing();
+    t.inject(seg(ACK, 5101, 1001).data(&bytes(100)).opts(ts(1200)));
+    let ack = t.expect(ACK, 1001, 5201);
+    assert_eq!(ack.options.timestamps.map(|(_, ecr)| ecr), Some(1100));
+}
