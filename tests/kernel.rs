@@ -331,6 +331,46 @@ fn refused_both_ways() {
 }
 
 #[test]
+fn icmp_unreachable_from_the_kernel_fails_a_connect_at_once() {
+    // The kernel answers our SYNs to two ports with ICMP errors (nftables
+    // reject rules); without ICMP handling the connects would retry their
+    // SYN for minutes.
+    let (ns, s) = setup("icmp");
+    let rules = "table inet rstcp_icmp {
+  chain input {
+    type filter hook input priority 0;
+    tcp dport 7901 reject with icmp type port-unreachable
+    tcp dport 7902 reject with icmp type host-unreachable
+  }
+}";
+    let mut nft = ns.command("nft");
+    nft.args(["-f", "-"]).stdin(std::process::Stdio::piped());
+    let mut child = nft.spawn().expect("nft (Debian package nftables)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(rules.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "nft rules");
+    for (port, want) in [
+        (7901, Error::ConnectionRefused),
+        (7902, Error::HostUnreachable),
+    ] {
+        let c = s.socket(false, None).unwrap();
+        let t = Instant::now();
+        assert_eq!(s.connect(c, SocketAddrV4::new(KERNEL, port)), Err(want));
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "took {:?}",
+            t.elapsed()
+        );
+        s.close(c).unwrap();
+    }
+    assert!(s.with_stack(|st| st.stats().icmp_errors) >= 2);
+}
+
+#[test]
 fn ping_gets_echo_replies() {
     let (ns, s) = setup("ping");
     let out = ns.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.77.0.2"]);

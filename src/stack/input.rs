@@ -1,6 +1,6 @@
 //! Packets coming in: IPv4 validation, ICMP echo, and TCP demultiplexing.
 
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::socket_table::{FourTuple, Socket, SocketKind, SocketOptions};
 use super::Stack;
@@ -48,11 +48,64 @@ impl Stack {
                         emit_ipv4_header(buf, src, dst, protocol::ICMP, 64, seq, n) + n
                     });
                 }
+                Ok(IcmpMessage::DestinationUnreachable {
+                    code,
+                    next_hop_mtu,
+                    original,
+                }) => self.on_icmp_unreachable(now, code, next_hop_mtu, original),
                 Ok(_) => {}
                 Err(_) => self.stats.rx_bad_icmp += 1,
             },
             _ => self.stats.rx_unknown_protocol += 1,
         }
+    }
+
+    /// An ICMP destination unreachable: finds the connection from the
+    /// quoted IP header and the first 8 bytes of TCP (ports, sequence
+    /// number) and lets it decide (it checks the sequence number).
+    fn on_icmp_unreachable(&mut self, now: Instant, code: u8, mtu: u16, original: &[u8]) {
+        let Some(&first) = original.first() else {
+            return;
+        };
+        let ihl = usize::from(first & 0x0f) * 4;
+        if first >> 4 != 4 || ihl < IPV4_HEADER_LEN || original.len() < ihl + 8 {
+            self.stats.rx_bad_icmp += 1;
+            return;
+        }
+        let ip4 = |at: usize| {
+            Ipv4Addr::new(
+                original[at],
+                original[at + 1],
+                original[at + 2],
+                original[at + 3],
+            )
+        };
+        let (src, dst) = (ip4(12), ip4(16));
+        if original[9] != protocol::TCP || src != self.cfg.addr {
+            return;
+        }
+        let tcp = &original[ihl..ihl + 8];
+        let key = FourTuple {
+            local_port: u16::from_be_bytes([tcp[0], tcp[1]]),
+            remote_ip: dst,
+            remote_port: u16::from_be_bytes([tcp[2], tcp[3]]),
+        };
+        let quoted_seq = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]);
+        let Some(&id) = self.sockets.conns.get(&key) else {
+            return;
+        };
+        self.stats.icmp_errors += 1;
+        if let Some(t) = self.sockets.get_mut(id).and_then(|s| s.tcb_mut()) {
+            if code == 4 {
+                // Fragmentation needed: an older router says 0; then the
+                // next plateau below the segment's size would be guessed
+                // (RFC 1191, 5); we take the floor instead.
+                t.on_path_mtu(now, mtu.max(crate::tcp::MIN_PATH_MTU), quoted_seq);
+            } else {
+                t.on_icmp_unreachable(now, code, quoted_seq);
+            }
+        }
+        self.after(now, id);
     }
 
     fn on_tcp(&mut self, now: Instant, remote: SocketAddrV4, seg: &TcpSegment) {

@@ -70,6 +70,8 @@ pub struct Stats {
     pub syn_dropped_backlog: u64,
     /// ICMP echo requests answered.
     pub echo_replies: u64,
+    /// ICMP errors (destination unreachable) about one of our connections.
+    pub icmp_errors: u64,
 }
 
 /// Short control packets (RST, ICMP) wait here for `poll_transmit`.

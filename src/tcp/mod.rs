@@ -5,6 +5,7 @@
 //! a clock, sleeps or does I/O, so every behaviour is a deterministic test.
 
 pub mod congestion;
+mod icmp;
 mod input;
 pub mod isn;
 pub mod keepalive;
@@ -24,6 +25,7 @@ mod user;
 mod tests;
 
 pub use congestion::Congestion;
+pub use icmp::MIN_PATH_MTU;
 pub use isn::IsnGenerator;
 pub use reassembler::Reassembler;
 pub use recv_buffer::RecvBuffer;

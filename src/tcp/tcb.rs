@@ -37,6 +37,8 @@ pub struct TcbStats {
     pub paws_rejected: u32,
     /// Challenge and out-of-window ACKs not sent: the rate limit held them.
     pub acks_rate_limited: u32,
+    /// Times an ICMP "fragmentation needed" lowered the segment size.
+    pub path_mtu_drops: u32,
 }
 
 /// One TCP connection.
@@ -67,6 +69,9 @@ pub struct Tcb {
     /// The acknowledgment number of the last ACK sent (RFC 7323's
     /// Last.ACK.sent: which segment's timestamp is echoed).
     pub(super) last_ack_sent: u32,
+    /// An ICMP error seen on the open connection, reported instead of
+    /// ETIMEDOUT if it times out.
+    pub(super) soft_error: Option<Error>,
     pub(super) snd_wnd: u32,
     pub(super) max_snd_wnd: u32,
     pub(super) snd_wl1: u32,
@@ -184,6 +189,7 @@ impl Tcb {
             last_data_sent: None,
             last_oow_ack: None,
             last_ack_sent: 0,
+            soft_error: None,
             snd_wnd: 0,
             max_snd_wnd: 0,
             snd_wl1: 0,

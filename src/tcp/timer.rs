@@ -78,7 +78,9 @@ impl Tcb {
             if self.state == State::SynReceived && self.passive {
                 self.enter_closed();
             } else {
-                self.fail(Error::TimedOut);
+                // An ICMP error seen meanwhile says more than "timed out".
+                let err = self.soft_error.take().unwrap_or(Error::TimedOut);
+                self.fail(err);
             }
             return;
         }

@@ -41,6 +41,9 @@ pub enum IcmpMessage<'a> {
         /// Why (RFC 792 and RFC 1122: 0 net, 1 host, 2 protocol, 3 port,
         /// 4 fragmentation needed and DF set, …).
         code: u8,
+        /// With code 4, the MTU of the next hop (RFC 1191; 0 from routers
+        /// that predate it).
+        next_hop_mtu: u16,
         /// Everything after the ICMP header: the quoted IP header of the
         /// datagram that failed and at least 8 bytes of its payload (RFC 1812
         /// routers may quote more), enough to find the TCP ports. Not
@@ -83,6 +86,7 @@ pub fn parse_icmp(buf: &[u8]) -> Result<IcmpMessage<'_>, WireError> {
         },
         kind::DESTINATION_UNREACHABLE => IcmpMessage::DestinationUnreachable {
             code,
+            next_hop_mtu: seq,
             original: rest,
         },
         _ => IcmpMessage::Other { kind, code },

@@ -60,14 +60,15 @@ fn reply_matches_etherparse_and_round_trips() {
 #[test]
 fn destination_unreachable_quotes_the_original() {
     let quoted = [0x45u8; 28];
-    let mut buf = vec![3, 3, 0, 0, 0, 0, 0, 0];
+    let mut buf = vec![3, 4, 0, 0, 0, 0, 0x05, 0xdc];
     buf.extend_from_slice(&quoted);
     let c = checksum::checksum(&buf);
     buf[2..4].copy_from_slice(&c.to_be_bytes());
     assert_eq!(
         parse_icmp(&buf),
         Ok(IcmpMessage::DestinationUnreachable {
-            code: 3,
+            code: 4,
+            next_hop_mtu: 1500,
             original: &quoted
         })
     );

@@ -22,7 +22,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use super::{Config, State, Tcb};
+use super::{Config, State, Tcb, MIN_PATH_MTU};
 use crate::error::Error;
 use crate::time::Instant;
 use crate::wire::{parse_ipv4, parse_tcp, TcpFlags, TcpOptions, TcpSegment};
@@ -30,6 +30,7 @@ use crate::wire::{parse_ipv4, parse_tcp, TcpFlags, TcpOptions, TcpSegment};
 mod close;
 mod flow;
 mod handshake;
+mod icmp;
 mod keepalive;
 mod reassembly;
 mod reset;
