@@ -110,7 +110,9 @@ int rs_getpeername(int fd, struct sockaddr *addr, socklen_t *len);
 /*
  setsockopt(2): SO_REUSEADDR, SO_KEEPALIVE, SO_RCVBUF, SO_SNDBUF,
  SO_RCVTIMEO, SO_SNDTIMEO, SO_LINGER, TCP_NODELAY, TCP_KEEPIDLE,
- TCP_KEEPINTVL, TCP_KEEPCNT; others give ENOPROTOOPT.
+ TCP_KEEPINTVL, TCP_KEEPCNT, TCP_MAXSEG (88..=32767, or 0 to clear; for
+ connections made after it), TCP_USER_TIMEOUT (milliseconds, 0 = off);
+ others give ENOPROTOOPT.
 
  # Safety
  `val` must be NULL or point to `len` readable bytes.

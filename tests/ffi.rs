@@ -318,6 +318,41 @@ fn options() {
         0
     );
     assert_eq!(v, 1);
+    // TCP_USER_TIMEOUT in milliseconds (0 = off, negative refused) and
+    // TCP_MAXSEG (536 before a connection, as Linux answers; 88..=32767).
+    let get_tcp = |name: i32| {
+        let mut v: i32 = -7;
+        let mut len = 4 as socklen_t;
+        let r = unsafe {
+            rs_getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                name,
+                &mut v as *mut i32 as *mut c_void,
+                &mut len,
+            )
+        };
+        assert_eq!(r, 0, "getsockopt {name}: errno {}", errno());
+        v
+    };
+    let set_tcp = |name: i32, v: i32| unsafe {
+        rs_setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            name,
+            &v as *const i32 as *const c_void,
+            4,
+        )
+    };
+    assert_eq!(get_tcp(libc::TCP_USER_TIMEOUT), 0);
+    assert_eq!(set_tcp(libc::TCP_USER_TIMEOUT, 2500), 0);
+    assert_eq!(get_tcp(libc::TCP_USER_TIMEOUT), 2500);
+    fails!(set_tcp(libc::TCP_USER_TIMEOUT, -1), libc::EINVAL);
+    assert_eq!(get_tcp(libc::TCP_MAXSEG), 536);
+    assert_eq!(set_tcp(libc::TCP_MAXSEG, 1000), 0);
+    assert_eq!(get_tcp(libc::TCP_MAXSEG), 1000);
+    fails!(set_tcp(libc::TCP_MAXSEG, 40), libc::EINVAL);
+    fails!(set_tcp(libc::TCP_MAXSEG, 70_000), libc::EINVAL);
     let tv = libc::timeval {
         tv_sec: 0,
         tv_usec: 2_000_000,

@@ -39,6 +39,18 @@ fn setup_with(tag: &str, faults: Option<&str>) -> (Netns, Arc<Sockets>) {
     (ns, Arc::new(s))
 }
 
+/// The kernel side vanishes: its address goes away, so nothing answers.
+fn remove_kernel_address(ns: &Netns) {
+    let out = ns.exec(&["ip", "-o", "addr", "show", "to", "10.77.0.1"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let dev = text
+        .split_whitespace()
+        .nth(1)
+        .expect("the TUN device")
+        .to_string();
+    ns.exec(&["ip", "addr", "del", "10.77.0.1/24", "dev", &dev]);
+}
+
 /// A deterministic byte stream both ends can generate.
 struct Stream(u64);
 
@@ -650,14 +662,7 @@ fn keepalive_keeps_a_live_peer_and_drops_one_that_vanished() {
     assert_eq!(s.state(c).unwrap(), State::Established);
     // The kernel side vanishes (its address goes away, so nothing answers):
     // two unanswered probes later the connection times out.
-    let out = ns.exec(&["ip", "-o", "addr", "show", "to", "10.77.0.1"]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let ifname = text
-        .split_whitespace()
-        .nth(1)
-        .expect("the TUN device")
-        .to_string();
-    ns.exec(&["ip", "addr", "del", "10.77.0.1/24", "dev", &ifname]);
+    remove_kernel_address(&ns);
     let mut buf = [0u8; 8];
     s.set_option(c, SockOpt::RecvTimeout(Some(Duration::from_secs(10))))
         .unwrap();
@@ -667,6 +672,60 @@ fn keepalive_keeps_a_live_peer_and_drops_one_that_vanished() {
         Err(Error::TimedOut)
     );
     assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
+}
+
+#[test]
+fn a_user_timeout_ends_a_blocked_call_when_the_peer_vanishes() {
+    use rstcp::api::SockOpt;
+    let (ns, s) = setup("usertimeout");
+    let kl = TcpListener::bind((KERNEL, 7016)).unwrap();
+    let c = s.socket(false, None).unwrap();
+    s.set_option(c, SockOpt::UserTimeout(Some(Duration::from_millis(1500))))
+        .unwrap();
+    s.connect(c, SocketAddrV4::new(KERNEL, 7016)).unwrap();
+    let (_k, _) = kl.accept().unwrap();
+    remove_kernel_address(&ns);
+    // Data goes out and is never acknowledged: the blocked recv ends with
+    // ETIMEDOUT at the user timeout, not after minutes of retries.
+    assert_eq!(s.send(c, b"hello?", MsgFlags::default()), Ok(6));
+    let t = Instant::now();
+    let mut buf = [0u8; 8];
+    assert_eq!(
+        s.recv(c, &mut buf, MsgFlags::default()),
+        Err(Error::TimedOut)
+    );
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(1200) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn tcp_maxseg_set_before_connect_is_the_mss_announced_to_the_kernel() {
+    use rstcp::api::SockOpt;
+    use std::os::fd::AsRawFd;
+    let (_ns, s) = setup("maxseg");
+    let kl = TcpListener::bind((KERNEL, 7017)).unwrap();
+    let c = s.socket(false, None).unwrap();
+    s.set_option(c, SockOpt::MaxSeg(1000)).unwrap();
+    s.connect(c, SocketAddrV4::new(KERNEL, 7017)).unwrap();
+    let (k, _) = kl.accept().unwrap();
+    let mut mss: i32 = 0;
+    let mut len = 4 as libc::socklen_t;
+    // SAFETY: getsockopt on the kernel socket into a local int.
+    let r = unsafe {
+        libc::getsockopt(
+            k.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_MAXSEG,
+            &mut mss as *mut i32 as *mut libc::c_void,
+            &mut len,
+        )
+    };
+    assert_eq!(r, 0);
+    // The kernel sends at most what we announced (less its timestamp option).
+    assert!((900..=1000).contains(&mss), "kernel's MSS toward us: {mss}");
 }
 
 #[test]
@@ -738,14 +797,7 @@ fn keepalive_turned_on_for_an_idle_connection_takes_effect() {
     // Idle: the I/O thread has no timer left and sleeps until a packet or
     // a wake-up comes. Turning keep-alive on must still start its timer.
     std::thread::sleep(Duration::from_millis(1500));
-    let out = ns.exec(&["ip", "-o", "addr", "show", "to", "10.77.0.1"]);
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let dev = text
-        .split_whitespace()
-        .nth(1)
-        .expect("the TUN device")
-        .to_string();
-    ns.exec(&["ip", "addr", "del", "10.77.0.1/24", "dev", &dev]);
+    remove_kernel_address(&ns);
     s.set_option(c, SockOpt::KeepIdle(Duration::from_secs(1)))
         .unwrap();
     s.set_option(c, SockOpt::KeepInterval(Duration::from_secs(1)))

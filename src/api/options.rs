@@ -45,8 +45,12 @@ pub enum SockOpt {
     Type(i32),
     /// SO_ACCEPTCONN (read-only).
     AcceptConn(bool),
-    /// TCP_MAXSEG (read-only here): the MSS in use.
+    /// TCP_MAXSEG: the MSS in use (read), the most to announce and use
+    /// for the connections to come (set; 0 clears it).
     MaxSeg(usize),
+    /// TCP_USER_TIMEOUT (None = off): how long sent data may stay
+    /// unacknowledged before the connection is given up (RFC 5482).
+    UserTimeout(Option<Duration>),
 }
 
 /// Which option to read.
@@ -82,6 +86,8 @@ pub enum SockOptName {
     AcceptConn,
     /// TCP_MAXSEG.
     MaxSeg,
+    /// TCP_USER_TIMEOUT.
+    UserTimeout,
 }
 
 fn micros(t: Option<Duration>) -> u64 {
@@ -100,8 +106,12 @@ impl Sockets {
         match opt {
             SockOpt::RecvTimeout(t) => return set_timeout(&e.recv_timeout, t),
             SockOpt::SendTimeout(t) => return set_timeout(&e.send_timeout, t),
-            SockOpt::Error(_) | SockOpt::Type(_) | SockOpt::AcceptConn(_) | SockOpt::MaxSeg(_) => {
+            SockOpt::Error(_) | SockOpt::Type(_) | SockOpt::AcceptConn(_) => {
                 return Err(Error::NoProtocolOption)
+            }
+            // Linux's bounds: TCP_MIN_MSS (88) up to the largest window.
+            SockOpt::MaxSeg(m) if m != 0 && !(88..=32767).contains(&m) => {
+                return Err(Error::Invalid)
             }
             _ => {}
         }
@@ -121,6 +131,8 @@ impl Sockets {
             SockOpt::SendBuffer(v) => {
                 o.send_buffer = v.saturating_mul(2).clamp(MIN_SNDBUF, MAX_BUF)
             }
+            SockOpt::UserTimeout(t) => o.user_timeout = t,
+            SockOpt::MaxSeg(m) => o.max_seg = (m != 0).then_some(m as u16),
             _ => {}
         })?;
         drop(inner);
@@ -150,11 +162,13 @@ impl Sockets {
             return Ok(SockOpt::AcceptConn(listening));
         }
         if name == SockOptName::MaxSeg {
-            let mss = inner
-                .stack
-                .tcb(e.id)
-                .map(|t| t.send_mss())
-                .unwrap_or(inner.stack.config().tcp.mss as usize);
+            // Connected: the MSS in use; before: what the application set,
+            // or 536 as Linux answers (RFC 9293's default).
+            let set = inner.stack.options(e.id)?.max_seg;
+            let mss = match inner.stack.tcb(e.id) {
+                Some(t) => t.send_mss(),
+                None => set.map_or(536, usize::from),
+            };
             return Ok(SockOpt::MaxSeg(mss));
         }
         let o = inner.stack.options(e.id)?;
@@ -168,6 +182,7 @@ impl Sockets {
             SockOptName::NoDelay => SockOpt::NoDelay(o.nodelay),
             SockOptName::RecvBuffer => SockOpt::RecvBuffer(o.recv_buffer),
             SockOptName::SendBuffer => SockOpt::SendBuffer(o.send_buffer),
+            SockOptName::UserTimeout => SockOpt::UserTimeout(o.user_timeout),
             _ => return Err(Error::NoProtocolOption),
         })
     }

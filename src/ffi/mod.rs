@@ -332,13 +332,16 @@ fn option_name(level: c_int, name: c_int) -> Result<SockOptName> {
         (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => SockOptName::KeepIdle,
         (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => SockOptName::KeepInterval,
         (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => SockOptName::KeepCount,
+        (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => SockOptName::UserTimeout,
         _ => return Err(Error::NoProtocolOption),
     })
 }
 
 /// setsockopt(2): SO_REUSEADDR, SO_KEEPALIVE, SO_RCVBUF, SO_SNDBUF,
 /// SO_RCVTIMEO, SO_SNDTIMEO, SO_LINGER, TCP_NODELAY, TCP_KEEPIDLE,
-/// TCP_KEEPINTVL, TCP_KEEPCNT; others give ENOPROTOOPT.
+/// TCP_KEEPINTVL, TCP_KEEPCNT, TCP_MAXSEG (88..=32767, or 0 to clear; for
+/// connections made after it), TCP_USER_TIMEOUT (milliseconds, 0 = off);
+/// others give ENOPROTOOPT.
 ///
 /// # Safety
 /// `val` must be NULL or point to `len` readable bytes.
@@ -412,6 +415,12 @@ pub unsafe extern "C" fn rs_setsockopt(
                     }
                     SockOptName::KeepCount => SockOpt::KeepCount(v as u32),
                     SockOptName::SendBuffer => SockOpt::SendBuffer(v.max(0) as usize),
+                    SockOptName::UserTimeout if v < 0 => return Err(Error::Invalid),
+                    SockOptName::UserTimeout => {
+                        SockOpt::UserTimeout((v > 0).then(|| Duration::from_millis(v as u64)))
+                    }
+                    SockOptName::MaxSeg if v < 0 => return Err(Error::Invalid),
+                    SockOptName::MaxSeg => SockOpt::MaxSeg(v as usize),
                     _ => return Err(Error::NoProtocolOption),
                 }
             }
@@ -506,6 +515,9 @@ pub unsafe extern "C" fn rs_getsockopt(
             }
             SockOpt::KeepCount(n) => int(n.min(i32::MAX as u32) as c_int),
             SockOpt::RecvTimeout(d) | SockOpt::SendTimeout(d) => timeval(d),
+            SockOpt::UserTimeout(d) => {
+                int(d.map_or(0, |d| d.as_millis().min(i32::MAX as u128) as c_int))
+            }
         }
     })
 }

@@ -21,6 +21,8 @@ impl Stack {
             nodelay: self.cfg.tcp.nodelay,
             recv_buffer: self.cfg.tcp.recv_buffer,
             send_buffer: self.cfg.tcp.send_buffer,
+            user_timeout: None,
+            max_seg: None,
         };
         self.sockets.insert(Socket {
             kind: SocketKind::Fresh,
@@ -156,12 +158,7 @@ impl Stack {
         if self.sockets.conns.contains_key(&key) {
             return Err(Error::AddressNotAvailable);
         }
-        let mut cfg = self.cfg.tcp.clone();
-        let opts = &self.sock(id)?.options;
-        cfg.nodelay = opts.nodelay;
-        cfg.keepalive = opts.keepalive;
-        cfg.recv_buffer = opts.recv_buffer;
-        cfg.send_buffer = opts.send_buffer;
+        let cfg = self.sock(id)?.options.tcp_config(&self.cfg.tcp);
         let iss = self.isn.isn(now, local, remote);
         let tcb = Tcb::connect(&cfg, local, remote, iss);
         let sock = self.sock_mut(id)?;
@@ -364,6 +361,7 @@ impl Stack {
             t.set_nodelay(o.nodelay);
             t.set_send_buffer(o.send_buffer);
             t.set_recv_buffer(o.recv_buffer);
+            t.set_user_timeout(o.user_timeout);
             if o.keepalive != keepalive_before {
                 t.set_keepalive(now, o.keepalive);
             }

@@ -184,11 +184,7 @@ impl Stack {
         }
         let options: SocketOptions = listener.options.clone();
         let local = SocketAddrV4::new(self.cfg.addr, seg.dst_port);
-        let mut cfg = self.cfg.tcp.clone();
-        cfg.nodelay = options.nodelay;
-        cfg.keepalive = options.keepalive;
-        cfg.recv_buffer = options.recv_buffer;
-        cfg.send_buffer = options.send_buffer;
+        let cfg = options.tcp_config(&self.cfg.tcp);
         let iss = self.isn.isn(now, local, remote);
         let tcb = Tcb::accept_syn(&cfg, local, remote, iss, seg);
         let key = FourTuple::new(local, remote);

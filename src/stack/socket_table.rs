@@ -94,6 +94,27 @@ pub struct SocketOptions {
     pub recv_buffer: usize,
     /// SO_SNDBUF (bytes).
     pub send_buffer: usize,
+    /// TCP_USER_TIMEOUT (None: off).
+    pub user_timeout: Option<std::time::Duration>,
+    /// TCP_MAXSEG set by the application: the MSS announced and used is at
+    /// most this (None: from the MTU).
+    pub max_seg: Option<u16>,
+}
+
+impl SocketOptions {
+    /// The TCP configuration for a new connection of this socket.
+    pub fn tcp_config(&self, base: &crate::tcp::Config) -> crate::tcp::Config {
+        let mut cfg = base.clone();
+        cfg.nodelay = self.nodelay;
+        cfg.keepalive = self.keepalive;
+        cfg.recv_buffer = self.recv_buffer;
+        cfg.send_buffer = self.send_buffer;
+        cfg.user_timeout = self.user_timeout;
+        if let Some(m) = self.max_seg {
+            cfg.mss = cfg.mss.min(m);
+        }
+        cfg
+    }
 }
 
 /// One socket.

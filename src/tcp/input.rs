@@ -429,10 +429,12 @@ impl Tcb {
             self.rexmit_next = seq::max(self.rexmit_next, ack);
             self.rexmit_budget = (self.rexmit_budget + 1).min(64);
         }
+        // Progress: the user timeout counts afresh for what is left.
+        self.unacked_since = (self.snd_una != self.snd_max).then_some(now);
         self.rto_deadline = if self.snd_una == self.snd_max {
             None
         } else {
-            Some(now + self.rtt.rto())
+            Some(self.rto_at(now))
         };
         self.tlp_done = false;
         self.arm_pto(now);

@@ -73,6 +73,10 @@ pub struct Config {
     pub tail_loss_probe: bool,
     /// Keep-alive probing (SO_KEEPALIVE and TCP_KEEPIDLE/INTVL/CNT).
     pub keepalive: keepalive::KeepAlive,
+    /// TCP_USER_TIMEOUT (RFC 5482): how long sent data may stay
+    /// unacknowledged before the connection is given up (None: the retry
+    /// count decides).
+    pub user_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -95,6 +99,7 @@ impl Default for Config {
             sack: true,
             tail_loss_probe: true,
             keepalive: keepalive::KeepAlive::default(),
+            user_timeout: None,
         }
     }
 }

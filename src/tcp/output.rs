@@ -75,7 +75,7 @@ impl Tcb {
             self.rtt_probe = Some((self.snd_nxt, now));
         }
         if self.rto_deadline.is_none() {
-            self.rto_deadline = Some(now + self.rtt.rto());
+            self.rto_deadline = Some(self.rto_at(now));
         }
         n
     }
@@ -357,6 +357,9 @@ impl Tcb {
         self.stats.segments_sent += 1;
         if len > 0 {
             self.last_data_sent = Some(now);
+            if self.unacked_since.is_none() {
+                self.unacked_since = Some(now);
+            }
         }
         if len > 0 && len < room {
             // Shorter than a full segment with these options: small.
@@ -382,7 +385,7 @@ impl Tcb {
             self.snd_max = end;
         }
         if self.rto_deadline.is_none() {
-            self.rto_deadline = Some(now + self.rtt.rto());
+            self.rto_deadline = Some(self.rto_at(now));
         }
         if new_data {
             self.arm_pto(now);

@@ -3,6 +3,7 @@
 //! output in `output.rs`, timers in `timer.rs`, keep-alive in `keepalive.rs`.
 
 use std::net::SocketAddrV4;
+use std::time::Duration;
 
 use super::congestion::Congestion;
 use super::recv_buffer::RecvBuffer;
@@ -72,6 +73,9 @@ pub struct Tcb {
     /// An ICMP error seen on the open connection, reported instead of
     /// ETIMEDOUT if it times out.
     pub(super) soft_error: Option<Error>,
+    /// Since when sent data has waited for an ACK that moves SND.UNA
+    /// (TCP_USER_TIMEOUT counts from here).
+    pub(super) unacked_since: Option<Instant>,
     pub(super) snd_wnd: u32,
     pub(super) max_snd_wnd: u32,
     pub(super) snd_wl1: u32,
@@ -190,6 +194,7 @@ impl Tcb {
             last_oow_ack: None,
             last_ack_sent: 0,
             soft_error: None,
+            unacked_since: None,
             snd_wnd: 0,
             max_snd_wnd: 0,
             snd_wl1: 0,
@@ -398,6 +403,27 @@ impl Tcb {
     /// True once our FIN has been acknowledged.
     pub(super) fn fin_acked(&self) -> bool {
         self.fin_seq.is_some_and(|f| seq::gt(self.snd_una, f))
+    }
+
+    /// When the retransmission timer armed now fires: one RTO from now,
+    /// but never after the user timeout runs out (so it is met on time).
+    pub(super) fn rto_at(&self, now: Instant) -> Instant {
+        let at = now + self.rtt.rto();
+        match (self.cfg.user_timeout, self.unacked_since) {
+            (Some(limit), Some(since)) => at.min(since + limit),
+            _ => at,
+        }
+    }
+
+    /// True once sent data has waited longer than TCP_USER_TIMEOUT.
+    pub(super) fn user_timeout_expired(&self, now: Instant) -> bool {
+        matches!((self.cfg.user_timeout, self.unacked_since),
+            (Some(limit), Some(since)) if now.saturating_since(since) >= limit)
+    }
+
+    /// TCP_USER_TIMEOUT (None: off).
+    pub fn set_user_timeout(&mut self, limit: Option<Duration>) {
+        self.cfg.user_timeout = limit;
     }
 
     /// Ends the connection with `err` reported to the application.

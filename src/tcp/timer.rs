@@ -74,7 +74,7 @@ impl Tcb {
             State::SynSent | State::SynReceived => self.cfg.syn_retries,
             _ => self.cfg.retries,
         };
-        if self.retries > limit {
+        if self.retries > limit || self.user_timeout_expired(now) {
             if self.state == State::SynReceived && self.passive {
                 self.enter_closed();
             } else {
@@ -112,6 +112,6 @@ impl Tcb {
             self.rto_deadline = None;
             return;
         }
-        self.rto_deadline = Some(now + self.rtt.rto());
+        self.rto_deadline = Some(self.rto_at(now));
     }
 }

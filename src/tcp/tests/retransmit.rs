@@ -453,3 +453,47 @@ fn duplicate_acks_of_data_sent_before_a_timeout_start_no_fast_retransmit() {
     t.expect_nothing();
     assert_eq!(t.tcb.stats().fast_retransmits, 0);
 }
+
+/// An open connection with TCP_USER_TIMEOUT of one second.
+fn with_user_timeout() -> Script {
+    let cfg = Config {
+        user_timeout: Some(ms(1000)),
+        ..simple()
+    };
+    Script::established(&cfg)
+}
+
+#[test]
+fn a_user_timeout_gives_up_on_unacknowledged_data_on_time() {
+    // TCP_USER_TIMEOUT (RFC 5482): 1 s without an ACK for sent data ends
+    // the connection then, not after the retry count (minutes), and the RTO
+    // is cut short so that it happens on time.
+    let mut t = with_user_timeout();
+    t.send(&bytes(100));
+    t.expect_len(PSH | ACK, 1001, 5001, 100);
+    t.advance(200);
+    t.expect_len(PSH | ACK, 1001, 5001, 100);
+    t.advance(400);
+    t.expect_len(PSH | ACK, 1001, 5001, 100);
+    assert_eq!(t.state(), State::Established);
+    t.advance(399);
+    assert_eq!(t.state(), State::Established);
+    t.advance(1);
+    assert_eq!(t.state(), State::Closed);
+    assert_eq!(t.tcb.take_error(), Some(Error::TimedOut));
+}
+
+#[test]
+fn acknowledgments_restart_the_user_timeout() {
+    let mut t = with_user_timeout();
+    t.send(&bytes(3000));
+    t.expect_len(ACK, 1001, 5001, 1460);
+    t.expect_len(ACK, 2461, 5001, 1460);
+    t.expect_len(PSH | ACK, 3921, 5001, 80);
+    t.advance(150);
+    t.inject(seg(ACK, 5001, 2461));
+    t.advance(900);
+    t.inject(seg(ACK, 5001, 3921));
+    t.advance(900);
+    assert_eq!(t.state(), State::Established, "progress restarts the clock");
+}
