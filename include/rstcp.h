@@ -121,7 +121,8 @@ int rs_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
 
 /*
  getsockopt(2): the options of rs_setsockopt plus SO_ERROR (read and
- clear), SO_TYPE, SO_ACCEPTCONN and TCP_MAXSEG.
+ clear), SO_TYPE, SO_ACCEPTCONN, TCP_MAXSEG and TCP_INFO (Linux's
+ `struct tcp_info`, truncated to `*len`; untracked fields zero).
 
  # Safety
  `val` must be writable for `*len` bytes; `len` must be valid.

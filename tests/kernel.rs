@@ -729,6 +729,40 @@ fn tcp_maxseg_set_before_connect_is_the_mss_announced_to_the_kernel() {
 }
 
 #[test]
+fn tcp_info_of_a_live_connection() {
+    use rstcp::api::options::SockOptName;
+    use rstcp::api::SockOpt;
+    let (_ns, s) = setup("tcpinfo");
+    let kl = TcpListener::bind((KERNEL, 7018)).unwrap();
+    let c = s.socket(false, None).unwrap();
+    s.connect(c, SocketAddrV4::new(KERNEL, 7018)).unwrap();
+    let (mut k, _) = kl.accept().unwrap();
+    assert_eq!(s.send(c, &[7u8; 100_000], MsgFlags::default()), Ok(100_000));
+    let mut got = vec![0u8; 100_000];
+    k.read_exact(&mut got).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let Ok(SockOpt::Info(i)) = s.get_option(c, SockOptName::Info) else {
+        panic!("no TCP_INFO");
+    };
+    assert_eq!(i.state, 1, "ESTABLISHED");
+    // Linux peers negotiate timestamps, SACK and window scaling.
+    assert_eq!(i.options & 7, 7, "options {:#x}", i.options);
+    assert_eq!(i.snd_mss, 1448, "1500-byte MTU less headers and timestamps");
+    // A local TUN round trip is well under the timestamps' 1 ms tick.
+    assert!(i.rtt < 100_000, "rtt {} us", i.rtt);
+    assert!(i.rto >= 200_000, "rto {} us", i.rto);
+    assert_eq!(i.unacked, 0);
+    assert!(i.segs_out >= 70, "{} segments for 100 kB", i.segs_out);
+    let l = s.socket(false, None).unwrap();
+    s.bind(l, SocketAddrV4::new(OURS, 7019)).unwrap();
+    s.listen(l, 1).unwrap();
+    let Ok(SockOpt::Info(li)) = s.get_option(l, SockOptName::Info) else {
+        panic!("no TCP_INFO for a listener");
+    };
+    assert_eq!(li.state, 10, "LISTEN");
+}
+
+#[test]
 fn so_linger_zero_resets_and_a_timeout_makes_close_wait_for_delivery() {
     use rstcp::api::SockOpt;
     use std::os::fd::AsRawFd;

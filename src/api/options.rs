@@ -51,6 +51,8 @@ pub enum SockOpt {
     /// TCP_USER_TIMEOUT (None = off): how long sent data may stay
     /// unacknowledged before the connection is given up (RFC 5482).
     UserTimeout(Option<Duration>),
+    /// TCP_INFO (read-only).
+    Info(crate::tcp::TcpInfo),
 }
 
 /// Which option to read.
@@ -88,6 +90,8 @@ pub enum SockOptName {
     MaxSeg,
     /// TCP_USER_TIMEOUT.
     UserTimeout,
+    /// TCP_INFO.
+    Info,
 }
 
 fn micros(t: Option<Duration>) -> u64 {
@@ -106,7 +110,7 @@ impl Sockets {
         match opt {
             SockOpt::RecvTimeout(t) => return set_timeout(&e.recv_timeout, t),
             SockOpt::SendTimeout(t) => return set_timeout(&e.send_timeout, t),
-            SockOpt::Error(_) | SockOpt::Type(_) | SockOpt::AcceptConn(_) => {
+            SockOpt::Error(_) | SockOpt::Type(_) | SockOpt::AcceptConn(_) | SockOpt::Info(_) => {
                 return Err(Error::NoProtocolOption)
             }
             // Linux's bounds: TCP_MIN_MSS (88) up to the largest window.
@@ -160,6 +164,17 @@ impl Sockets {
         if name == SockOptName::AcceptConn {
             let listening = inner.stack.state(e.id)? == crate::tcp::State::Listen;
             return Ok(SockOpt::AcceptConn(listening));
+        }
+        if name == SockOptName::Info {
+            let now = self.shared.now();
+            let info = match inner.stack.tcb(e.id) {
+                Some(t) => t.info(now),
+                None => crate::tcp::TcpInfo {
+                    state: crate::tcp::info::linux_state(inner.stack.state(e.id)?),
+                    ..Default::default()
+                },
+            };
+            return Ok(SockOpt::Info(info));
         }
         if name == SockOptName::MaxSeg {
             // Connected: the MSS in use; before: what the application set,

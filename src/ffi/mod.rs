@@ -333,6 +333,7 @@ fn option_name(level: c_int, name: c_int) -> Result<SockOptName> {
         (libc::IPPROTO_TCP, libc::TCP_KEEPINTVL) => SockOptName::KeepInterval,
         (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => SockOptName::KeepCount,
         (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => SockOptName::UserTimeout,
+        (libc::IPPROTO_TCP, libc::TCP_INFO) => SockOptName::Info,
         _ => return Err(Error::NoProtocolOption),
     })
 }
@@ -430,7 +431,8 @@ pub unsafe extern "C" fn rs_setsockopt(
 }
 
 /// getsockopt(2): the options of rs_setsockopt plus SO_ERROR (read and
-/// clear), SO_TYPE, SO_ACCEPTCONN and TCP_MAXSEG.
+/// clear), SO_TYPE, SO_ACCEPTCONN, TCP_MAXSEG and TCP_INFO (Linux's
+/// `struct tcp_info`, truncated to `*len`; untracked fields zero).
 ///
 /// # Safety
 /// `val` must be writable for `*len` bytes; `len` must be valid.
@@ -518,8 +520,55 @@ pub unsafe extern "C" fn rs_getsockopt(
             SockOpt::UserTimeout(d) => {
                 int(d.map_or(0, |d| d.as_millis().min(i32::MAX as u128) as c_int))
             }
+            SockOpt::Info(i) => {
+                let v = linux_tcp_info(&i);
+                let n = (room as usize).min(std::mem::size_of::<libc::tcp_info>());
+                // SAFETY: writing n <= *len bytes to the caller's buffer.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        &v as *const libc::tcp_info as *const u8,
+                        val as *mut u8,
+                        n,
+                    );
+                    *len = n as libc::socklen_t;
+                }
+                Ok(0)
+            }
         }
     })
+}
+
+/// The stack's TCP_INFO in Linux's `struct tcp_info` layout (fields the
+/// stack does not track are zero).
+fn linux_tcp_info(i: &crate::tcp::TcpInfo) -> libc::tcp_info {
+    // SAFETY: tcp_info is plain integers; all-zero is a valid value.
+    let mut v: libc::tcp_info = unsafe { std::mem::zeroed() };
+    v.tcpi_state = i.state;
+    v.tcpi_ca_state = i.ca_state;
+    v.tcpi_retransmits = i.retransmits;
+    v.tcpi_probes = i.probes;
+    v.tcpi_backoff = i.retransmits;
+    v.tcpi_options = i.options;
+    v.tcpi_snd_rcv_wscale = (i.snd_wscale & 0xf) | (i.rcv_wscale << 4);
+    v.tcpi_rto = i.rto;
+    v.tcpi_snd_mss = i.snd_mss;
+    v.tcpi_rcv_mss = i.rcv_mss;
+    v.tcpi_unacked = i.unacked;
+    v.tcpi_sacked = i.sacked;
+    v.tcpi_last_data_sent = i.last_data_sent;
+    v.tcpi_last_ack_recv = i.last_ack_recv;
+    v.tcpi_pmtu = i.pmtu;
+    v.tcpi_rtt = i.rtt;
+    v.tcpi_rttvar = i.rttvar;
+    v.tcpi_snd_ssthresh = i.snd_ssthresh;
+    v.tcpi_snd_cwnd = i.snd_cwnd;
+    v.tcpi_advmss = i.advmss;
+    v.tcpi_rcv_space = i.rcv_space;
+    v.tcpi_total_retrans = i.total_retrans;
+    v.tcpi_segs_out = i.segs_out;
+    v.tcpi_notsent_bytes = i.notsent_bytes;
+    v.tcpi_snd_wnd = i.snd_wnd;
+    v
 }
 
 /// fcntl(2) for F_GETFL / F_SETFL (O_NONBLOCK) and F_GETFD / F_SETFD.

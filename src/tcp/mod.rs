@@ -6,6 +6,7 @@
 
 pub mod congestion;
 mod icmp;
+pub mod info;
 mod input;
 pub mod isn;
 pub mod keepalive;
@@ -26,6 +27,7 @@ mod tests;
 
 pub use congestion::Congestion;
 pub use icmp::MIN_PATH_MTU;
+pub use info::TcpInfo;
 pub use isn::IsnGenerator;
 pub use reassembler::Reassembler;
 pub use recv_buffer::RecvBuffer;

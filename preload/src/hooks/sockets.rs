@@ -411,9 +411,6 @@ pub unsafe extern "C" fn getsockopt(
 ) -> c_int {
     crate::guard("getsockopt", || {
         if fds::kind(fd) == OURS {
-            if level == libc::IPPROTO_TCP && name == libc::TCP_INFO {
-                return unsafe { tcp_info(fd, val, len) };
-            }
             let r = unsafe { ffi::rs_getsockopt(fd, level, name, val, len) };
             if r == 0 || errno() != libc::ENOPROTOOPT {
                 return r;
@@ -422,52 +419,6 @@ pub unsafe extern "C" fn getsockopt(
         // Options the stack does not keep: the placeholder's answer.
         unsafe { real::getsockopt(fd, level, name, val, len) }
     })
-}
-
-/// TCP_INFO with what the stack can tell today (state and MSS; the rest
-/// zero), never the unconnected placeholder's figures.
-unsafe fn tcp_info(fd: c_int, val: *mut c_void, len: *mut socklen_t) -> c_int {
-    use rstcp::api::options::SockOptName;
-    use rstcp::api::SockOpt;
-    use rstcp::tcp::State;
-    let Some(st) = route::running() else {
-        return fail(libc::EIO);
-    };
-    if val.is_null() || len.is_null() {
-        return fail(libc::EFAULT);
-    }
-    let state = match st.sockets.state(fd) {
-        Ok(s) => s,
-        Err(e) => return fail(e.errno()),
-    };
-    // Linux's numbering of the states (include/net/tcp_states.h).
-    let linux = match state {
-        State::Established => 1,
-        State::SynSent => 2,
-        State::SynReceived => 3,
-        State::FinWait1 => 4,
-        State::FinWait2 => 5,
-        State::TimeWait => 6,
-        State::Closed => 7,
-        State::CloseWait => 8,
-        State::LastAck => 9,
-        State::Listen => 10,
-        State::Closing => 11,
-    };
-    let mss = match st.sockets.get_option(fd, SockOptName::MaxSeg) {
-        Ok(SockOpt::MaxSeg(m)) => m as u32,
-        _ => 0,
-    };
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    info.tcpi_state = linux;
-    info.tcpi_snd_mss = mss;
-    info.tcpi_rcv_mss = mss;
-    let n = (unsafe { *len } as usize).min(std::mem::size_of::<libc::tcp_info>());
-    unsafe {
-        std::ptr::copy_nonoverlapping(&info as *const _ as *const u8, val as *mut u8, n);
-        *len = n as socklen_t;
-    }
-    0
 }
 
 #[no_mangle]

@@ -174,3 +174,28 @@ fn data_we_send_carries_the_delayed_ack() {
     t.advance(40);
     t.expect_nothing();
 }
+
+#[test]
+fn tcp_info_reports_the_connection_in_linux_units() {
+    let mut t = Script::established_with(&simple(), 65535, Some(1460), 30);
+    t.send(&bytes(3000));
+    t.expect_len(ACK, 1001, 5001, 1460);
+    t.expect_len(ACK, 2461, 5001, 1460);
+    t.expect_len(PSH | ACK, 3921, 5001, 80);
+    t.advance(5);
+    let i = t.tcb.info(t.now);
+    assert_eq!(i.state, 1, "ESTABLISHED");
+    assert_eq!(i.ca_state, 0);
+    assert_eq!(i.snd_mss, 1460);
+    assert_eq!(i.unacked, 3, "segments in flight");
+    assert_eq!(i.snd_cwnd, 10);
+    assert_eq!(i.snd_ssthresh, 0x7fff_ffff, "Linux's infinity");
+    assert_eq!(i.rtt, 30_000, "the handshake's sample, in microseconds");
+    assert_eq!(i.rto, 200_000);
+    assert_eq!(i.last_data_sent, 5);
+    assert_eq!(i.segs_out, 3, "data segments (pure ACKs are not counted)");
+    t.advance(200);
+    t.expect_len(ACK, 1001, 5001, 1460);
+    let i = t.tcb.info(t.now);
+    assert_eq!((i.retransmits, i.ca_state, i.total_retrans), (1, 4, 1));
+}
