@@ -435,3 +435,74 @@ fn an_established_child_reset_before_accept_is_accepted_and_reports_econnreset()
     sim.b.close(sim.now, child).unwrap();
     sim.run_until(Duration::from_secs(1), |s| s.b.socket_count() == 1);
 }
+
+#[test]
+fn a_full_syn_queue_answers_with_cookies_and_the_connection_works() {
+    use rstcp::wire::{emit_ipv4_tcp, TcpFlags, TcpHeader, TcpOptions};
+    let mut sim = Sim::new(FaultConfig::default());
+    let l = sim.b.socket_tcp();
+    sim.b.bind(l, SocketAddrV4::new(B, 9100)).unwrap();
+    sim.b.listen(l, 2).unwrap();
+    // Spoofed SYNs from hosts that will never answer fill the SYN queue.
+    let mut pkt = vec![0u8; 128];
+    for i in 0..50u32 {
+        let header = TcpHeader {
+            src_port: 40000 + i as u16,
+            dst_port: 9100,
+            seq: 7777 * i,
+            ack: 0,
+            flags: TcpFlags::SYN,
+            window: 65535,
+            options: TcpOptions {
+                mss: Some(1460),
+                ..TcpOptions::default()
+            },
+        };
+        let src = Ipv4Addr::new(10, 9, 0, 100 + i as u8);
+        let n = emit_ipv4_tcp(&mut pkt, src, B, i as u16, &header, 0);
+        let now = sim.now;
+        sim.b.on_packet(now, &pkt[..n]);
+    }
+    assert_eq!(sim.b.stats().syn_cookies_sent, 48, "2 queued, 48 cookies");
+    // A real client still gets in (through a cookie) and data flows.
+    let c = sim.a.socket_tcp();
+    let now = sim.now;
+    sim.a.connect(now, c, SocketAddrV4::new(B, 9100)).unwrap();
+    let mut server = None;
+    sim.run_until(Duration::from_secs(5), |s| {
+        if server.is_none() {
+            server = s.b.accept(l).ok();
+        }
+        server.is_some() && s.a.state(c).unwrap() == State::Established
+    });
+    let s = server.unwrap();
+    assert_eq!(sim.b.stats().syn_cookies_accepted, 1);
+    // The cookie kept window scaling and SACK (in the timestamp).
+    let tcb = sim.b.tcb(s).unwrap();
+    assert_eq!(tcb.info(sim.now).options & 7, 7, "timestamps, SACK, wscale");
+    let bytes = 300_000;
+    let mut up = Flow::new(bytes, 11);
+    let mut down = Flow::new(bytes, 12);
+    sim.run_until(Duration::from_secs(60), |sim| {
+        let now = sim.now;
+        up.pump(now, &mut sim.a, c, &mut sim.b, s);
+        down.pump(now, &mut sim.b, s, &mut sim.a, c);
+        up.received == bytes && down.received == bytes
+    });
+    // A forged ACK with a wrong cookie gets a RST, not a connection.
+    let header = TcpHeader {
+        src_port: 41000,
+        dst_port: 9100,
+        seq: 5,
+        ack: 123_456,
+        flags: TcpFlags::ACK,
+        window: 1000,
+        options: TcpOptions::default(),
+    };
+    let n = emit_ipv4_tcp(&mut pkt, Ipv4Addr::new(10, 9, 0, 99), B, 0, &header, 0);
+    let before = sim.b.stats().rst_sent_no_socket;
+    let now = sim.now;
+    sim.b.on_packet(now, &pkt[..n]);
+    assert_eq!(sim.b.stats().syn_cookies_accepted, 1);
+    assert_eq!(sim.b.stats().rst_sent_no_socket, before + 1);
+}

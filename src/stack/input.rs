@@ -3,7 +3,7 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::socket_table::{FourTuple, Socket, SocketKind, SocketOptions};
-use super::Stack;
+use super::{syncookie, Stack};
 use crate::tcp::{seq, State, Tcb};
 use crate::time::Instant;
 use crate::wire::{
@@ -164,8 +164,11 @@ impl Stack {
             return;
         }
         if f.contains(TcpFlags::ACK) {
-            // No connection matches: an ACK to a listener is answered with
-            // RST (RFC 9293, 3.10.7.2).
+            // No connection matches: the ACK of a SYN cookie, or else
+            // answered with RST (RFC 9293, 3.10.7.2).
+            if !f.contains(TcpFlags::SYN) && self.accept_cookie(now, lid, remote, seg) {
+                return;
+            }
             self.reset_for(remote, seg);
             return;
         }
@@ -178,8 +181,16 @@ impl Stack {
         let SocketKind::Listener(l) = &listener.kind else {
             return;
         };
-        if l.pending.len() + l.ready.len() >= l.backlog {
+        // Two queues, each as long as the backlog (as Linux): the accept
+        // queue full drops the SYN (the client tries again); the SYN queue
+        // full answers with a cookie and keeps nothing.
+        if l.ready.len() >= l.backlog {
             self.stats.syn_dropped_backlog += 1;
+            return;
+        }
+        if l.pending.len() >= l.backlog {
+            let options = listener.options.clone();
+            self.send_cookie(now, &options, remote, seg);
             return;
         }
         let options: SocketOptions = listener.options.clone();
@@ -205,6 +216,109 @@ impl Stack {
             l.pending.push(child);
         }
         self.after(now, child);
+    }
+
+    /// Answers a SYN with a SYN|ACK whose sequence number is a cookie.
+    fn send_cookie(
+        &mut self,
+        now: Instant,
+        options: &SocketOptions,
+        remote: SocketAddrV4,
+        syn: &TcpSegment,
+    ) {
+        let cfg = options.tcp_config(&self.cfg.tcp);
+        let local = SocketAddrV4::new(self.cfg.addr, syn.dst_port);
+        let peer_mss = syn.options.mss.unwrap_or(536);
+        let (cookie, _) =
+            syncookie::make(&self.isn, now, local, remote, syn.seq, peer_mss.min(cfg.mss));
+        let mut opts = TcpOptions {
+            mss: Some(cfg.mss),
+            ..TcpOptions::default()
+        };
+        // Window scale and SACK can only be remembered in the timestamp.
+        if let (true, Some((peer_ts, _))) = (cfg.timestamps, syn.options.timestamps) {
+            let wscale = (cfg.window_scaling && syn.options.window_scale.is_some())
+                .then(|| cfg.window_shift());
+            let sack = cfg.sack && syn.options.sack_permitted;
+            // The connection's clock, as the Tcb rebuilt later will run it.
+            let ts_now = (now.millis() as u32).wrapping_add(cookie.rotate_left(13));
+            opts.timestamps = Some((syncookie::timestamp(ts_now, wscale, sack), peer_ts));
+            opts.window_scale = wscale;
+            opts.sack_permitted = sack;
+        }
+        let header = TcpHeader {
+            src_port: syn.dst_port,
+            dst_port: syn.src_port,
+            seq: cookie,
+            ack: syn.seq.wrapping_add(1),
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            window: cfg.recv_buffer.min(0xffff) as u16,
+            options: opts,
+        };
+        let src = self.cfg.addr;
+        self.stats.syn_cookies_sent += 1;
+        self.queue_control(|buf| emit_ipv4_tcp(buf, src, *remote.ip(), 0, &header, 0));
+    }
+
+    /// An ACK for a listener: if it returns one of our cookies, the
+    /// connection it stands for is made, established, and queued for
+    /// accept. False if it is no cookie of ours.
+    fn accept_cookie(
+        &mut self,
+        now: Instant,
+        lid: super::SocketId,
+        remote: SocketAddrV4,
+        seg: &TcpSegment,
+    ) -> bool {
+        let local = SocketAddrV4::new(self.cfg.addr, seg.dst_port);
+        let iss = seg.ack.wrapping_sub(1);
+        let peer_isn = seg.seq.wrapping_sub(1);
+        let Some(mss) = syncookie::check(&self.isn, now, local, remote, peer_isn, iss) else {
+            return false;
+        };
+        let Some(listener) = self.sockets.get(lid) else {
+            return false;
+        };
+        let SocketKind::Listener(l) = &listener.kind else {
+            return false;
+        };
+        if l.ready.len() >= l.backlog {
+            // No room to hand it out: drop the ACK; the client sends again.
+            self.stats.syn_dropped_backlog += 1;
+            return true;
+        }
+        let options = listener.options.clone();
+        let cfg = options.tcp_config(&self.cfg.tcp);
+        let (wscale, sack) = match seg.options.timestamps {
+            Some((_, echo)) if cfg.timestamps => syncookie::options_from_echo(echo),
+            _ => (None, false),
+        };
+        let mut tcb = Tcb::from_cookie(&cfg, local, remote, iss, seg, mss, wscale, sack);
+        tcb.on_segment(now, seg);
+        if tcb.state() != State::Established && tcb.state() != State::CloseWait {
+            return false;
+        }
+        self.stats.syn_cookies_accepted += 1;
+        let key = FourTuple::new(local, remote);
+        let child = self.sockets.insert(Socket {
+            kind: SocketKind::Conn(Box::new(tcb)),
+            local: Some(local),
+            options,
+            parent: Some(lid),
+            app_closed: false,
+            scheduled: None,
+            in_tx_queue: false,
+            changed: false,
+            key: Some(key),
+        });
+        self.sockets.conns.insert(key, child);
+        self.ports.add(local.port(), child);
+        // Established already: after() moves it on to the accept queue.
+        if let Some(SocketKind::Listener(l)) = self.sockets.get_mut(lid).map(|s| &mut s.kind) {
+            l.pending.push(child);
+        }
+        self.after(now, child);
+        true
     }
 
     /// Answers a segment no socket wants with RST (RFC 9293, 3.10.7.1).

@@ -7,6 +7,7 @@
 mod calls;
 mod input;
 pub mod ports;
+pub mod syncookie;
 pub mod socket_table;
 
 use std::cmp::Reverse;
@@ -66,8 +67,12 @@ pub struct Stats {
     pub rx_unknown_protocol: u64,
     /// Segments answered with RST because no socket wanted them.
     pub rst_sent_no_socket: u64,
-    /// SYNs dropped because the listen backlog was full.
+    /// SYNs dropped because the accept queue was full.
     pub syn_dropped_backlog: u64,
+    /// SYN|ACKs sent with a SYN cookie (the SYN queue was full).
+    pub syn_cookies_sent: u64,
+    /// Connections rebuilt from a returning SYN cookie.
+    pub syn_cookies_accepted: u64,
     /// ICMP echo requests answered.
     pub echo_replies: u64,
     /// ICMP errors (destination unreachable) about one of our connections.

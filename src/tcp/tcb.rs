@@ -287,6 +287,44 @@ impl Tcb {
         tcb
     }
 
+    /// A connection rebuilt from a SYN cookie (the stack checked it): as if
+    /// the peer's SYN had carried `mss`, `wscale` and `sack`, and our
+    /// SYN|ACK (ISN `iss`) had been sent. Hand the returning `ack` to
+    /// [`Tcb::on_segment`] next: it completes the handshake.
+    pub fn from_cookie(
+        cfg: &Config,
+        local: SocketAddrV4,
+        remote: SocketAddrV4,
+        iss: u32,
+        ack: &TcpSegment,
+        mss: u16,
+        wscale: Option<u8>,
+        sack: bool,
+    ) -> Tcb {
+        let options = crate::wire::TcpOptions {
+            mss: Some(mss),
+            window_scale: wscale,
+            sack_permitted: sack,
+            timestamps: ack.options.timestamps.map(|(val, _)| (val, 0)),
+            ..Default::default()
+        };
+        let syn = TcpSegment {
+            src_port: remote.port(),
+            dst_port: local.port(),
+            seq: ack.seq.wrapping_sub(1),
+            ack: 0,
+            flags: crate::wire::TcpFlags::SYN,
+            window: 0,
+            urgent: 0,
+            options,
+            payload: &[],
+        };
+        let mut tcb = Tcb::accept_syn(cfg, local, remote, iss, &syn);
+        tcb.snd_nxt = iss.wrapping_add(1);
+        tcb.snd_max = tcb.snd_nxt;
+        tcb
+    }
+
     /// Takes the options of the peer's SYN (or SYN|ACK) into account.
     pub(super) fn negotiate(&mut self, syn: &TcpSegment) {
         let o = &syn.options;
