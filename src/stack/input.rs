@@ -229,8 +229,14 @@ impl Stack {
         let cfg = options.tcp_config(&self.cfg.tcp);
         let local = SocketAddrV4::new(self.cfg.addr, syn.dst_port);
         let peer_mss = syn.options.mss.unwrap_or(536);
-        let (cookie, _) =
-            syncookie::make(&self.isn, now, local, remote, syn.seq, peer_mss.min(cfg.mss));
+        let (cookie, _) = syncookie::make(
+            &self.isn,
+            now,
+            local,
+            remote,
+            syn.seq,
+            peer_mss.min(cfg.mss),
+        );
         let mut opts = TcpOptions {
             mss: Some(cfg.mss),
             ..TcpOptions::default()
@@ -293,7 +299,13 @@ impl Stack {
             Some((_, echo)) if cfg.timestamps => syncookie::options_from_echo(echo),
             _ => (None, false),
         };
-        let mut tcb = Tcb::from_cookie(&cfg, local, remote, iss, seg, mss, wscale, sack);
+        let syn_options = TcpOptions {
+            mss: Some(mss),
+            window_scale: wscale,
+            sack_permitted: sack,
+            ..TcpOptions::default()
+        };
+        let mut tcb = Tcb::from_cookie(&cfg, local, remote, iss, seg, syn_options);
         tcb.on_segment(now, seg);
         if tcb.state() != State::Established && tcb.state() != State::CloseWait {
             return false;

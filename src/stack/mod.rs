@@ -7,8 +7,8 @@
 mod calls;
 mod input;
 pub mod ports;
-pub mod syncookie;
 pub mod socket_table;
+pub mod syncookie;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};

@@ -136,7 +136,13 @@ mod tests {
         let keys = IsnGenerator::new();
         let (l, r) = ends();
         let now = Instant::ZERO;
-        for (peer, want) in [(1460, 1460), (1450, 1440), (1000, 536), (9000, 1460), (100, 536)] {
+        for (peer, want) in [
+            (1460, 1460),
+            (1450, 1440),
+            (1000, 536),
+            (9000, 1460),
+            (100, 536),
+        ] {
             let (c, mss) = make(&keys, now, l, r, 1, peer);
             assert_eq!(mss, want);
             assert_eq!(check(&keys, now, l, r, 1, c), Some(want));
@@ -146,7 +152,12 @@ mod tests {
     #[test]
     fn options_ride_in_the_timestamp_without_running_ahead_of_it() {
         for ts_now in [0u32, 5, 31, 32, 1_000_000, u32::MAX] {
-            for (ws, sack) in [(Some(7), true), (None, false), (Some(14), false), (Some(0), true)] {
+            for (ws, sack) in [
+                (Some(7), true),
+                (None, false),
+                (Some(14), false),
+                (Some(0), true),
+            ] {
                 let ts = timestamp(ts_now, ws, sack);
                 assert!(ts_now.wrapping_sub(ts) < 64, "{ts} vs {ts_now}");
                 assert_eq!(options_from_echo(ts), (ws, sack));

@@ -288,25 +288,21 @@ impl Tcb {
     }
 
     /// A connection rebuilt from a SYN cookie (the stack checked it): as if
-    /// the peer's SYN had carried `mss`, `wscale` and `sack`, and our
-    /// SYN|ACK (ISN `iss`) had been sent. Hand the returning `ack` to
-    /// [`Tcb::on_segment`] next: it completes the handshake.
+    /// the peer's SYN had carried `syn_options` (MSS, window scale, SACK
+    /// permitted, as the cookie kept them), and our SYN|ACK (ISN `iss`) had
+    /// been sent. Hand the returning `ack` to [`Tcb::on_segment`] next: it
+    /// completes the handshake.
     pub fn from_cookie(
         cfg: &Config,
         local: SocketAddrV4,
         remote: SocketAddrV4,
         iss: u32,
         ack: &TcpSegment,
-        mss: u16,
-        wscale: Option<u8>,
-        sack: bool,
+        syn_options: crate::wire::TcpOptions,
     ) -> Tcb {
         let options = crate::wire::TcpOptions {
-            mss: Some(mss),
-            window_scale: wscale,
-            sack_permitted: sack,
             timestamps: ack.options.timestamps.map(|(val, _)| (val, 0)),
-            ..Default::default()
+            ..syn_options
         };
         let syn = TcpSegment {
             src_port: remote.port(),
