@@ -729,6 +729,91 @@ fn tcp_maxseg_set_before_connect_is_the_mss_announced_to_the_kernel() {
 }
 
 #[test]
+fn a_syn_flood_does_not_keep_a_real_client_out() {
+    // 10,000 spoofed SYNs from hosts of the namespace's subnet that do not
+    // exist; meanwhile a real kernel client connects and moves data. SYN
+    // cookies keep the listener open however full its SYN queue is.
+    let (ns, s) = setup("synflood");
+    let l = s.socket(false, None).unwrap();
+    s.bind(l, SocketAddrV4::new(OURS, 7020)).unwrap();
+    s.listen(l, 16).unwrap();
+    let server = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            let (c, _) = s.accept(l, false, None).unwrap();
+            let mut buf = vec![0u8; 65536];
+            let mut total = 0;
+            loop {
+                match s.recv(c, &mut buf, MsgFlags::default()) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        total += n;
+                        let mut off = 0;
+                        while off < n {
+                            off += s.send(c, &buf[off..n], MsgFlags::default()).unwrap();
+                        }
+                    }
+                }
+            }
+            s.close(c).unwrap();
+            total
+        })
+    };
+    let flood = ns
+        .command("python3")
+        .args([
+            "scripts/peers/syn_flood.py",
+            "10.77.0.2",
+            "7020",
+            "10.77.0",
+            "10000",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = flood.wait_with_output().unwrap();
+    // The spoofed half-open connections now fill the SYN queue (their
+    // SYN|ACKs go unanswered for seconds): the client must get in anyway.
+    let t = Instant::now();
+    let mut k = TcpStream::connect_timeout(&(OURS, 7020).into(), Duration::from_secs(3))
+        .expect("the real client got in during the flood");
+    let connect = t.elapsed();
+    let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let writer = {
+        let mut k = k.try_clone().unwrap();
+        let data = data.clone();
+        std::thread::spawn(move || {
+            k.write_all(&data).unwrap();
+            k.shutdown(NetShutdown::Write).unwrap();
+        })
+    };
+    let mut echo = Vec::new();
+    k.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    k.read_to_end(&mut echo).unwrap();
+    writer.join().unwrap();
+    assert!(
+        echo == data,
+        "echo differs ({} of {} bytes)",
+        echo.len(),
+        data.len()
+    );
+    assert_eq!(server.join().unwrap(), data.len());
+    let stats = s.with_stack(|st| st.stats().clone());
+    eprintln!(
+        "SYN flood: {} ; connect took {connect:?}; {} cookies sent, {} accepted",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        stats.syn_cookies_sent,
+        stats.syn_cookies_accepted
+    );
+    assert!(connect < Duration::from_secs(1), "connect took {connect:?}");
+    assert!(stats.syn_cookies_sent > 1000, "{stats:?}");
+    assert_eq!(
+        stats.syn_cookies_accepted, 1,
+        "the client came in by a cookie"
+    );
+}
+
+#[test]
 fn tcp_info_of_a_live_connection() {
     use rstcp::api::options::SockOptName;
     use rstcp::api::SockOpt;
