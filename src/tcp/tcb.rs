@@ -373,6 +373,11 @@ impl Tcb {
         self.rcv_nxt
     }
 
+    /// SND.MAX: the highest sequence number sent so far (tests and tools).
+    pub fn snd_max_value(&self) -> u32 {
+        self.snd_max
+    }
+
     /// The payload size per segment in use.
     pub fn send_mss(&self) -> usize {
         self.send_mss
