@@ -886,6 +886,52 @@ fn forged_segments_never_break_a_connection_or_its_data() {
 }
 
 #[test]
+fn a_peer_that_stops_reading_for_30_s_gets_everything_afterwards() {
+    use std::os::fd::AsRawFd;
+    // The kernel side reads nothing for 30 s: its small receive buffer
+    // fills, its window closes, and our persist timer probes it (with
+    // backoff) instead of giving up. Then it reads all, byte for byte.
+    let (_ns, s) = setup("stall");
+    let kl = TcpListener::bind((KERNEL, 7022)).unwrap();
+    let small: i32 = 8192;
+    // SAFETY: setsockopt on the listener with a local int; accepted
+    // sockets inherit the buffer size.
+    unsafe {
+        libc::setsockopt(
+            kl.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            &small as *const i32 as *const libc::c_void,
+            4,
+        );
+    }
+    let c = s.socket(false, None).unwrap();
+    s.connect(c, SocketAddrV4::new(KERNEL, 7022)).unwrap();
+    let (mut k, _) = kl.accept().unwrap();
+    let total = 2 << 20;
+    let data: Vec<u8> = (0..total).map(|i| (i * 31 % 251) as u8).collect();
+    let sender = {
+        let s = s.clone();
+        let data = data.clone();
+        std::thread::spawn(move || {
+            let mut off = 0;
+            while off < data.len() {
+                off += s.send(c, &data[off..], MsgFlags::default()).unwrap();
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_secs(30));
+    let id = s.socket_id(c).unwrap();
+    let stats = s.with_stack(|st| st.tcb(id).unwrap().stats());
+    assert_eq!(s.state(c).unwrap(), State::Established);
+    assert!(stats.window_probes >= 4, "{stats:?}");
+    let mut got = vec![0u8; total];
+    k.read_exact(&mut got).unwrap();
+    sender.join().unwrap();
+    assert!(got == data, "the data differs after the stall");
+}
+
+#[test]
 fn tcp_info_of_a_live_connection() {
     use rstcp::api::options::SockOptName;
     use rstcp::api::SockOpt;

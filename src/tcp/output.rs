@@ -179,6 +179,7 @@ impl Tcb {
                 // on it, and the persist timer, not the RTO, repeats it with
                 // backoff for as long as the window stays shut.
                 self.probe_end = Some(start.wrapping_add(1));
+                self.stats.window_probes += 1;
                 self.snd_nxt = snd_nxt;
                 self.snd_max = snd_max;
                 self.rto_deadline = rto_deadline;

@@ -40,6 +40,8 @@ pub struct TcbStats {
     pub acks_rate_limited: u32,
     /// Times an ICMP "fragmentation needed" lowered the segment size.
     pub path_mtu_drops: u32,
+    /// Zero-window probes sent.
+    pub window_probes: u32,
 }
 
 /// One TCP connection.
