@@ -130,7 +130,8 @@ impl Sockets {
             SockOpt::KeepCount(n) => o.keepalive.count = n,
             SockOpt::NoDelay(v) => o.nodelay = v,
             SockOpt::RecvBuffer(v) => {
-                o.recv_buffer = v.saturating_mul(2).clamp(MIN_RCVBUF, MAX_BUF)
+                o.recv_buffer = v.saturating_mul(2).clamp(MIN_RCVBUF, MAX_BUF);
+                o.recv_buffer_locked = true;
             }
             SockOpt::SendBuffer(v) => {
                 o.send_buffer = v.saturating_mul(2).clamp(MIN_SNDBUF, MAX_BUF)

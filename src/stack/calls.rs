@@ -23,6 +23,7 @@ impl Stack {
             send_buffer: self.cfg.tcp.send_buffer,
             user_timeout: None,
             max_seg: None,
+            recv_buffer_locked: false,
         };
         self.sockets.insert(Socket {
             kind: SocketKind::Fresh,
@@ -360,7 +361,9 @@ impl Stack {
         if let Some(t) = sock.tcb_mut() {
             t.set_nodelay(o.nodelay);
             t.set_send_buffer(o.send_buffer);
-            t.set_recv_buffer(o.recv_buffer);
+            if o.recv_buffer_locked {
+                t.set_recv_buffer(o.recv_buffer);
+            }
             t.set_user_timeout(o.user_timeout);
             if o.keepalive != keepalive_before {
                 t.set_keepalive(now, o.keepalive);

@@ -99,6 +99,9 @@ pub struct SocketOptions {
     /// TCP_MAXSEG set by the application: the MSS announced and used is at
     /// most this (None: from the MTU).
     pub max_seg: Option<u16>,
+    /// SO_RCVBUF was set: the receive buffer keeps that size (no
+    /// autotuning), as on Linux.
+    pub recv_buffer_locked: bool,
 }
 
 impl SocketOptions {
@@ -110,6 +113,7 @@ impl SocketOptions {
         cfg.recv_buffer = self.recv_buffer;
         cfg.send_buffer = self.send_buffer;
         cfg.user_timeout = self.user_timeout;
+        cfg.recv_autotune = base.recv_autotune && !self.recv_buffer_locked;
         if let Some(m) = self.max_seg {
             cfg.mss = cfg.mss.min(m);
         }

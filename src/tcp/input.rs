@@ -95,6 +95,34 @@ impl Tcb {
         }
     }
 
+    /// Receive-buffer autotuning (dynamic right-sizing, as Linux does):
+    /// when half the buffer or more arrived within one round trip, the
+    /// window is what limits the peer, so the buffer doubles, up to
+    /// `recv_buffer_max`. Storage grows only then, not up front.
+    fn autotune(&mut self, now: Instant) {
+        let cap = self.recv_buf.capacity();
+        if !self.cfg.recv_autotune || cap >= self.cfg.recv_buffer_max {
+            return;
+        }
+        let Some(rtt) = self.rtt.srtt() else {
+            return;
+        };
+        let rtt = rtt.max(Duration::from_millis(1));
+        match self.rcv_mark {
+            Some((from, at)) if now.saturating_since(at) >= rtt => {
+                if seq::dist(from, self.rcv_nxt) * 2 >= cap {
+                    let grown = (cap * 2).min(self.cfg.recv_buffer_max);
+                    self.recv_buf.grow(grown);
+                    self.cfg.recv_buffer = grown;
+                    self.stats.recv_buffer_grown += 1;
+                }
+                self.rcv_mark = Some((self.rcv_nxt, now));
+            }
+            Some(_) => {}
+            None => self.rcv_mark = Some((self.rcv_nxt, now)),
+        }
+    }
+
     /// Answers a segment that is out of the window, fails PAWS, is a RST or
     /// SYN that must be challenged, or acknowledges what was never sent
     /// (RFC 5961). Answers to segments without data (and to SYNs) are
@@ -507,6 +535,7 @@ impl Tcb {
         match self.recv_buf.write(offset, payload) {
             Some(n) if n > 0 => {
                 self.rcv_nxt = self.rcv_nxt.wrapping_add(n as u32);
+                self.autotune(now);
                 self.changed = true;
                 self.segs_unacked += 1;
                 if had_holes || self.segs_unacked >= 2 {

@@ -79,6 +79,11 @@ pub struct Config {
     /// unacknowledged before the connection is given up (None: the retry
     /// count decides).
     pub user_timeout: Option<Duration>,
+    /// Grow the receive buffer when the window limits the peer (off once
+    /// the application sets SO_RCVBUF, as on Linux).
+    pub recv_autotune: bool,
+    /// The most autotuning grows the receive buffer to.
+    pub recv_buffer_max: usize,
 }
 
 impl Default for Config {
@@ -102,6 +107,8 @@ impl Default for Config {
             tail_loss_probe: true,
             keepalive: keepalive::KeepAlive::default(),
             user_timeout: None,
+            recv_autotune: true,
+            recv_buffer_max: 4 << 20,
         }
     }
 }

@@ -42,6 +42,8 @@ pub struct TcbStats {
     pub path_mtu_drops: u32,
     /// Zero-window probes sent.
     pub window_probes: u32,
+    /// Times receive autotuning doubled the receive buffer.
+    pub recv_buffer_grown: u32,
 }
 
 /// One TCP connection.
@@ -78,6 +80,9 @@ pub struct Tcb {
     /// Since when sent data has waited for an ACK that moves SND.UNA
     /// (TCP_USER_TIMEOUT counts from here).
     pub(super) unacked_since: Option<Instant>,
+    /// Receive autotuning: RCV.NXT and the time at the start of the
+    /// current round trip.
+    pub(super) rcv_mark: Option<(u32, Instant)>,
     pub(super) snd_wnd: u32,
     pub(super) max_snd_wnd: u32,
     pub(super) snd_wl1: u32,
@@ -197,6 +202,7 @@ impl Tcb {
             last_ack_sent: 0,
             soft_error: None,
             unacked_since: None,
+            rcv_mark: None,
             snd_wnd: 0,
             max_snd_wnd: 0,
             snd_wl1: 0,
@@ -429,6 +435,7 @@ impl Tcb {
     /// Grows the receive buffer (SO_RCVBUF; the window is never withdrawn).
     pub fn set_recv_buffer(&mut self, bytes: usize) {
         self.cfg.recv_buffer = bytes;
+        self.cfg.recv_autotune = false;
         self.recv_buf.grow(bytes);
     }
 

@@ -304,3 +304,49 @@ fn the_window_never_opens_by_a_silly_amount() {
     let ack = t.expect(ACK, 1001, 15002);
     assert_eq!(ack.window, 1499);
 }
+
+#[test]
+fn the_receive_buffer_grows_when_the_window_limits_the_peer() {
+    // The peer sends more than half the window every 10 ms round trip and
+    // the application keeps up: the window is the bottleneck, so the buffer
+    // doubles (up to the maximum), and the advertised window with it.
+    let cfg = Config {
+        recv_autotune: true,
+        recv_buffer_max: 40_000,
+        ..simple()
+    };
+    let mut t = Script::established_with(&cfg, 65535, Some(1460), 10);
+    let mut seq = 5001u32;
+    let mut windows = Vec::new();
+    for _ in 0..6 {
+        for _ in 0..16 {
+            t.inject(seg(ACK, seq, 1001).data(&bytes(1000)));
+            seq += 1000;
+            t.read_all();
+        }
+        while let Some(out) = t.poll() {
+            windows.push(out.window);
+        }
+        t.advance(10);
+    }
+    assert_eq!(
+        t.tcb.stats().recv_buffer_grown,
+        2,
+        "10 kB -> 20 kB -> 40 kB"
+    );
+    assert!(windows.iter().any(|&w| w > 30_000), "{windows:?}");
+    // An application that set SO_RCVBUF keeps its size.
+    let mut fixed = Script::established_with(&cfg, 65535, Some(1460), 10);
+    fixed.tcb.set_recv_buffer(10_000);
+    let mut seq = 5001u32;
+    for _ in 0..6 {
+        for _ in 0..8 {
+            fixed.inject(seg(ACK, seq, 1001).data(&bytes(1000)));
+            seq += 1000;
+            fixed.read_all();
+        }
+        while fixed.poll().is_some() {}
+        fixed.advance(10);
+    }
+    assert_eq!(fixed.tcb.stats().recv_buffer_grown, 0);
+}

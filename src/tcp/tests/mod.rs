@@ -64,6 +64,8 @@ fn simple() -> Config {
         sack: false,
         // Most tests look at the RTO itself; tail loss probes have their own.
         tail_loss_probe: false,
+        // A fixed window unless a test says otherwise.
+        recv_autotune: false,
         ..Config::default()
     }
 }
