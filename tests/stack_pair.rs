@@ -506,3 +506,37 @@ fn a_full_syn_queue_answers_with_cookies_and_the_connection_works() {
     assert_eq!(sim.b.stats().syn_cookies_accepted, 1);
     assert_eq!(sim.b.stats().rst_sent_no_socket, before + 1);
 }
+
+#[test]
+fn time_wait_is_bounded() {
+    // At most max_time_wait connections wait out 2·MSL; more active closes
+    // go straight to CLOSED, so a churn of short connections cannot grow
+    // the stack without bound.
+    let mut sim = Sim::new(FaultConfig::default());
+    sim.a = Stack::new(StackConfig {
+        addr: A,
+        max_time_wait: 2,
+        ..StackConfig::default()
+    });
+    for i in 0..5u16 {
+        let (c, s) = sim.connect(6000 + i);
+        sim.a.close(sim.now, c).unwrap();
+        sim.run_until(Duration::from_secs(10), |sim| {
+            sim.b.state(s).unwrap() == State::CloseWait
+        });
+        sim.b.close(sim.now, s).unwrap();
+        // A's FIN-WAIT-2 takes B's FIN: TIME-WAIT, or CLOSED when full.
+        sim.run_until(Duration::from_secs(10), |sim| {
+            sim.a.time_wait_count() + sim.a.stats().time_wait_overflow as usize
+                == usize::from(i) + 1
+        });
+    }
+    let in_tw = sim
+        .a
+        .connections()
+        .filter(|(_, t)| t.state() == State::TimeWait)
+        .count();
+    assert_eq!(in_tw, 2);
+    assert_eq!(sim.a.time_wait_count(), 2);
+    assert_eq!(sim.a.stats().time_wait_overflow, 3);
+}

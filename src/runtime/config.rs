@@ -129,6 +129,7 @@ impl RuntimeConfig {
                 msl: self.msl,
                 ..tcp::Config::default()
             },
+            ..StackConfig::default()
         }
     }
 

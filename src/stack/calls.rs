@@ -35,6 +35,7 @@ impl Stack {
             in_tx_queue: false,
             changed: false,
             key: None,
+            in_time_wait: false,
         })
     }
 

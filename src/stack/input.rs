@@ -209,6 +209,7 @@ impl Stack {
             in_tx_queue: false,
             changed: false,
             key: Some(key),
+            in_time_wait: false,
         });
         self.sockets.conns.insert(key, child);
         self.ports.add(local.port(), child);
@@ -322,6 +323,7 @@ impl Stack {
             in_tx_queue: false,
             changed: false,
             key: Some(key),
+            in_time_wait: false,
         });
         self.sockets.conns.insert(key, child);
         self.ports.add(local.port(), child);

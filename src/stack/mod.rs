@@ -33,6 +33,11 @@ pub struct StackConfig {
     pub mtu: usize,
     /// TCP defaults for new connections.
     pub tcp: tcp::Config,
+    /// The most connections kept in TIME-WAIT at once; beyond, a
+    /// connection that would enter it closes at once (as Linux's
+    /// tcp_max_tw_buckets), so closing peers cannot grow the stack without
+    /// bound.
+    pub max_time_wait: usize,
 }
 
 impl Default for StackConfig {
@@ -42,6 +47,7 @@ impl Default for StackConfig {
             prefix_len: 24,
             mtu: 1500,
             tcp: tcp::Config::default(),
+            max_time_wait: 65536,
         }
     }
 }
@@ -73,6 +79,8 @@ pub struct Stats {
     pub syn_cookies_sent: u64,
     /// Connections rebuilt from a returning SYN cookie.
     pub syn_cookies_accepted: u64,
+    /// Connections closed at once because too many were in TIME-WAIT.
+    pub time_wait_overflow: u64,
     /// ICMP echo requests answered.
     pub echo_replies: u64,
     /// ICMP errors (destination unreachable) about one of our connections.
@@ -98,6 +106,8 @@ pub struct Stack {
     changed: Vec<SocketId>,
     /// A timer became due before the earliest one queued so far.
     earlier_deadline: bool,
+    /// Connections now in TIME-WAIT.
+    time_wait: usize,
     stats: Stats,
 }
 
@@ -117,6 +127,7 @@ impl Stack {
             timers: BinaryHeap::new(),
             changed: Vec::new(),
             earlier_deadline: false,
+            time_wait: 0,
             stats: Stats::default(),
         }
     }
@@ -129,6 +140,11 @@ impl Stack {
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Connections now in TIME-WAIT.
+    pub fn time_wait_count(&self) -> usize {
+        self.time_wait
     }
 
     /// The number of live sockets, closing ones included.
@@ -206,6 +222,21 @@ impl Stack {
                     self.timers.push(Reverse((d, id)));
                 }
             }
+            // TIME-WAIT accounting: counted on the way in, uncounted on
+            // the way out (or when the socket goes).
+            let in_tw = t.state() == State::TimeWait;
+            if in_tw && !sock.in_time_wait {
+                if self.time_wait >= self.cfg.max_time_wait {
+                    t.leave_time_wait();
+                    self.stats.time_wait_overflow += 1;
+                } else {
+                    sock.in_time_wait = true;
+                    self.time_wait += 1;
+                }
+            } else if !in_tw && sock.in_time_wait {
+                sock.in_time_wait = false;
+                self.time_wait -= 1;
+            }
             closed_conn = t.state() == State::Closed;
             established_child = sock.parent.is_some() && t.state() != State::SynReceived;
             dead = t.is_finished() && sock.app_closed && !sock.in_tx_queue;
@@ -268,6 +299,9 @@ impl Stack {
 
     fn free(&mut self, id: SocketId) {
         if let Some(s) = self.sockets.remove(id) {
+            if s.in_time_wait {
+                self.time_wait -= 1;
+            }
             if let Some(local) = s.local {
                 self.ports.remove(local.port(), id);
             }

@@ -142,6 +142,8 @@ pub struct Socket {
     pub changed: bool,
     /// Registered in the connection map under this key.
     pub key: Option<FourTuple>,
+    /// Counted among the stack's TIME-WAIT connections.
+    pub in_time_wait: bool,
 }
 
 impl Socket {

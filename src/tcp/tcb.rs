@@ -508,6 +508,13 @@ impl Tcb {
         self.changed = true;
     }
 
+    /// Skips TIME-WAIT (the stack holds too many): CLOSED at once.
+    pub fn leave_time_wait(&mut self) {
+        if self.state == State::TimeWait {
+            self.enter_closed();
+        }
+    }
+
     /// True once the connection is CLOSED and nothing is left to send:
     /// the stack may forget it.
     pub fn is_finished(&self) -> bool {
