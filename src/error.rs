@@ -61,6 +61,10 @@ pub enum Error {
     Permission,
     /// EACCES: binding a privileged port, or similar.
     Access,
+    /// ECONNABORTED: a failed connect whose error was already reported.
+    ConnectionAborted,
+    /// EDOM: a value out of its domain (a timeval with tv_usec ≥ 10^6).
+    OutOfDomain,
 }
 
 impl Error {
@@ -96,6 +100,8 @@ impl Error {
             NoDevice => libc::ENODEV,
             Permission => libc::EPERM,
             Access => libc::EACCES,
+            ConnectionAborted => libc::ECONNABORTED,
+            OutOfDomain => libc::EDOM,
         }
     }
 }

@@ -88,43 +88,51 @@ sockets! {
     fn socket(domain: c_int, ty: c_int, proto: c_int) = libc::socket, rs_socket;
     fn bind(fd: c_int, a: *const sockaddr, l: socklen_t) = libc::bind, rs_bind;
     fn listen(fd: c_int, backlog: c_int) = libc::listen, rs_listen;
-    fn accept4(fd: c_int, a: *mut sockaddr, l: *mut socklen_t, fl: c_int) = libc::accept4, rs_accept4;
+    fn accept4(fd: c_int, a: *mut sockaddr, l: *mut socklen_t, fl: c_int)
+        = libc::accept4, rs_accept4;
     fn connect(fd: c_int, a: *const sockaddr, l: socklen_t) = libc::connect, rs_connect;
     fn send(fd: c_int, b: *const c_void, n: usize, fl: c_int) = libc::send, rs_send;
     fn recv(fd: c_int, b: *mut c_void, n: usize, fl: c_int) = libc::recv, rs_recv;
     fn close(fd: c_int) = libc::close, rs_close;
     fn shutdown(fd: c_int, how: c_int) = libc::shutdown, rs_shutdown;
-    fn getsockname(fd: c_int, a: *mut sockaddr, l: *mut socklen_t) = libc::getsockname, rs_getsockname;
-    fn getpeername(fd: c_int, a: *mut sockaddr, l: *mut socklen_t) = libc::getpeername, rs_getpeername;
-    fn setsockopt(fd: c_int, lv: c_int, o: c_int, v: *const c_void, l: socklen_t) = libc::setsockopt, rs_setsockopt;
-    fn getsockopt(fd: c_int, lv: c_int, o: c_int, v: *mut c_void, l: *mut socklen_t) = libc::getsockopt, rs_getsockopt;
+    fn getsockname(fd: c_int, a: *mut sockaddr, l: *mut socklen_t)
+        = libc::getsockname, rs_getsockname;
+    fn getpeername(fd: c_int, a: *mut sockaddr, l: *mut socklen_t)
+        = libc::getpeername, rs_getpeername;
+    fn setsockopt(fd: c_int, lv: c_int, o: c_int, v: *const c_void, l: socklen_t)
+        = libc::setsockopt, rs_setsockopt;
+    fn getsockopt(fd: c_int, lv: c_int, o: c_int, v: *mut c_void, l: *mut socklen_t)
+        = libc::getsockopt, rs_getsockopt;
     fn fcntl(fd: c_int, cmd: c_int, arg: c_int) = libc::fcntl, rs_fcntl;
     fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) = libc::poll, rs_poll;
 }
 
-/// A result as compared: "-1 ERRNO", or the return value and what the call
-/// wrote (lengths, addresses, values, revents, bytes).
-fn out(r: Res, wrote: &str) -> String {
-    match r {
-        (ret, _) if ret < 0 => format!("{ret} {}", errno_name(r.1)),
-        (ret, _) if wrote.is_empty() => ret.to_string(),
-        (ret, _) => format!("{ret} {wrote}"),
+/// A result as compared: "-1 ERRNO", or the return value.
+fn out(r: Res) -> String {
+    out_with(r, "")
+}
+
+/// ... and what the call wrote (lengths, addresses, values, revents, bytes).
+fn out_with((ret, errno): Res, wrote: &str) -> String {
+    match ret {
+        _ if ret < 0 => format!("{ret} {}", errno_name(errno)),
+        _ if wrote.is_empty() => ret.to_string(),
+        _ => format!("{ret} {wrote}"),
     }
 }
 
 /// A new descriptor as compared: its number differs by design.
 fn out_fd(r: Res) -> String {
-    if r.0 < 0 {
-        out(r, "")
-    } else {
-        "fd".into()
+    match r.0 {
+        fd if fd < 0 => out(r),
+        _ => "fd".into(),
     }
 }
 
 fn out_io(r: std::io::Result<usize>, wrote: &str) -> String {
     match r {
-        Ok(n) => out((n as i64, 0), wrote),
-        Err(e) => out((-1, e.raw_os_error().unwrap_or(libc::EIO)), ""),
+        Ok(n) => out_with((n as i64, 0), wrote),
+        Err(e) => out((-1, e.raw_os_error().unwrap_or(libc::EIO))),
     }
 }
 
@@ -147,8 +155,7 @@ fn revents(bits: i16) -> String {
         POLLWRNORM);
     let set: Vec<&str> = all
         .iter()
-        .filter(|(b, _)| bits & b != 0)
-        .map(|(_, s)| *s)
+        .filter_map(|&(b, s)| (bits & b != 0).then_some(s))
         .collect();
     if set.is_empty() {
         "-".into()
@@ -161,6 +168,17 @@ fn revents(bits: i16) -> String {
 /// longer than sockaddr_storage (the "length 200" steps pass that much).
 #[repr(C, align(8))]
 struct Bytes([u8; 256]);
+
+impl Bytes {
+    /// The buffer, or NULL.
+    fn ptr(&mut self, null: bool) -> *mut c_void {
+        if null {
+            null_mut()
+        } else {
+            self.0.as_mut_ptr().cast()
+        }
+    }
+}
 
 /// An address argument to bind or connect. Ports are offsets into the
 /// run's range (0 is port 0). Local: the sockets under test's own address
@@ -198,6 +216,10 @@ enum V {
     Tv(i64, i64),
     Null,
 }
+
+/// Room for an int option; the int 1.
+const INT: Buf = Buf::Len(4);
+const ONE: V = V::Int(1);
 
 /// One run of the steps on one implementation, and the state steps share.
 struct Run {
@@ -254,10 +276,9 @@ impl Run {
     }
 
     fn port(&self, offset: u16) -> u16 {
-        if offset == 0 {
-            0
-        } else {
-            self.base + offset
+        match offset {
+            0 => 0,
+            o => self.base + o,
         }
     }
 
@@ -332,27 +353,19 @@ impl Run {
     }
 
     fn bind(&mut self, name: &str, a: A, len: socklen_t) -> String {
-        let b = self.sockaddr(a);
-        let p = if matches!(a, A::Null) {
-            null()
-        } else {
-            b.0.as_ptr().cast()
-        };
-        out(unsafe { self.api.bind(self.fd(name), p, len) }, "")
+        let mut b = self.sockaddr(a);
+        let p = b.ptr(matches!(a, A::Null)).cast();
+        out(unsafe { self.api.bind(self.fd(name), p, len) })
     }
 
     fn connect(&mut self, name: &str, a: A, len: socklen_t) -> String {
-        let b = self.sockaddr(a);
-        let p = if matches!(a, A::Null) {
-            null()
-        } else {
-            b.0.as_ptr().cast()
-        };
-        out(unsafe { self.api.connect(self.fd(name), p, len) }, "")
+        let mut b = self.sockaddr(a);
+        let p = b.ptr(matches!(a, A::Null)).cast();
+        out(unsafe { self.api.connect(self.fd(name), p, len) })
     }
 
     fn listen(&mut self, name: &str, backlog: c_int) -> String {
-        out(unsafe { self.api.listen(self.fd(name), backlog) }, "")
+        out(unsafe { self.api.listen(self.fd(name), backlog) })
     }
 
     fn accept(&mut self, name: &str, new: &'static str, b: Buf, flags: c_int) -> String {
@@ -369,49 +382,37 @@ impl Run {
     fn sockname(&mut self, name: &str, b: Buf) -> String {
         let (fd, api) = (self.fd(name), self.api);
         let (r, bytes, room, len) = out_buf(b, |a, l| unsafe { api.getsockname(fd, a.cast(), l) });
-        out(r, &self.show_addr(&bytes, room, len))
+        out_with(r, &self.show_addr(&bytes, room, len))
     }
 
     fn peername(&mut self, name: &str, b: Buf) -> String {
         let (fd, api) = (self.fd(name), self.api);
         let (r, bytes, room, len) = out_buf(b, |a, l| unsafe { api.getpeername(fd, a.cast(), l) });
-        out(r, &self.show_addr(&bytes, room, len))
+        out_with(r, &self.show_addr(&bytes, room, len))
     }
 
     fn send(&mut self, name: &str, data: &[u8], flags: c_int) -> String {
-        let p = data.as_ptr().cast();
-        out(
-            unsafe { self.api.send(self.fd(name), p, data.len(), flags) },
-            "",
-        )
+        let (fd, p) = (self.fd(name), data.as_ptr().cast());
+        out(unsafe { self.api.send(fd, p, data.len(), flags) })
     }
 
     fn send_null(&mut self, name: &str, len: usize, flags: c_int) -> String {
-        out(
-            unsafe { self.api.send(self.fd(name), null(), len, flags) },
-            "",
-        )
+        out(unsafe { self.api.send(self.fd(name), null(), len, flags) })
     }
 
     fn recv(&mut self, name: &str, len: usize, flags: c_int) -> String {
-        let mut b = Bytes([0; 256]);
-        let r = unsafe {
-            self.api
-                .recv(self.fd(name), b.0.as_mut_ptr().cast(), len, flags)
-        };
+        let (fd, mut b) = (self.fd(name), Bytes([0; 256]));
+        let r = unsafe { self.api.recv(fd, b.ptr(false), len, flags) };
         let got = &b.0[..(r.0.max(0) as usize).min(len)];
-        out(r, &format!("{:?}", String::from_utf8_lossy(got)))
+        out_with(r, &format!("{:?}", String::from_utf8_lossy(got)))
     }
 
     fn recv_null(&mut self, name: &str, len: usize, flags: c_int) -> String {
-        out(
-            unsafe { self.api.recv(self.fd(name), null_mut(), len, flags) },
-            "",
-        )
+        out(unsafe { self.api.recv(self.fd(name), null_mut(), len, flags) })
     }
 
     fn shutdown(&mut self, name: &str, how: c_int) -> String {
-        out(unsafe { self.api.shutdown(self.fd(name), how) }, "")
+        out(unsafe { self.api.shutdown(self.fd(name), how) })
     }
 
     fn close(&mut self, name: &str) -> String {
@@ -420,34 +421,27 @@ impl Run {
         if r.0 == 0 {
             self.open.remove(&fd);
         }
-        out(r, "")
+        out(r)
     }
 
     fn setopt(&mut self, name: &str, level: c_int, opt: c_int, v: V, len: socklen_t) -> String {
-        let mut b = Bytes([0; 256]);
+        let (fd, mut b) = (self.fd(name), Bytes([0; 256]));
         match v {
             V::Int(i) => b.0[..4].copy_from_slice(&i.to_ne_bytes()),
             V::Tv(tv_sec, tv_usec) => {
                 let tv = libc::timeval { tv_sec, tv_usec };
-                unsafe { std::ptr::write_unaligned(b.0.as_mut_ptr().cast(), tv) };
+                unsafe { std::ptr::write_unaligned(b.ptr(false).cast(), tv) };
             }
             V::Null => {}
         }
-        let p = if matches!(v, V::Null) {
-            null()
-        } else {
-            b.0.as_ptr().cast()
-        };
-        out(
-            unsafe { self.api.setsockopt(self.fd(name), level, opt, p, len) },
-            "",
-        )
+        let p = b.ptr(matches!(v, V::Null));
+        out(unsafe { self.api.setsockopt(fd, level, opt, p, len) })
     }
 
     fn getopt(&mut self, name: &str, level: c_int, opt: c_int, b: Buf) -> String {
         let (fd, api) = (self.fd(name), self.api);
         let (r, bytes, _, len) = out_buf(b, |v, l| unsafe { api.getsockopt(fd, level, opt, v, l) });
-        out(r, &show_opt(&bytes, len))
+        out_with(r, &show_opt(&bytes, len))
     }
 
     /// Bounds every blocking call on `name` (SO_RCVTIMEO and SO_SNDTIMEO),
@@ -460,7 +454,7 @@ impl Run {
     }
 
     fn fcntl(&mut self, name: &str, cmd: c_int, arg: c_int) -> String {
-        out(unsafe { self.api.fcntl(self.fd(name), cmd, arg) }, "")
+        out(unsafe { self.api.fcntl(self.fd(name), cmd, arg) })
     }
 
     fn poll(&mut self, set: &[(&str, i16)], timeout_ms: c_int) -> String {
@@ -475,11 +469,11 @@ impl Run {
                 .poll(fds.as_mut_ptr(), fds.len() as nfds_t, timeout_ms)
         };
         let shown: Vec<String> = fds.iter().map(|p| revents(p.revents)).collect();
-        out(r, &shown.join(" "))
+        out_with(r, &shown.join(" "))
     }
 
     fn poll_null(&mut self, n: nfds_t) -> String {
-        out(unsafe { self.api.poll(null_mut(), n, 0) }, "")
+        out(unsafe { self.api.poll(null_mut(), n, 0) })
     }
 
     // The kernel peers: std::net in this process, inside the namespace.
@@ -513,20 +507,21 @@ impl Run {
     fn peer_accept(&mut self, name: &'static str, port: u16) -> String {
         let l = &self.listeners[&port];
         if !common::wait_readable(l.as_raw_fd(), PEER_WAIT.as_millis() as i32) {
-            return out((-1, libc::ETIMEDOUT), "");
+            return out((-1, libc::ETIMEDOUT));
         }
-        let r = l.accept().and_then(|(s, _)| {
-            s.set_nonblocking(false)?;
-            s.set_read_timeout(Some(PEER_WAIT))?;
-            self.peers.insert(name, s);
-            Ok(0)
-        });
-        out_io(r, "")
+        let r = l.accept().map(|(s, _)| s);
+        self.keep_peer(name, r)
     }
 
     fn peer_connect(&mut self, name: &'static str, port: u16) -> String {
         let to = SocketAddr::from((self.local, self.port(port)));
-        let r = TcpStream::connect_timeout(&to, PEER_WAIT).and_then(|s| {
+        self.keep_peer(name, TcpStream::connect_timeout(&to, PEER_WAIT))
+    }
+
+    /// Keeps a kernel peer's end of a connection, blocking, reads bounded.
+    fn keep_peer(&mut self, name: &'static str, s: std::io::Result<TcpStream>) -> String {
+        let r = s.and_then(|s| {
+            s.set_nonblocking(false)?;
             s.set_read_timeout(Some(PEER_WAIT))?;
             self.peers.insert(name, s);
             Ok(0)
@@ -549,24 +544,17 @@ impl Run {
     }
 
     fn peer_close(&mut self, name: &str) -> String {
-        out(
-            if self.peers.remove(name).is_some() {
-                (0, 0)
-            } else {
-                (-1, libc::ENOENT)
-            },
-            "",
-        )
+        drop(self.peers.remove(name).expect("no such peer"));
+        out((0, 0))
     }
 }
+
+type OutBuf = (Res, Bytes, socklen_t, socklen_t);
 
 /// Calls `f` with an output buffer (filled with 0xAA, so that what is
 /// written shows) and a length pointer as `b` says. Returns the result, the
 /// buffer, how much the call could write there, and the length after.
-fn out_buf(
-    b: Buf,
-    f: impl FnOnce(*mut c_void, *mut socklen_t) -> Res,
-) -> (Res, Bytes, socklen_t, socklen_t) {
+fn out_buf(b: Buf, f: impl FnOnce(*mut c_void, *mut socklen_t) -> Res) -> OutBuf {
     let mut bytes = Bytes([0xAA; 256]);
     let (mut len, null_ptr, null_len) = match b {
         Buf::Len(n) => (n, false, false),
@@ -575,17 +563,8 @@ fn out_buf(
         Buf::None => (0, true, true),
     };
     let room = if null_ptr { 0 } else { len };
-    let p = if null_ptr {
-        null_mut()
-    } else {
-        bytes.0.as_mut_ptr().cast()
-    };
-    let l = if null_len {
-        null_mut()
-    } else {
-        &mut len as *mut socklen_t
-    };
-    let r = f(p, l);
+    let l: *mut socklen_t = if null_len { null_mut() } else { &mut len };
+    let r = f(bytes.ptr(null_ptr), l);
     (r, bytes, room, len)
 }
 
@@ -597,10 +576,11 @@ fn show_opt(b: &Bytes, len: socklen_t) -> String {
         4 => format!("len=4 v={int}"),
         16 => format!("len=16 tv={}.{:06}", long(0), long(8)),
         n => {
-            let shown = b.0[..(n as usize).min(16)]
+            let shown: Vec<String> = b.0[..n.min(16) as usize]
                 .iter()
-                .map(|x| format!("{x:02x}"));
-            format!("len={n} bytes={}", shown.collect::<String>())
+                .map(|x| format!("{x:02x}"))
+                .collect();
+            format!("len={n} bytes={}", shown.concat())
         }
     }
 }
@@ -613,143 +593,92 @@ macro_rules! steps {
     };
 }
 
-/// The sequence run on both. Port offsets: 1 a kernel peer listening, 2
-/// nothing listening, 3 a kernel listener with a full queue, 4 our listener,
-/// 5..9 bind targets.
+/// The sequence run on both; steps on one line belong together.
+/// Port offsets: 1 a kernel peer listening, 2 nothing listening, 3 a kernel
+/// listener with a full queue, 4 our listener, 5..9 bind targets.
 #[rustfmt::skip]
 const STEPS: &[Step] = steps![
     // socket(): the type's range, the flags, the family's types, the protocol.
     |r| r.socket("x", 12345, SOCK_STREAM, 0),
     |r| r.socket("x", AF_INET, SOCK_STREAM | 0x4000_0000, 0),
-    |r| r.socket("x", AF_INET, 15, 0),
-    |r| r.socket("x", AF_INET, SOCK_SEQPACKET, 0),
+    |r| r.socket("x", AF_INET, 15, 0), |r| r.socket("x", AF_INET, SOCK_SEQPACKET, 0),
     |r| r.socket("x", AF_INET, SOCK_STREAM, IPPROTO_UDP),
     |r| r.socket("n", AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP),
     // fcntl(): the descriptor, then the command.
-    |r| r.fcntl("n", F_GETFL, 0),
-    |r| r.fcntl("n", F_GETFD, 0),
-    |r| r.fcntl("n", F_SETFL, 0),
-    |r| r.fcntl("n", F_GETFL, 0),
-    |r| r.fcntl("n", F_SETFL, O_NONBLOCK),
-    |r| r.fcntl("n", F_GETFL, 0),
-    |r| r.fcntl("n", 9999, 0),
-    |r| r.close("n"),
+    |r| r.fcntl("n", F_GETFL, 0), |r| r.fcntl("n", F_GETFD, 0),
+    |r| r.fcntl("n", F_SETFL, 0), |r| r.fcntl("n", F_GETFL, 0),
+    |r| r.fcntl("n", F_SETFL, O_NONBLOCK), |r| r.fcntl("n", F_GETFL, 0),
+    |r| r.fcntl("n", 9999, 0), |r| r.close("n"),
     // Bad descriptors: Linux looks the descriptor up before anything else.
     // z's number is used before anything opens another descriptor, which
     // could take the number.
-    |r| r.tcp("z"),
-    |r| r.close("z"),
-    |r| r.close("z"),
-    |r| r.send("z", b"x", MSG_NOSIGNAL),
-    |r| r.recv("z", 8, 0),
-    |r| r.fcntl("z", F_GETFL, 0),
-    |r| r.poll(&[("z", POLLIN)], 0),
-    |r| r.close("-1"),
-    |r| r.close("huge"),
-    |r| r.listen("-1", 8),
-    |r| r.bind("-1", A::Local(5), SIN),
-    |r| r.bind("-1", A::Null, SIN),
-    |r| r.connect("huge", A::Peer(2), SIN),
-    |r| r.connect("-1", A::Null, SIN),
-    |r| r.accept("-1", "x", Buf::None, 0),
-    |r| r.accept("-1", "x", Buf::None, 0x7000),
-    |r| r.send_null("-1", 5, MSG_NOSIGNAL),
-    |r| r.recv_null("huge", 5, 0),
-    |r| r.shutdown("-1", SHUT_WR),
-    |r| r.shutdown("-1", 42),
-    |r| r.sockname("-1", Buf::Len(SIN)),
-    |r| r.peername("huge", Buf::Len(SIN)),
-    |r| r.setopt("-1", SOL_SOCKET, SO_REUSEADDR, V::Int(1), 4),
-    |r| r.getopt("huge", SOL_SOCKET, SO_TYPE, Buf::Len(4)),
-    |r| r.fcntl("-1", F_GETFL, 0),
-    |r| r.fcntl("huge", 9999, 0),
+    |r| r.tcp("z"), |r| r.close("z"), |r| r.close("z"),
+    |r| r.send("z", b"x", MSG_NOSIGNAL), |r| r.recv("z", 8, 0),
+    |r| r.fcntl("z", F_GETFL, 0), |r| r.poll(&[("z", POLLIN)], 0),
+    |r| r.close("-1"), |r| r.close("huge"), |r| r.listen("-1", 8),
+    |r| r.bind("-1", A::Local(5), SIN), |r| r.bind("-1", A::Null, SIN),
+    |r| r.connect("huge", A::Peer(2), SIN), |r| r.connect("-1", A::Null, SIN),
+    |r| r.accept("-1", "x", Buf::None, 0), |r| r.accept("-1", "x", Buf::None, 0x7000),
+    |r| r.send_null("-1", 5, MSG_NOSIGNAL), |r| r.recv_null("huge", 5, 0),
+    |r| r.shutdown("-1", SHUT_WR), |r| r.shutdown("-1", 42),
+    |r| r.sockname("-1", Buf::Len(SIN)), |r| r.peername("huge", Buf::Len(SIN)),
+    |r| r.setopt("-1", SOL_SOCKET, SO_REUSEADDR, ONE, 4),
+    |r| r.getopt("huge", SOL_SOCKET, SO_TYPE, INT),
+    |r| r.fcntl("-1", F_GETFL, 0), |r| r.fcntl("huge", 9999, 0),
     |r| r.poll(&[("-1", POLLIN)], 0), // negative descriptors are skipped
-    |r| r.poll(&[("huge", POLLIN)], 0),
-    |r| r.poll_null(1),
-    |r| r.poll_null(0),
+    |r| r.poll(&[("huge", POLLIN)], 0), |r| r.poll_null(1), |r| r.poll_null(0),
     // bind(): length > sockaddr_storage, copy (EFAULT; length 0 copies
-    // nothing), length < 16, family, address, state.
-    |r| r.tcp("b"),
-    |r| r.bind("b", A::Null, SIN),
-    |r| r.bind("b", A::Null, 0),
-    |r| r.bind("b", A::Local(5), 0),
-    |r| r.bind("b", A::Local(5), 4),
-    |r| r.bind("b", A::Local(5), 15),
-    |r| r.bind("b", A::Inet6, 4),
-    |r| r.bind("b", A::Inet6, 28),
-    |r| r.bind("b", A::Unix, 110),
+    // nothing), length < 16, family, address, state. A bind with length
+    // 200 gets its own socket, so that its success could not end the rest.
+    |r| r.tcp("b"), |r| r.bind("b", A::Null, SIN), |r| r.bind("b", A::Null, 0),
+    |r| r.bind("b", A::Local(5), 0), |r| r.bind("b", A::Local(5), 4),
+    |r| r.bind("b", A::Local(5), 15), |r| r.bind("b", A::Inet6, 4),
+    |r| r.bind("b", A::Inet6, 28), |r| r.bind("b", A::Unix, 110),
     |r| r.bind("b", A::Foreign, SIN),
-    |r| r.bind("b", A::Local(5), SIN),
-    |r| r.bind("b", A::Local(6), SIN),
-    |r| r.tcp("b2"), // its own socket: a bind that succeeds must not end the checks above
-    |r| r.bind("b2", A::Local(9), 200),
+    |r| r.bind("b", A::Local(5), SIN), |r| r.bind("b", A::Local(6), SIN),
+    |r| r.tcp("b2"), |r| r.bind("b2", A::Local(9), 200),
     // Addresses out: truncated to the caller's length, which is set to 16.
-    |r| r.sockname("b", Buf::Len(SIN)),
-    |r| r.sockname("b", Buf::Len(4)),
-    |r| r.sockname("b", Buf::Len(0)),
-    |r| r.sockname("b", Buf::NullPtr(0)),
-    |r| r.sockname("b", Buf::NullPtr(SIN)),
-    |r| r.sockname("b", Buf::NullLen),
-    |r| r.sockname("b", Buf::Len(socklen_t::MAX)),
-    |r| r.peername("b", Buf::Len(SIN)),
-    |r| r.tcp("c"),
-    |r| r.bind("c", A::Local(5), SIN),
-    |r| r.tcp("v"),
-    |r| r.bind("v", A::Any(0), SIN),
-    |r| r.sockname("v", Buf::Len(SIN)), // bind picks the port
-    |r| r.tcp("u"),
-    |r| r.bind("u", A::Unspec(8), SIN), // Linux takes AF_UNSPEC + 0.0.0.0 as AF_INET
-    |r| r.sockname("u", Buf::Len(SIN)),
+    |r| r.sockname("b", Buf::Len(SIN)), |r| r.sockname("b", Buf::Len(4)),
+    |r| r.sockname("b", Buf::Len(0)), |r| r.sockname("b", Buf::Len(socklen_t::MAX)),
+    |r| r.sockname("b", Buf::NullPtr(0)), |r| r.sockname("b", Buf::NullPtr(SIN)),
+    |r| r.sockname("b", Buf::NullLen), |r| r.peername("b", Buf::Len(SIN)),
+    |r| r.tcp("c"), |r| r.bind("c", A::Local(5), SIN),
+    // bind() to port 0 picks the port; AF_UNSPEC + 0.0.0.0 is taken as AF_INET.
+    |r| r.tcp("v"), |r| r.bind("v", A::Any(0), SIN), |r| r.sockname("v", Buf::Len(SIN)),
+    |r| r.tcp("u"), |r| r.bind("u", A::Unspec(8), SIN), |r| r.sockname("u", Buf::Len(SIN)),
     // SO_REUSEADDR on both: a second bind is allowed, a second listen not.
-    |r| r.tcp("d"),
-    |r| r.tcp("e"),
-    |r| r.setopt("d", SOL_SOCKET, SO_REUSEADDR, V::Int(1), 4),
-    |r| r.setopt("e", SOL_SOCKET, SO_REUSEADDR, V::Int(1), 4),
-    |r| r.getopt("e", SOL_SOCKET, SO_REUSEADDR, Buf::Len(4)),
-    |r| r.bind("d", A::Local(7), SIN),
-    |r| r.bind("e", A::Local(7), SIN),
-    |r| r.listen("d", 8),
-    |r| r.listen("e", 8),
-    |r| format!("{} {} {} {} {} {} {}", r.close("b"), r.close("b2"), r.close("c"),
-        r.close("v"), r.close("u"), r.close("d"), r.close("e")),
+    |r| r.tcp("d"), |r| r.setopt("d", SOL_SOCKET, SO_REUSEADDR, ONE, 4),
+    |r| r.tcp("e"), |r| r.setopt("e", SOL_SOCKET, SO_REUSEADDR, ONE, 4),
+    |r| r.getopt("e", SOL_SOCKET, SO_REUSEADDR, INT),
+    |r| r.bind("d", A::Local(7), SIN), |r| r.bind("e", A::Local(7), SIN),
+    |r| r.listen("d", 8), |r| r.listen("e", 8),
+    |r| r.close("b"), |r| r.close("b2"), |r| r.close("c"), |r| r.close("v"),
+    |r| r.close("u"), |r| r.close("d"), |r| r.close("e"),
     // connect(): copy, length < 2, AF_UNSPEC ("disconnect": nothing to do
     // here), state, length < 16, family. Nothing listens on P2.
-    |r| r.tcp("f"),
-    |r| r.bound("f", 2000),
-    |r| r.connect("f", A::Null, SIN),
-    |r| r.connect("f", A::Null, 0),
-    |r| r.connect("f", A::Peer(2), 0),
-    |r| r.connect("f", A::Peer(2), 4),
-    |r| r.connect("f", A::Peer(2), 15),
-    |r| r.connect("f", A::Peer(2), 200),
-    |r| r.connect("f", A::Inet6, 4),
-    |r| r.connect("f", A::Inet6, 28),
-    |r| r.connect("f", A::Unix, 110),
-    |r| r.connect("f", A::Unspec(2), SIN),
+    |r| r.tcp("f"), |r| r.bound("f", 2000),
+    |r| r.connect("f", A::Null, SIN), |r| r.connect("f", A::Null, 0),
+    |r| r.connect("f", A::Peer(2), 0), |r| r.connect("f", A::Peer(2), 4),
+    |r| r.connect("f", A::Peer(2), 15), |r| r.connect("f", A::Peer(2), 200),
+    |r| r.connect("f", A::Inet6, 4), |r| r.connect("f", A::Inet6, 28),
+    |r| r.connect("f", A::Unix, 110), |r| r.connect("f", A::Unspec(2), SIN),
     |r| r.connect("f", A::Peer(2), SIN),
-    |r| r.getopt("f", SOL_SOCKET, SO_ERROR, Buf::Len(4)), // connect reported it
+    |r| r.getopt("f", SOL_SOCKET, SO_ERROR, INT), // connect reported it
     |r| r.close("f"),
     // A socket never connected: send checks the state before the buffer.
-    |r| r.tcp("g"),
-    |r| r.bound("g", 2000),
-    |r| r.send("g", b"x", MSG_NOSIGNAL),
-    |r| r.send_null("g", 5, MSG_NOSIGNAL),
-    |r| r.send("g", b"", MSG_NOSIGNAL),
-    |r| r.recv("g", 8, 0),
-    |r| r.recv("g", 0, 0),
+    |r| r.tcp("g"), |r| r.bound("g", 2000),
+    |r| r.send("g", b"x", MSG_NOSIGNAL), |r| r.send_null("g", 5, MSG_NOSIGNAL),
+    |r| r.send("g", b"", MSG_NOSIGNAL), |r| r.recv("g", 8, 0), |r| r.recv("g", 0, 0),
     |r| r.accept("g", "x", Buf::None, 0),
-    |r| r.shutdown("g", SHUT_WR),
-    |r| r.shutdown("g", 42),
-    |r| r.peername("g", Buf::Len(SIN)),
-    |r| r.sockname("g", Buf::Len(SIN)),
+    |r| r.shutdown("g", SHUT_WR), |r| r.shutdown("g", 42),
+    |r| r.peername("g", Buf::Len(SIN)), |r| r.sockname("g", Buf::Len(SIN)),
     |r| r.poll(&[("g", POLLIN | POLLOUT)], 0),
     // Options: level and name, then pointers and lengths.
-    |r| r.getopt("g", SOL_SOCKET, SO_TYPE, Buf::Len(4)),
-    |r| r.getopt("g", SOL_SOCKET, SO_ERROR, Buf::Len(4)),
-    |r| r.getopt("g", SOL_SOCKET, SO_ACCEPTCONN, Buf::Len(4)),
-    |r| r.getopt("g", IPPROTO_TCP, TCP_NODELAY, Buf::Len(4)),
-    |r| r.setopt("g", IPPROTO_TCP, TCP_NODELAY, V::Int(1), 4),
-    |r| r.getopt("g", IPPROTO_TCP, TCP_NODELAY, Buf::Len(4)),
+    |r| r.getopt("g", SOL_SOCKET, SO_TYPE, INT), |r| r.getopt("g", SOL_SOCKET, SO_ERROR, INT),
+    |r| r.getopt("g", SOL_SOCKET, SO_ACCEPTCONN, INT),
+    |r| r.getopt("g", IPPROTO_TCP, TCP_NODELAY, INT),
+    |r| r.setopt("g", IPPROTO_TCP, TCP_NODELAY, ONE, 4),
+    |r| r.getopt("g", IPPROTO_TCP, TCP_NODELAY, INT),
     |r| r.getopt("g", SOL_SOCKET, SO_TYPE, Buf::Len(2)),
     |r| r.getopt("g", SOL_SOCKET, SO_TYPE, Buf::Len(0)),
     |r| r.getopt("g", SOL_SOCKET, SO_TYPE, Buf::Len(socklen_t::MAX)),
@@ -757,14 +686,12 @@ const STEPS: &[Step] = steps![
     |r| r.getopt("g", SOL_SOCKET, SO_TYPE, Buf::NullPtr(4)),
     |r| r.getopt("g", SOL_SOCKET, SO_TYPE, Buf::NullPtr(0)),
     |r| r.getopt("g", SOL_SOCKET, SO_TYPE, Buf::NullLen),
-    |r| r.getopt("g", SOL_SOCKET, 12345, Buf::Len(4)),
-    |r| r.getopt("g", IPPROTO_TCP, 12345, Buf::Len(4)),
-    |r| r.getopt("g", 12345, 1, Buf::Len(4)),
-    |r| r.setopt("g", SOL_SOCKET, 12345, V::Int(1), 4),
-    |r| r.setopt("g", IPPROTO_TCP, 12345, V::Int(1), 4),
-    |r| r.setopt("g", 12345, 1, V::Int(1), 4),
-    |r| r.setopt("g", SOL_SOCKET, SO_REUSEADDR, V::Int(1), 2),
-    |r| r.setopt("g", IPPROTO_TCP, TCP_NODELAY, V::Int(1), 2),
+    |r| r.getopt("g", SOL_SOCKET, 12345, INT), |r| r.getopt("g", IPPROTO_TCP, 12345, INT),
+    |r| r.getopt("g", 12345, 1, INT),
+    |r| r.setopt("g", SOL_SOCKET, 12345, ONE, 4), |r| r.setopt("g", IPPROTO_TCP, 12345, ONE, 4),
+    |r| r.setopt("g", 12345, 1, ONE, 4),
+    |r| r.setopt("g", SOL_SOCKET, SO_REUSEADDR, ONE, 2),
+    |r| r.setopt("g", IPPROTO_TCP, TCP_NODELAY, ONE, 2),
     |r| r.setopt("g", SOL_SOCKET, SO_REUSEADDR, V::Null, 4),
     |r| r.setopt("g", SOL_SOCKET, SO_RCVTIMEO, V::Tv(0, 2_000_000), TV),
     |r| r.setopt("g", SOL_SOCKET, SO_RCVTIMEO, V::Tv(0, 100_000), 8),
@@ -773,147 +700,108 @@ const STEPS: &[Step] = steps![
     |r| r.getopt("g", SOL_SOCKET, SO_RCVTIMEO, Buf::Len(TV)),
     |r| r.close("g"),
     // Listening. Linux's listen() on an unbound socket binds a port.
-    |r| r.tcp("h"),
-    |r| r.listen("h", 8),
-    |r| r.sockname("h", Buf::Len(SIN)),
-    |r| r.close("h"),
-    |r| r.tcp("l"),
-    |r| r.bound("l", 2000),
-    |r| r.bind("l", A::Local(4), SIN),
-    |r| r.accept("l", "x", Buf::None, 0),
-    |r| r.listen("l", 8),
-    |r| r.listen("l", -1),
-    |r| r.getopt("l", SOL_SOCKET, SO_ACCEPTCONN, Buf::Len(4)),
+    |r| r.tcp("h"), |r| r.listen("h", 8), |r| r.sockname("h", Buf::Len(SIN)), |r| r.close("h"),
+    |r| r.tcp("l"), |r| r.bound("l", 2000), |r| r.bind("l", A::Local(4), SIN),
+    |r| r.accept("l", "x", Buf::None, 0), |r| r.listen("l", 8), |r| r.listen("l", -1),
+    |r| r.getopt("l", SOL_SOCKET, SO_ACCEPTCONN, INT),
     |r| r.setopt("l", SOL_SOCKET, SO_RCVTIMEO, V::Tv(0, 100_000), TV),
     |r| r.accept("l", "x", Buf::None, 0), // SO_RCVTIMEO expires
-    |r| r.fcntl("l", F_SETFL, O_NONBLOCK),
-    |r| r.accept("l", "x", Buf::None, 0),
+    |r| r.fcntl("l", F_SETFL, O_NONBLOCK), |r| r.accept("l", "x", Buf::None, 0),
     |r| r.accept("l", "x", Buf::NullLen, 0), // Linux writes the address after accepting
     |r| r.accept("l", "x", Buf::None, 0x7000),
-    |r| r.send("l", b"x", MSG_NOSIGNAL),
-    |r| r.recv("l", 8, 0),
-    |r| r.recv("l", 0, 0),
-    |r| r.connect("l", A::Peer(2), SIN),
-    |r| r.peername("l", Buf::Len(SIN)),
-    |r| r.shutdown("l", SHUT_WR),
-    |r| r.poll(&[("l", POLLIN)], 0),
-    |r| r.peer_connect("l", 4),
-    |r| r.poll(&[("l", POLLIN)], 2000),
-    |r| r.accept("l", "s", Buf::Len(SIN), SOCK_NONBLOCK),
-    |r| r.fcntl("s", F_GETFL, 0),
-    |r| r.sockname("s", Buf::Len(SIN)),
-    |r| r.peername("s", Buf::Len(SIN)),
+    |r| r.send("l", b"x", MSG_NOSIGNAL), |r| r.recv("l", 8, 0), |r| r.recv("l", 0, 0),
+    |r| r.connect("l", A::Peer(2), SIN), |r| r.peername("l", Buf::Len(SIN)),
+    |r| r.shutdown("l", SHUT_WR), |r| r.poll(&[("l", POLLIN)], 0),
+    |r| r.peer_connect("l", 4), |r| r.poll(&[("l", POLLIN)], 2000),
+    |r| r.accept("l", "s", Buf::Len(SIN), SOCK_NONBLOCK), |r| r.fcntl("s", F_GETFL, 0),
+    |r| r.sockname("s", Buf::Len(SIN)), |r| r.peername("s", Buf::Len(SIN)),
     |r| r.accept("l", "x", Buf::None, 0),
-    |r| r.listen("s", 8),
-    |r| r.accept("s", "x", Buf::None, 0),
-    |r| r.bind("s", A::Local(6), SIN),
-    |r| r.peer_write("l", b"ping"),
-    |r| r.poll(&[("s", POLLIN)], 2000),
-    |r| r.recv("s", 16, 0),
-    |r| r.recv("s", 16, 0), // non-blocking: EAGAIN
+    |r| r.listen("s", 8), |r| r.accept("s", "x", Buf::None, 0), |r| r.bind("s", A::Local(6), SIN),
+    |r| r.peer_write("l", b"ping"), |r| r.poll(&[("s", POLLIN)], 2000),
+    |r| r.recv("s", 16, 0), |r| r.recv("s", 16, 0), // the second: EAGAIN
     |r| r.shutdown("l", SHUT_RDWR), // Linux: the listener closes
     |r| r.accept("l", "x", Buf::None, 0),
-    |r| format!("{} {} {}", r.close("s"), r.close("l"), r.peer_close("l")),
+    |r| r.close("s"), |r| r.close("l"), |r| r.peer_close("l"),
     // A connection to a kernel peer. connect() on a connected socket checks
     // the state before the address's length and family.
-    |r| r.peer_listen(1),
-    |r| r.tcp("a"),
-    |r| r.bound("a", 2000),
-    |r| r.connect("a", A::Peer(1), SIN),
-    |r| r.peer_accept("a", 1),
-    |r| r.connect("a", A::Peer(1), SIN),
-    |r| r.connect("a", A::Peer(1), 4),
+    |r| r.peer_listen(1), |r| r.tcp("a"), |r| r.bound("a", 2000),
+    |r| r.connect("a", A::Peer(1), SIN), |r| r.peer_accept("a", 1),
+    |r| r.connect("a", A::Peer(1), SIN), |r| r.connect("a", A::Peer(1), 4),
     |r| r.connect("a", A::Inet6, 28),
-    |r| r.listen("a", 8),
-    |r| r.accept("a", "x", Buf::None, 0),
-    |r| r.bind("a", A::Local(6), SIN),
-    |r| r.peername("a", Buf::Len(SIN)),
-    |r| r.sockname("a", Buf::Len(SIN)),
-    |r| r.send("a", b"", 0),
-    |r| r.recv("a", 0, 0),
-    |r| r.recv("a", 8, MSG_DONTWAIT),
-    |r| r.recv("a", 8, MSG_PEEK | MSG_DONTWAIT),
+    |r| r.listen("a", 8), |r| r.accept("a", "x", Buf::None, 0), |r| r.bind("a", A::Local(6), SIN),
+    |r| r.peername("a", Buf::Len(SIN)), |r| r.sockname("a", Buf::Len(SIN)),
+    |r| r.send("a", b"", 0), |r| r.recv("a", 0, 0),
+    |r| r.recv("a", 8, MSG_DONTWAIT), |r| r.recv("a", 8, MSG_PEEK | MSG_DONTWAIT),
     |r| r.poll(&[("a", POLLIN | POLLOUT)], 0),
-    |r| r.send("a", b"hello", 0),
-    |r| r.peer_read("a"),
-    |r| r.peer_write("a", b"hello"),
-    |r| r.poll(&[("a", POLLIN)], 2000),
+    |r| r.send("a", b"hello", 0), |r| r.peer_read("a"),
+    |r| r.peer_write("a", b"hello"), |r| r.poll(&[("a", POLLIN)], 2000),
     |r| r.recv("a", 0, 0), // leaves the data
-    |r| r.recv("a", 16, MSG_PEEK),
-    |r| r.recv("a", 2, 0),
-    |r| r.recv("a", 16, MSG_DONTWAIT),
+    |r| r.recv("a", 16, MSG_PEEK), |r| r.recv("a", 2, 0), |r| r.recv("a", 16, MSG_DONTWAIT),
     |r| r.recv_null("a", 5, MSG_DONTWAIT), // Linux waits for data before it copies
     |r| r.send_null("a", 5, MSG_NOSIGNAL),
     |r| r.setopt("a", SOL_SOCKET, SO_RCVTIMEO, V::Tv(0, 100_000), TV),
     |r| r.recv("a", 8, 0), // SO_RCVTIMEO expires
-    |r| r.peer_write("a", b"abc"),
-    |r| r.poll(&[("a", POLLIN)], 2000),
+    |r| r.peer_write("a", b"abc"), |r| r.poll(&[("a", POLLIN)], 2000),
     |r| r.recv("a", 8, MSG_WAITALL), // what came, once SO_RCVTIMEO expires
-    |r| r.peer_write("a", b"abcdef"),
-    |r| r.poll(&[("a", POLLIN)], 2000),
+    |r| r.peer_write("a", b"abcdef"), |r| r.poll(&[("a", POLLIN)], 2000),
     |r| r.recv("a", 6, MSG_WAITALL),
-    |r| r.getopt("a", SOL_SOCKET, SO_ERROR, Buf::Len(4)),
-    |r| r.setopt("a", IPPROTO_TCP, TCP_NODELAY, V::Int(1), 4),
-    |r| r.getopt("a", IPPROTO_TCP, TCP_NODELAY, Buf::Len(4)),
+    |r| r.getopt("a", SOL_SOCKET, SO_ERROR, INT),
+    |r| r.setopt("a", IPPROTO_TCP, TCP_NODELAY, ONE, 4),
+    |r| r.getopt("a", IPPROTO_TCP, TCP_NODELAY, INT),
     // Half-closes, and the peer's close.
     |r| r.shutdown("a", SHUT_WR),
-    |r| r.send("a", b"x", MSG_NOSIGNAL),
-    |r| r.send("a", b"", MSG_NOSIGNAL),
-    |r| r.peer_read("a"),
-    |r| r.shutdown("a", SHUT_WR),
-    |r| r.poll(&[("a", POLLIN | POLLOUT)], 0),
-    |r| r.peer_write("a", b"bye"),
-    |r| r.poll(&[("a", POLLIN)], 2000),
-    |r| r.recv("a", 16, 0),
-    |r| r.peer_close("a"),
-    |r| r.poll(&[("a", POLLIN)], 2000),
-    |r| r.recv("a", 16, 0),
-    |r| r.recv("a", 16, 0),
-    |r| r.close("a"),
-    |r| r.close("a"),
-    |r| r.tcp("k"),
-    |r| r.bound("k", 2000),
-    |r| r.connect("k", A::Peer(1), SIN),
-    |r| r.peer_accept("k", 1),
-    |r| r.shutdown("k", SHUT_RD),
-    |r| r.recv("k", 16, 0),
-    |r| r.send("k", b"ok", MSG_NOSIGNAL),
-    |r| r.peer_read("k"),
-    |r| format!("{} {}", r.close("k"), r.peer_close("k")),
+    |r| r.send("a", b"x", MSG_NOSIGNAL), |r| r.send("a", b"", MSG_NOSIGNAL),
+    |r| r.peer_read("a"), |r| r.shutdown("a", SHUT_WR), |r| r.poll(&[("a", POLLIN | POLLOUT)], 0),
+    |r| r.peer_write("a", b"bye"), |r| r.poll(&[("a", POLLIN)], 2000), |r| r.recv("a", 16, 0),
+    |r| r.peer_close("a"), |r| r.poll(&[("a", POLLIN)], 2000),
+    |r| r.recv("a", 16, 0), |r| r.recv("a", 16, 0), |r| r.close("a"), |r| r.close("a"),
+    |r| r.tcp("k"), |r| r.bound("k", 2000),
+    |r| r.connect("k", A::Peer(1), SIN), |r| r.peer_accept("k", 1),
+    |r| r.shutdown("k", SHUT_RD), |r| r.recv("k", 16, 0),
+    |r| r.send("k", b"ok", MSG_NOSIGNAL), |r| r.peer_read("k"),
+    |r| r.close("k"), |r| r.peer_close("k"),
     // Non-blocking connect: EINPROGRESS; once done, connect reports it, once.
     |r| r.socket("nb", AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0),
-    |r| r.connect("nb", A::Peer(1), SIN),
-    |r| r.poll(&[("nb", POLLOUT)], 2000),
-    |r| r.getopt("nb", SOL_SOCKET, SO_ERROR, Buf::Len(4)),
-    |r| r.connect("nb", A::Peer(1), SIN),
-    |r| r.connect("nb", A::Peer(1), SIN),
-    |r| r.peer_accept("nb", 1),
-    |r| r.close("nb"),
+    |r| r.connect("nb", A::Peer(1), SIN), |r| r.poll(&[("nb", POLLOUT)], 2000),
+    |r| r.getopt("nb", SOL_SOCKET, SO_ERROR, INT),
+    |r| r.connect("nb", A::Peer(1), SIN), |r| r.connect("nb", A::Peer(1), SIN),
+    |r| r.peer_accept("nb", 1), |r| r.close("nb"),
     // ... still in SYN-SENT (the peer's queue is full): EALREADY.
-    |r| r.peer_listen_full(3),
-    |r| r.socket("w", AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0),
-    |r| r.connect("w", A::Peer(3), SIN),
-    |r| r.connect("w", A::Peer(3), SIN),
-    |r| r.poll(&[("w", POLLOUT)], 100),
-    |r| r.getopt("w", SOL_SOCKET, SO_ERROR, Buf::Len(4)),
+    |r| r.peer_listen_full(3), |r| r.socket("w", AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0),
+    |r| r.connect("w", A::Peer(3), SIN), |r| r.connect("w", A::Peer(3), SIN),
+    |r| r.poll(&[("w", POLLOUT)], 100), |r| r.getopt("w", SOL_SOCKET, SO_ERROR, INT),
     |r| r.peername("w", Buf::Len(SIN)),
-    |r| r.send("w", b"x", MSG_NOSIGNAL),
-    |r| r.recv("w", 8, 0),
-    |r| r.close("w"),
+    |r| r.send("w", b"x", MSG_NOSIGNAL), |r| r.recv("w", 8, 0), |r| r.close("w"),
     // ... refused: a second connect, or SO_ERROR, reports it once.
     |r| r.socket("rf", AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0),
-    |r| r.connect("rf", A::Peer(2), SIN),
-    |r| r.poll(&[("rf", POLLIN | POLLOUT)], 2000),
-    |r| r.connect("rf", A::Peer(2), SIN),
-    |r| r.getopt("rf", SOL_SOCKET, SO_ERROR, Buf::Len(4)),
+    |r| r.connect("rf", A::Peer(2), SIN), |r| r.poll(&[("rf", POLLIN | POLLOUT)], 2000),
+    |r| r.connect("rf", A::Peer(2), SIN), |r| r.getopt("rf", SOL_SOCKET, SO_ERROR, INT),
     |r| r.close("rf"),
     |r| r.socket("rf", AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0),
-    |r| r.connect("rf", A::Peer(2), SIN),
-    |r| r.poll(&[("rf", POLLIN | POLLOUT)], 2000),
-    |r| r.getopt("rf", SOL_SOCKET, SO_ERROR, Buf::Len(4)),
-    |r| r.getopt("rf", SOL_SOCKET, SO_ERROR, Buf::Len(4)),
-    |r| r.connect("rf", A::Peer(2), SIN),
-    |r| r.close("rf"),
+    |r| r.connect("rf", A::Peer(2), SIN), |r| r.poll(&[("rf", POLLIN | POLLOUT)], 2000),
+    |r| r.getopt("rf", SOL_SOCKET, SO_ERROR, INT),
+    |r| r.getopt("rf", SOL_SOCKET, SO_ERROR, INT),
+    |r| r.connect("rf", A::Peer(2), SIN), |r| r.close("rf"),
+];
+
+/// Where rstcp answers differently on purpose: (step, kernel's answer,
+/// rstcp's answer). Both are still checked exactly.
+///
+/// Linux looks at a NULL buffer only once there is something to copy: an
+/// empty non-blocking accept with a NULL length, or a non-blocking recv
+/// into NULL with nothing to read, say EAGAIN (and accept would later lose
+/// the connection it cannot report). rstcp refuses the bad pointer first.
+const DELIBERATE: &[(&str, &str, &str)] = &[
+    (
+        "accept(\"l\", \"x\", Buf::NullLen, 0)",
+        "-1 EAGAIN",
+        "-1 EFAULT",
+    ),
+    (
+        "recv_null(\"a\", 5, MSG_DONTWAIT)",
+        "-1 EAGAIN",
+        "-1 EFAULT",
+    ),
 ];
 
 fn kernel_and_rstcp_agree() {
@@ -923,9 +811,16 @@ fn kernel_and_rstcp_agree() {
     let mut differ = Vec::new();
     for (i, ((call, _), (k, r))) in STEPS.iter().zip(kernel.iter().zip(&rstcp)).enumerate() {
         let step = call.strip_prefix("r.").unwrap_or(call);
-        let mark = if k == r { "" } else { "   <-- differs" };
+        let deliberate = DELIBERATE
+            .iter()
+            .any(|&(d, dk, dr)| d == step && *k == dk && *r == dr);
+        let mark = match (k == r, deliberate) {
+            (true, _) => "",
+            (false, true) => "   (deliberate)",
+            (false, false) => "   <-- differs",
+        };
         println!("{:>3}  {step:<58} {k:<28} {r}{mark}", i + 1);
-        if k != r {
+        if k != r && !deliberate {
             differ.push(format!("  #{} {step}: kernel {k}, rstcp {r}", i + 1));
         }
     }

@@ -30,6 +30,9 @@ pub struct FdEntry {
     pub send_timeout: AtomicU64,
     /// How many descriptors refer to this socket (dup).
     pub refs: AtomicUsize,
+    /// FD_CLOEXEC (reported by F_GETFD; rstcp descriptors do not survive
+    /// exec either way).
+    pub cloexec: AtomicBool,
 }
 
 impl FdEntry {
@@ -42,6 +45,7 @@ impl FdEntry {
             recv_timeout: AtomicU64::new(0),
             send_timeout: AtomicU64::new(0),
             refs: AtomicUsize::new(1),
+            cloexec: AtomicBool::new(false),
         }
     }
 

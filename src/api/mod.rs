@@ -216,10 +216,11 @@ impl Sockets {
                 State::SynSent | State::SynReceived => {}
                 State::Closed => {
                     e.connecting.store(false, Ordering::Release);
+                    // Linux: once SO_ERROR has reported it, ECONNABORTED.
                     return Err(inner
                         .stack
                         .take_error(e.id)?
-                        .unwrap_or(Error::ConnectionRefused));
+                        .unwrap_or(Error::ConnectionAborted));
                 }
                 _ => {
                     e.connecting.store(false, Ordering::Release);
@@ -414,6 +415,54 @@ impl Sockets {
         let e = self.fds.get(fd)?;
         let inner = self.lock();
         Ok(inner.stack.tcb(e.id).map_or(0, |t| t.recv_queue()))
+    }
+
+    /// EBADF unless `fd` is open: the first check of every call, as the
+    /// kernel looks the descriptor up before anything else.
+    pub fn check_fd(&self, fd: i32) -> Result<()> {
+        self.fds.get(fd).map(|_| ())
+    }
+
+    /// F_GETFD's FD_CLOEXEC.
+    pub fn cloexec(&self, fd: i32) -> Result<bool> {
+        Ok(self.fds.get(fd)?.cloexec.load(Ordering::Acquire))
+    }
+
+    /// F_SETFD's FD_CLOEXEC (and SOCK_CLOEXEC).
+    pub fn set_cloexec(&self, fd: i32, on: bool) -> Result<()> {
+        self.fds.get(fd)?.cloexec.store(on, Ordering::Release);
+        Ok(())
+    }
+
+    /// EISCONN for a socket that is connected (or listening) whatever
+    /// address a connect names: Linux checks the state before the address.
+    pub fn connect_precheck(&self, fd: i32) -> Result<()> {
+        let e = self.fds.get(fd)?;
+        if e.connecting.load(Ordering::Acquire) {
+            // A connect under way: the next connect reports its outcome.
+            return Ok(());
+        }
+        let state = self.lock().stack.state(e.id)?;
+        match state {
+            State::Closed | State::SynSent | State::SynReceived => Ok(()),
+            _ => Err(Error::IsConnected),
+        }
+    }
+
+    /// connect() with AF_UNSPEC: drops the association, as Linux's
+    /// disconnect does: a connection is reset; an unconnected socket is
+    /// left as it is.
+    pub fn disconnect(&self, fd: i32) -> Result<()> {
+        let e = self.fds.get(fd)?;
+        let mut inner = self.lock();
+        let now = self.shared.now();
+        if let Some(t) = inner.stack.tcb(e.id) {
+            if t.state() != State::Closed {
+                inner.stack.reset_connection(now, e.id)?;
+            }
+        }
+        e.connecting.store(false, Ordering::Release);
+        Ok(())
     }
 
     /// True if `fd` is one of this table's descriptors.

@@ -15,6 +15,9 @@ use crate::runtime::config::parse_cidr;
 use crate::runtime::RuntimeConfig;
 use guard::call;
 
+/// The largest socket type Linux knows (SOCK_PACKET, 10); past it, EINVAL.
+const SOCK_MAX_TYPE: c_int = 10;
+
 /// Flags socket() accepts besides the type.
 const TYPE_FLAGS: c_int = libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
 
@@ -64,16 +67,26 @@ pub extern "C" fn rs_socket(domain: c_int, kind: c_int, protocol: c_int) -> c_in
         if domain != libc::AF_INET {
             return Err(Error::AddressFamily);
         }
-        if kind & !(0xf | TYPE_FLAGS) != 0 {
+        // Linux's order: unknown flags or types past SOCK_PACKET are
+        // EINVAL; a type IPv4 lacks is ESOCKTNOSUPPORT; one it has but
+        // rstcp does not (UDP, raw) EPROTONOSUPPORT.
+        let ty = kind & 0xf;
+        if kind & !(0xf | TYPE_FLAGS) != 0 || ty > SOCK_MAX_TYPE {
             return Err(Error::Invalid);
         }
-        if kind & 0xf != libc::SOCK_STREAM {
-            return Err(Error::ProtocolNotSupported);
+        if ty != libc::SOCK_STREAM {
+            return Err(match ty {
+                libc::SOCK_DGRAM | libc::SOCK_RAW => Error::ProtocolNotSupported,
+                _ => Error::TypeNotSupported,
+            });
         }
         if protocol != 0 && protocol != libc::IPPROTO_TCP {
             return Err(Error::ProtocolNotSupported);
         }
-        api::global()?.socket(kind & libc::SOCK_NONBLOCK != 0, None)
+        let s = api::global()?;
+        let fd = s.socket(kind & libc::SOCK_NONBLOCK != 0, None)?;
+        s.set_cloexec(fd, kind & libc::SOCK_CLOEXEC != 0)?;
+        Ok(fd)
     })
 }
 
@@ -89,6 +102,7 @@ pub unsafe extern "C" fn rs_bind(
 ) -> c_int {
     call("rs_bind", || {
         let s = api::global()?;
+        s.check_fd(fd)?;
         // SAFETY: per this function's contract.
         let a = unsafe { sockaddr::read(addr, len) }?;
         s.bind(fd, a).map(|_| 0)
@@ -130,6 +144,7 @@ pub unsafe extern "C" fn rs_accept4(
 ) -> c_int {
     call("rs_accept4", || {
         let s = api::global()?;
+        s.check_fd(fd)?;
         if flags & !TYPE_FLAGS != 0 {
             return Err(Error::Invalid);
         }
@@ -137,6 +152,7 @@ pub unsafe extern "C" fn rs_accept4(
             return Err(Error::Fault);
         }
         let (nfd, peer) = s.accept(fd, flags & libc::SOCK_NONBLOCK != 0, None)?;
+        s.set_cloexec(nfd, flags & libc::SOCK_CLOEXEC != 0)?;
         // SAFETY: per this function's contract.
         if let Err(e) = unsafe { sockaddr::write(peer, addr, len) } {
             let _ = s.close(nfd);
@@ -159,9 +175,16 @@ pub unsafe extern "C" fn rs_connect(
 ) -> c_int {
     call("rs_connect", || {
         let s = api::global()?;
+        s.check_fd(fd)?;
         // SAFETY: per this function's contract.
-        let a = unsafe { sockaddr::read(addr, len) }?;
-        s.connect(fd, a).map(|_| 0)
+        match unsafe { sockaddr::read_connect(addr, len) }? {
+            sockaddr::ConnectTo::Unspec => s.disconnect(fd).map(|_| 0),
+            sockaddr::ConnectTo::Inet(a) => {
+                // A connected socket says so whatever the address (Linux).
+                s.connect_precheck(fd)?;
+                s.connect(fd, a?).map(|_| 0)
+            }
+        }
     })
 }
 
@@ -189,15 +212,15 @@ pub unsafe extern "C" fn rs_send(
 ) -> libc::ssize_t {
     call("rs_send", || {
         let s = api::global()?;
+        s.check_fd(fd)?;
         if flags & libc::MSG_OOB != 0 {
             return Err(Error::OperationNotSupported);
         }
-        if len == 0 {
-            s.send(fd, &[], MsgFlags::default())?;
-            return Ok(0);
-        }
-        if buf.is_null() {
-            return Err(Error::Fault);
+        if len == 0 || buf.is_null() {
+            // The socket's state speaks first (EPIPE before EFAULT).
+            s.send(fd, &[], MsgFlags::default())
+                .map_err(|e| raise_sigpipe(e, flags))?;
+            return if len == 0 { Ok(0) } else { Err(Error::Fault) };
         }
         // SAFETY: non-null, and the caller promises len readable bytes.
         let data =
@@ -225,6 +248,7 @@ pub unsafe extern "C" fn rs_recv(
 ) -> libc::ssize_t {
     call("rs_recv", || {
         let s = api::global()?;
+        s.check_fd(fd)?;
         if flags & libc::MSG_OOB != 0 {
             return Err(Error::Invalid);
         }
@@ -263,6 +287,7 @@ pub extern "C" fn rs_close(fd: c_int) -> c_int {
 pub extern "C" fn rs_shutdown(fd: c_int, how: c_int) -> c_int {
     call("rs_shutdown", || {
         let s = api::global()?;
+        s.check_fd(fd)?;
         let how = match how {
             libc::SHUT_RD => Shutdown::Read,
             libc::SHUT_WR => Shutdown::Write,
@@ -286,11 +311,8 @@ pub unsafe extern "C" fn rs_getsockname(
     call("rs_getsockname", || {
         let s = api::global()?;
         let a = s.local_addr(fd)?;
-        if addr.is_null() || len.is_null() {
-            return Err(Error::Fault);
-        }
         // SAFETY: per this function's contract.
-        unsafe { sockaddr::write(a, addr, len) }.map(|_| 0)
+        unsafe { sockaddr::write_always(a, addr, len) }.map(|_| 0)
     })
 }
 
@@ -307,11 +329,8 @@ pub unsafe extern "C" fn rs_getpeername(
     call("rs_getpeername", || {
         let s = api::global()?;
         let a = s.peer_addr(fd)?;
-        if addr.is_null() || len.is_null() {
-            return Err(Error::Fault);
-        }
         // SAFETY: per this function's contract.
-        unsafe { sockaddr::write(a, addr, len) }.map(|_| 0)
+        unsafe { sockaddr::write_always(a, addr, len) }.map(|_| 0)
     })
 }
 
@@ -378,11 +397,16 @@ pub unsafe extern "C" fn rs_setsockopt(
                 }
                 // SAFETY: len covers a timeval.
                 let tv = unsafe { std::ptr::read_unaligned(val as *const libc::timeval) };
-                if tv.tv_sec < 0 || !(0..1_000_000).contains(&tv.tv_usec) {
-                    return Err(Error::Invalid);
+                // Linux: tv_usec out of range is EDOM; a negative time
+                // means no timeout.
+                if !(0..1_000_000).contains(&tv.tv_usec) {
+                    return Err(Error::OutOfDomain);
                 }
-                let d = Duration::from_secs(tv.tv_sec as u64)
-                    + Duration::from_micros(tv.tv_usec as u64);
+                let d = if tv.tv_sec < 0 {
+                    Duration::ZERO
+                } else {
+                    Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
+                };
                 let d = (!d.is_zero()).then_some(d);
                 if which == SockOptName::RecvTimeout {
                     SockOpt::RecvTimeout(d)
@@ -447,14 +471,23 @@ pub unsafe extern "C" fn rs_getsockopt(
     call("rs_getsockopt", || {
         let s = api::global()?;
         s.local_addr(fd)?;
+        // Linux: a level neither the socket, IP nor TCP knows is EOPNOTSUPP
+        // for getsockopt (setsockopt says ENOPROTOOPT).
+        if ![libc::SOL_SOCKET, libc::IPPROTO_TCP, libc::IPPROTO_IP].contains(&level) {
+            return Err(Error::OperationNotSupported);
+        }
         let which = option_name(level, name)?;
-        if val.is_null() || len.is_null() {
+        if len.is_null() {
             return Err(Error::Fault);
         }
         // SAFETY: len is non-null and valid per the contract.
         let room = unsafe { *len } as i32;
         if room < 0 {
             return Err(Error::Invalid);
+        }
+        // NULL is fine for a zero length: nothing is written.
+        if val.is_null() && room > 0 {
+            return Err(Error::Fault);
         }
         let int = |v: c_int| -> Result<c_int> {
             let n = (room as usize).min(std::mem::size_of::<c_int>());
@@ -586,7 +619,8 @@ pub extern "C" fn rs_fcntl(fd: c_int, cmd: c_int, arg: c_int) -> c_int {
             libc::F_SETFL => s
                 .set_nonblocking(fd, arg & libc::O_NONBLOCK != 0)
                 .map(|_| 0),
-            libc::F_GETFD | libc::F_SETFD => s.nonblocking(fd).map(|_| 0),
+            libc::F_GETFD => Ok(if s.cloexec(fd)? { libc::FD_CLOEXEC } else { 0 }),
+            libc::F_SETFD => s.set_cloexec(fd, arg & libc::FD_CLOEXEC != 0).map(|_| 0),
             _ => {
                 s.nonblocking(fd)?;
                 Err(Error::Invalid)

@@ -291,6 +291,15 @@ impl Stack {
         }
     }
 
+    /// connect(AF_UNSPEC) on a connection: RST, and CLOSED at once.
+    pub fn reset_connection(&mut self, now: Instant, id: SocketId) -> Result<()> {
+        if let Some(t) = self.sock_mut(id)?.tcb_mut() {
+            t.abort();
+        }
+        self.after(now, id);
+        Ok(())
+    }
+
     /// SO_LINGER with a zero timeout: close() sends RST at once.
     pub fn abort(&mut self, now: Instant, id: SocketId) -> Result<()> {
         if let Some(t) = self.sock_mut(id)?.tcb_mut() {
