@@ -540,3 +540,26 @@ fn time_wait_is_bounded() {
     assert_eq!(sim.a.time_wait_count(), 2);
     assert_eq!(sim.a.stats().time_wait_overflow, 3);
 }
+
+#[test]
+fn tcp_counters_add_up_like_netstat_s() {
+    // On a clean link every segment one side sends, the other receives.
+    let mut sim = Sim::new(FaultConfig::default());
+    let (c, s) = sim.connect(6100);
+    let mut up = Flow::new(200_000, 21);
+    sim.run_until(Duration::from_secs(60), |sim| {
+        let now = sim.now;
+        up.pump(now, &mut sim.a, c, &mut sim.b, s);
+        up.received == 200_000
+    });
+    for _ in 0..50 {
+        sim.step();
+    }
+    let (a, b) = (sim.a.stats().clone(), sim.b.stats().clone());
+    assert_eq!((a.tcp_active_opens, a.tcp_passive_opens), (1, 0));
+    assert_eq!((b.tcp_active_opens, b.tcp_passive_opens), (0, 1));
+    assert!(a.tcp_out_segs > 100, "{a:?}");
+    assert_eq!(a.tcp_out_segs, b.tcp_in_segs);
+    assert_eq!(b.tcp_out_segs, a.tcp_in_segs);
+    assert_eq!(sim.a.tcp_retrans_segs(), 0);
+}

@@ -168,6 +168,7 @@ impl Stack {
         sock.local = Some(local);
         sock.key = Some(key);
         self.sockets.conns.insert(key, id);
+        self.stats.tcp_active_opens += 1;
         self.after(now, id);
         Ok(())
     }

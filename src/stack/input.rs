@@ -33,7 +33,10 @@ impl Stack {
         }
         match ip.protocol {
             protocol::TCP => match parse_tcp(ip.src, ip.dst, ip.payload) {
-                Ok(seg) => self.on_tcp(now, SocketAddrV4::new(ip.src, seg.src_port), &seg),
+                Ok(seg) => {
+                    self.stats.tcp_in_segs += 1;
+                    self.on_tcp(now, SocketAddrV4::new(ip.src, seg.src_port), &seg)
+                }
                 Err(_) => self.stats.rx_bad_tcp += 1,
             },
             protocol::ICMP => match parse_icmp(ip.payload) {
@@ -216,6 +219,7 @@ impl Stack {
         if let Some(SocketKind::Listener(l)) = self.sockets.get_mut(lid).map(|s| &mut s.kind) {
             l.pending.push(child);
         }
+        self.stats.tcp_passive_opens += 1;
         self.after(now, child);
     }
 
@@ -264,6 +268,7 @@ impl Stack {
         };
         let src = self.cfg.addr;
         self.stats.syn_cookies_sent += 1;
+        self.stats.tcp_out_segs += 1;
         self.queue_control(|buf| emit_ipv4_tcp(buf, src, *remote.ip(), 0, &header, 0));
     }
 
@@ -312,6 +317,7 @@ impl Stack {
             return false;
         }
         self.stats.syn_cookies_accepted += 1;
+        self.stats.tcp_passive_opens += 1;
         let key = FourTuple::new(local, remote);
         let child = self.sockets.insert(Socket {
             kind: SocketKind::Conn(Box::new(tcb)),
@@ -359,6 +365,7 @@ impl Stack {
         };
         let src = self.cfg.addr;
         self.stats.rst_sent_no_socket += 1;
+        self.stats.tcp_out_segs += 1;
         self.queue_control(|buf| emit_ipv4_tcp(buf, src, *remote.ip(), 0, &header, 0));
     }
 }

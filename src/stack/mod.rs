@@ -81,6 +81,17 @@ pub struct Stats {
     pub syn_cookies_accepted: u64,
     /// Connections closed at once because too many were in TIME-WAIT.
     pub time_wait_overflow: u64,
+    /// Connections opened by connect (netstat -s: active opens).
+    pub tcp_active_opens: u64,
+    /// Connections opened from a listener (passive opens).
+    pub tcp_passive_opens: u64,
+    /// TCP segments received and parsed (segments received).
+    pub tcp_in_segs: u64,
+    /// TCP segments sent, resets and SYN cookies included (segments sent).
+    pub tcp_out_segs: u64,
+    /// Segments retransmitted by connections that are gone (see
+    /// [`Stack::tcp_retrans_segs`] for the total).
+    pub tcp_retrans_segs_closed: u64,
     /// ICMP echo requests answered.
     pub echo_replies: u64,
     /// ICMP errors (destination unreachable) about one of our connections.
@@ -140,6 +151,16 @@ impl Stack {
     /// The counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Segments retransmitted over the stack's life (netstat -s:
+    /// segments retransmitted), live connections included.
+    pub fn tcp_retrans_segs(&self) -> u64 {
+        self.stats.tcp_retrans_segs_closed
+            + self
+                .connections()
+                .map(|(_, t)| t.stats().retransmitted_segments)
+                .sum::<u64>()
     }
 
     /// Connections now in TIME-WAIT.
@@ -299,6 +320,9 @@ impl Stack {
 
     fn free(&mut self, id: SocketId) {
         if let Some(s) = self.sockets.remove(id) {
+            if let Some(t) = s.tcb() {
+                self.stats.tcp_retrans_segs_closed += t.stats().retransmitted_segments;
+            }
             if s.in_time_wait {
                 self.time_wait -= 1;
             }
@@ -325,6 +349,7 @@ impl Stack {
             };
             if let Some(n) = sent {
                 self.stats.tx_packets += 1;
+                self.stats.tcp_out_segs += 1;
                 return Some(n);
             }
             self.tx_queue.pop_front();
