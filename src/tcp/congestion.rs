@@ -132,8 +132,11 @@ impl Congestion {
             return false;
         }
         if self.cwnd < self.ssthresh {
-            // Slow start with appropriate byte counting, L = 2 (RFC 3465).
-            self.cwnd += acked.min(2 * self.mss);
+            // Slow start by bytes acknowledged (RFC 3465), without its L = 2
+            // cap: receive offloads send stretch ACKs covering many
+            // segments, and Linux grows by all of them too. Not past
+            // ssthresh in one step.
+            self.cwnd = (self.cwnd + acked).min(self.ssthresh.max(self.cwnd + self.mss));
         } else {
             self.acked_in_ca += acked;
             if self.acked_in_ca >= self.cwnd {

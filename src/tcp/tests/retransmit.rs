@@ -497,3 +497,16 @@ fn acknowledgments_restart_the_user_timeout() {
     t.advance(900);
     assert_eq!(t.state(), State::Established, "progress restarts the clock");
 }
+
+#[test]
+fn a_stretch_ack_in_slow_start_grows_the_window_by_what_it_acknowledges() {
+    // Linux's receive offloads acknowledge many segments at once: RFC
+    // 3465's L = 2 would hold slow start back to two segments per ACK.
+    // Growth follows the bytes acknowledged (as Linux), up to ssthresh.
+    let mut t = Script::established(&simple());
+    t.send(&bytes(14_600));
+    while t.poll().is_some() {}
+    assert_eq!(t.tcb.congestion_window(), 14_600);
+    t.inject(seg(ACK, 5001, 1001 + 14_600));
+    assert_eq!(t.tcb.congestion_window(), 29_200);
+}
