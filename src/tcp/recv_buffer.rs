@@ -5,8 +5,12 @@ use super::reassembler::Reassembler;
 
 /// A ring: `len` readable bytes from `head`, then the receive window, part of
 /// which may already hold out-of-order bytes (tracked by the reassembler).
+///
+/// Storage grows as data arrives (doubling, from [`MIN_STORAGE`]) up to the
+/// capacity, so a connection that receives little costs little.
 #[derive(Debug)]
 pub struct RecvBuffer {
+    /// The ring's storage; its length (not the capacity) is the modulus.
     buf: Vec<u8>,
     capacity: usize,
     head: usize,
@@ -14,8 +18,11 @@ pub struct RecvBuffer {
     ooo: Reassembler,
 }
 
+/// The first allocation, and the least a ring grows to.
+pub const MIN_STORAGE: usize = 4096;
+
 impl RecvBuffer {
-    /// An empty buffer of `capacity` bytes (allocated on first use).
+    /// An empty buffer of `capacity` bytes (storage comes as data does).
     pub fn new(capacity: usize) -> RecvBuffer {
         RecvBuffer {
             buf: Vec::new(),
@@ -52,20 +59,32 @@ impl RecvBuffer {
     }
 
     /// Grows the buffer (shrinking below what is promised is not allowed).
+    /// Storage follows only when data needs it.
     pub fn grow(&mut self, capacity: usize) {
-        if capacity <= self.capacity {
+        self.capacity = self.capacity.max(capacity);
+    }
+
+    /// Bytes of storage held now (memory accounting, tests).
+    pub fn storage(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Makes storage hold `end` bytes past the readable ones: doubles it
+    /// (at least to the need), never past the capacity, keeping every
+    /// byte's place relative to the head.
+    fn reserve(&mut self, end: usize) {
+        let needed = self.len + end;
+        let have = self.buf.len();
+        if needed <= have {
             return;
         }
-        if !self.buf.is_empty() {
-            let mut data = vec![0; capacity];
-            let old = self.capacity;
-            for (i, slot) in data.iter_mut().take(old).enumerate() {
-                *slot = self.buf[(self.head + i) % old];
-            }
-            self.buf = data;
-            self.head = 0;
+        let size = needed.max(have * 2).max(MIN_STORAGE).min(self.capacity);
+        let mut data = vec![0; size];
+        for (i, slot) in data.iter_mut().take(have).enumerate() {
+            *slot = self.buf[(self.head + i) % have];
         }
-        self.capacity = capacity;
+        self.buf = data;
+        self.head = 0;
     }
 
     /// Stores `data` that starts `offset` bytes past the next expected byte.
@@ -81,11 +100,10 @@ impl RecvBuffer {
         if offset > 0 && !self.ooo.insert(offset, offset + n) {
             return None;
         }
-        if self.buf.is_empty() {
-            self.buf = vec![0; self.capacity];
-        }
-        let start = (self.head + self.len + offset) % self.capacity;
-        let first = n.min(self.capacity - start);
+        self.reserve(offset + n);
+        let size = self.buf.len();
+        let start = (self.head + self.len + offset) % size;
+        let first = n.min(size - start);
         self.buf[start..start + first].copy_from_slice(&data[..first]);
         self.buf[..n - first].copy_from_slice(&data[first..n]);
         if offset > 0 {
@@ -102,11 +120,12 @@ impl RecvBuffer {
         if n == 0 {
             return 0;
         }
-        let first = n.min(self.capacity - self.head);
+        let size = self.buf.len();
+        let first = n.min(size - self.head);
         out[..first].copy_from_slice(&self.buf[self.head..self.head + first]);
         out[first..n].copy_from_slice(&self.buf[..n - first]);
         if !peek {
-            self.head = (self.head + n) % self.capacity;
+            self.head = (self.head + n) % size;
             self.len -= n;
         }
         n
@@ -141,5 +160,29 @@ mod tests {
         assert_eq!(b.read(&mut all, false), 16);
         assert_eq!(&all[..5], b"defgh");
         assert!(all[5..16].iter().all(|&x| x == 7));
+    }
+
+    #[test]
+    fn storage_grows_with_the_data_and_keeps_out_of_order_bytes_in_place() {
+        let mut b = RecvBuffer::new(64 * 1024);
+        assert_eq!(b.storage(), 0, "nothing until data comes");
+        assert_eq!(b.write(0, b"hello"), Some(5));
+        assert_eq!(b.storage(), MIN_STORAGE);
+        // Out of order far ahead: storage doubles to reach it.
+        let far = vec![9u8; 100];
+        assert_eq!(b.write(10_000, &far), Some(0));
+        assert!(b.storage() >= 10_105 && b.storage() <= 64 * 1024);
+        // The hole fills: everything reads back in order.
+        let gap: Vec<u8> = (0..10_000).map(|i| (i % 251) as u8).collect();
+        assert_eq!(b.write(0, &gap), Some(10_000 + 100));
+        let mut out = vec![0u8; 20_000];
+        assert_eq!(b.read(&mut out, false), 10_105);
+        assert_eq!(&out[..5], b"hello");
+        assert_eq!(&out[5..10_005], &gap[..]);
+        assert!(out[10_005..10_105].iter().all(|&x| x == 9));
+        // Never past the capacity.
+        let big = vec![1u8; 200 * 1024];
+        assert_eq!(b.write(0, &big), Some(64 * 1024));
+        assert_eq!(b.storage(), 64 * 1024);
     }
 }

@@ -2,9 +2,11 @@
 
 /// A ring of bytes: the front is the oldest unacknowledged byte.
 ///
-/// Storage is allocated on the first write, so idle connections cost little.
+/// Storage grows as the application writes (doubling, from 4 KiB) up to
+/// the capacity, so idle and lightly used connections cost little.
 #[derive(Debug)]
 pub struct SendBuffer {
+    /// The ring's storage; its length (not the capacity) is the modulus.
     buf: Vec<u8>,
     capacity: usize,
     head: usize,
@@ -42,19 +44,26 @@ impl SendBuffer {
         self.capacity
     }
 
-    /// Changes the capacity; it never drops below what is held.
+    /// Changes the capacity; it never drops below what is held. Storage
+    /// larger than the new capacity shrinks to it.
     pub fn set_capacity(&mut self, capacity: usize) {
-        let capacity = capacity.max(self.len).max(1);
-        if capacity == self.capacity {
-            return;
+        self.capacity = capacity.max(self.len).max(1);
+        if self.buf.len() > self.capacity {
+            self.relayout(self.capacity);
         }
-        if !self.buf.is_empty() {
-            let mut data = vec![0; capacity];
-            self.copy_out(0, &mut data[..self.len]);
-            self.buf = data;
-            self.head = 0;
-        }
-        self.capacity = capacity;
+    }
+
+    /// Bytes of storage held now (memory accounting, tests).
+    pub fn storage(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// Moves the held bytes to the front of new storage of `size` bytes.
+    fn relayout(&mut self, size: usize) {
+        let mut data = vec![0; size];
+        self.copy_out(0, &mut data[..self.len]);
+        self.buf = data;
+        self.head = 0;
     }
 
     /// Appends as much of `data` as fits; returns how much was taken.
@@ -63,11 +72,14 @@ impl SendBuffer {
         if n == 0 {
             return 0;
         }
-        if self.buf.is_empty() {
-            self.buf = vec![0; self.capacity];
+        let needed = self.len + n;
+        if needed > self.buf.len() {
+            let size = needed.max(self.buf.len() * 2).max(4096).min(self.capacity);
+            self.relayout(size);
         }
-        let tail = (self.head + self.len) % self.capacity;
-        let first = n.min(self.capacity - tail);
+        let size = self.buf.len();
+        let tail = (self.head + self.len) % size;
+        let first = n.min(size - tail);
         self.buf[tail..tail + first].copy_from_slice(&data[..first]);
         self.buf[..n - first].copy_from_slice(&data[first..n]);
         self.len += n;
@@ -77,7 +89,10 @@ impl SendBuffer {
     /// Drops `n` bytes from the front (they were acknowledged).
     pub fn consume(&mut self, n: usize) {
         let n = n.min(self.len);
-        self.head = (self.head + n) % self.capacity;
+        if n == 0 {
+            return;
+        }
+        self.head = (self.head + n) % self.buf.len();
         self.len -= n;
         if self.len == 0 {
             self.head = 0;
@@ -90,8 +105,9 @@ impl SendBuffer {
             return 0;
         }
         let n = out.len().min(self.len - offset);
-        let start = (self.head + offset) % self.capacity;
-        let first = n.min(self.capacity - start);
+        let size = self.buf.len();
+        let start = (self.head + offset) % size;
+        let first = n.min(size - start);
         out[..first].copy_from_slice(&self.buf[start..start + first]);
         out[first..n].copy_from_slice(&self.buf[..n - first]);
         n
@@ -118,5 +134,24 @@ mod tests {
         b.set_capacity(16);
         assert_eq!(b.copy_out(0, &mut [0u8; 16]), 8);
         assert_eq!(b.push(b"0123456789"), 8);
+    }
+
+    #[test]
+    fn storage_grows_with_what_is_written() {
+        let mut b = SendBuffer::new(256 * 1024);
+        assert_eq!(b.storage(), 0);
+        assert_eq!(b.push(b"small"), 5);
+        assert_eq!(b.storage(), 4096);
+        let data: Vec<u8> = (0..100_000).map(|i| (i % 251) as u8).collect();
+        assert_eq!(b.push(&data), 100_000);
+        assert!(b.storage() >= 100_005 && b.storage() <= 256 * 1024);
+        let mut out = vec![0u8; 100_005];
+        assert_eq!(b.copy_out(0, &mut out), 100_005);
+        assert_eq!(&out[..5], b"small");
+        assert_eq!(&out[5..], &data[..]);
+        b.consume(50_000);
+        assert_eq!(b.push(&data), 100_000);
+        assert_eq!(b.copy_out(50_005, &mut out[..10]), 10);
+        assert_eq!(&out[..10], &data[..10]);
     }
 }
