@@ -201,6 +201,14 @@ impl Stack {
         let cfg = options.tcp_config(&self.cfg.tcp);
         let iss = self.isn.isn(now, local, remote);
         let tcb = Tcb::accept_syn(&cfg, local, remote, iss, seg);
+        self.add_child(now, lid, options, tcb);
+    }
+
+    /// A listener's new connection: registered by its 4-tuple and port and
+    /// queued as the listener's child; after() moves it on to the accept
+    /// queue once (or if already) established.
+    fn add_child(&mut self, now: Instant, lid: super::SocketId, options: SocketOptions, tcb: Tcb) {
+        let (local, remote) = (tcb.local(), tcb.remote());
         let key = FourTuple::new(local, remote);
         let child = self.sockets.insert(Socket {
             kind: SocketKind::Conn(Box::new(tcb)),
@@ -317,27 +325,7 @@ impl Stack {
             return false;
         }
         self.stats.syn_cookies_accepted += 1;
-        self.stats.tcp_passive_opens += 1;
-        let key = FourTuple::new(local, remote);
-        let child = self.sockets.insert(Socket {
-            kind: SocketKind::Conn(Box::new(tcb)),
-            local: Some(local),
-            options,
-            parent: Some(lid),
-            app_closed: false,
-            scheduled: None,
-            in_tx_queue: false,
-            changed: false,
-            key: Some(key),
-            in_time_wait: false,
-        });
-        self.sockets.conns.insert(key, child);
-        self.ports.add(local.port(), child);
-        // Established already: after() moves it on to the accept queue.
-        if let Some(SocketKind::Listener(l)) = self.sockets.get_mut(lid).map(|s| &mut s.kind) {
-            l.pending.push(child);
-        }
-        self.after(now, child);
+        self.add_child(now, lid, options, tcb);
         true
     }
 

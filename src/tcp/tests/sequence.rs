@@ -171,8 +171,9 @@ fn window_update_after_the_application_reads() {
     assert_eq!(t.tcb.recv_queue(), 100);
 }
 
-#[test]
-fn paws_drops_a_segment_with_an_older_timestamp() {
+/// An active open with timestamps on both sides (the peer's clock at 1000),
+/// and the options a peer segment carries: TSval `val`, echoing ours.
+fn timestamped_open() -> (Script, impl Fn(u32) -> TcpOptions) {
     let cfg = Config {
         timestamps: true,
         ..simple()
@@ -180,7 +181,7 @@ fn paws_drops_a_segment_with_an_older_timestamp() {
     let mut t = Script::active(&cfg, ISS);
     let syn = t.expect(SYN, 1000, 0);
     let (tsval, _) = syn.options.timestamps.unwrap();
-    let ts = |val: u32| TcpOptions {
+    let ts = move |val: u32| TcpOptions {
         timestamps: Some((val, tsval)),
         ..TcpOptions::default()
     };
@@ -189,6 +190,12 @@ fn paws_drops_a_segment_with_an_older_timestamp() {
         ..ts(1000)
     }));
     t.expect(ACK, 1001, 5001);
+    (t, ts)
+}
+
+#[test]
+fn paws_drops_a_segment_with_an_older_timestamp() {
+    let (mut t, ts) = timestamped_open();
     t.inject(seg(ACK, 5001, 1001).data(b"new").opts(ts(1010)));
     t.advance(40);
     t.expect(ACK, 1001, 5004);
@@ -210,22 +217,7 @@ fn with_delayed_acks_the_echoed_timestamp_is_the_oldest_unacked_segments() {
     // RFC 7323, 4.3: TS.Recent moves only for a segment at or before
     // Last.ACK.sent, so an ACK that covers two segments echoes the first
     // one's clock and the peer's RTT sample includes the ACK's delay.
-    let cfg = Config {
-        timestamps: true,
-        ..simple()
-    };
-    let mut t = Script::active(&cfg, ISS);
-    let syn = t.expect(SYN, 1000, 0);
-    let (tsval, _) = syn.options.timestamps.unwrap();
-    let ts = |val: u32| TcpOptions {
-        timestamps: Some((val, tsval)),
-        ..TcpOptions::default()
-    };
-    t.inject(seg(SYN | ACK, 5000, 1001).opts(TcpOptions {
-        mss: Some(1460),
-        ..ts(1000)
-    }));
-    t.expect(ACK, 1001, 5001);
+    let (mut t, ts) = timestamped_open();
     t.inject(seg(ACK, 5001, 1001).data(&bytes(100)).opts(ts(1100)));
     t.expect_nothing();
     t.inject(seg(ACK, 5101, 1001).data(&bytes(100)).opts(ts(1200)));
