@@ -447,7 +447,7 @@ pub fn adopt(fd: c_int, epolls: &[(c_int, u32, u64)]) {
 /// Our socket `fd` closes: it leaves every set (as a closed descriptor
 /// leaves the kernel's epoll sets).
 pub fn forget(fd: c_int) {
-    if COUNT.load(Ordering::Acquire) == 0 || rstcp::api::in_forked_child() {
+    if COUNT.load(Ordering::Acquire) == 0 || route::in_child() {
         return;
     }
     let sets: Vec<_> = SETS
@@ -466,7 +466,7 @@ pub fn forget(fd: c_int) {
 
 /// Every set whose epoll descriptor is in `first..=last` goes (close_range).
 pub fn forget_sets_in(first: c_int, last: c_int) {
-    if COUNT.load(Ordering::Acquire) == 0 || rstcp::api::in_forked_child() {
+    if COUNT.load(Ordering::Acquire) == 0 || route::in_child() {
         return;
     }
     let doomed: Vec<c_int> = SETS.lock().as_ref().map_or(Vec::new(), |m| {
@@ -482,7 +482,7 @@ pub fn forget_sets_in(first: c_int, last: c_int) {
 
 /// The epoll descriptor `epfd` closes: its set goes too.
 pub fn forget_set(epfd: c_int) {
-    if COUNT.load(Ordering::Acquire) == 0 || rstcp::api::in_forked_child() {
+    if COUNT.load(Ordering::Acquire) == 0 || route::in_child() {
         return;
     }
     let Some(set) = SETS.lock().as_mut().and_then(|m| m.remove(&epfd)) else {

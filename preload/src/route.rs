@@ -256,6 +256,13 @@ pub fn clear_stale(fd: c_int) {
     }
 }
 
+/// True in any child of the stack's process: forked, or vfork()-style
+/// (sharing its memory). For the calls a child makes on the way to exec
+/// (close, dup2, close_range); it costs a system call.
+pub fn in_child() -> bool {
+    api::in_forked_child() || api::shares_owner_memory()
+}
+
 /// Drops whatever the shim holds for `fd` (not the kernel descriptor).
 /// A vfork()-style child changes nothing (the memory is its parent's); a
 /// forked child forgets the number in its own copy of the table only.

@@ -555,17 +555,19 @@ extern "C" fn after_fork_in_child() {
 /// The process that started the stack (0 before it starts).
 static OWNER: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
 
-/// True in a process other than the one that runs the stack: a child of
-/// fork(), or of vfork()/clone(CLONE_VM), which runs no atfork handler and
-/// shares the parent's memory (found by asking the kernel for the pid).
-/// Its calls fail with EIO (closing a descriptor succeeds and does
-/// nothing): it must never send a FIN or RST for its parent's connections.
+/// True in a child of fork() of the process that runs the stack (an atfork
+/// handler set it; one load, so every call can afford it). Its calls fail
+/// with EIO (closing a descriptor succeeds and does nothing): it must never
+/// send a FIN or RST for its parent's connections. A vfork()-style child
+/// runs no atfork handler: the few calls such a child makes (close, dup2,
+/// close_range) ask [`shares_owner_memory`] instead.
 pub fn in_forked_child() -> bool {
-    FORKED.load(Ordering::Acquire) || shares_owner_memory()
+    FORKED.load(Ordering::Acquire)
 }
 
 /// True in a vfork()-style child: it runs in the stack owner's memory, so
-/// it must not change anything there, not even a table entry.
+/// it must not change anything there, not even a table entry. Asks the
+/// kernel for the pid: for the rare calls that need it, not every call.
 pub fn shares_owner_memory() -> bool {
     let owner = OWNER.load(Ordering::Acquire);
     owner != 0 && !FORKED.load(Ordering::Acquire) && crate::sys::getpid() != owner

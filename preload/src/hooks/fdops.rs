@@ -11,7 +11,9 @@ use crate::route::{self, fail};
 
 /// The rstcp half of a new descriptor `new` that duplicates `fd`.
 fn dup_placed(fd: c_int, new: c_int) {
-    if new < 0 {
+    if new < 0 || rstcp::api::shares_owner_memory() {
+        // A vfork()-style child's dup2 (a socket as a program's stdin)
+        // must not touch its parent's tables.
         return;
     }
     route::clear_stale(new);
