@@ -111,8 +111,9 @@ int rs_getpeername(int fd, struct sockaddr *addr, socklen_t *len);
  setsockopt(2): SO_REUSEADDR, SO_KEEPALIVE, SO_RCVBUF, SO_SNDBUF,
  SO_RCVTIMEO, SO_SNDTIMEO, SO_LINGER, TCP_NODELAY, TCP_KEEPIDLE,
  TCP_KEEPINTVL, TCP_KEEPCNT, TCP_MAXSEG (88..=32767, or 0 to clear; for
- connections made after it), TCP_USER_TIMEOUT (milliseconds, 0 = off);
- others give ENOPROTOOPT.
+ connections made after it), TCP_USER_TIMEOUT (milliseconds, 0 = off),
+ TCP_CONGESTION ("cubic", the default, or "reno"; another name is
+ ENOENT); others give ENOPROTOOPT.
 
  # Safety
  `val` must be NULL or point to `len` readable bytes.
@@ -121,8 +122,9 @@ int rs_setsockopt(int fd, int level, int name, const void *val, socklen_t len);
 
 /*
  getsockopt(2): the options of rs_setsockopt plus SO_ERROR (read and
- clear), SO_TYPE, SO_ACCEPTCONN, TCP_MAXSEG and TCP_INFO (Linux's
- `struct tcp_info`, truncated to `*len`; untracked fields zero).
+ clear), SO_TYPE, SO_ACCEPTCONN, TCP_MAXSEG, TCP_INFO (Linux's
+ `struct tcp_info`, truncated to `*len`; untracked fields zero) and
+ TCP_CONGESTION (the name, NUL-padded to 16 bytes, truncated to `*len`).
 
  # Safety
  `val` must be writable for `*len` bytes; `len` must be valid.

@@ -65,6 +65,8 @@ pub enum Error {
     ConnectionAborted,
     /// EDOM: a value out of its domain (a timeval with tv_usec ≥ 10^6).
     OutOfDomain,
+    /// ENOENT: no such thing (an unknown TCP_CONGESTION algorithm).
+    NotFound,
 }
 
 impl Error {
@@ -102,6 +104,7 @@ impl Error {
             Access => libc::EACCES,
             ConnectionAborted => libc::ECONNABORTED,
             OutOfDomain => libc::EDOM,
+            NotFound => libc::ENOENT,
         }
     }
 }

@@ -33,7 +33,9 @@ use std::ptr::{null, null_mut};
 use std::time::Duration;
 
 use libc::{c_int, nfds_t, pollfd, sockaddr, socklen_t};
-use libc::{AF_INET, AF_INET6, AF_UNIX, AF_UNSPEC, IPPROTO_TCP, IPPROTO_UDP, TCP_NODELAY};
+use libc::{
+    AF_INET, AF_INET6, AF_UNIX, AF_UNSPEC, IPPROTO_TCP, IPPROTO_UDP, TCP_CONGESTION, TCP_NODELAY,
+};
 use libc::{F_GETFD, F_GETFL, F_SETFL, O_NONBLOCK, SHUT_RD, SHUT_RDWR, SHUT_WR};
 use libc::{MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_WAITALL, POLLIN, POLLOUT};
 use libc::{SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET};
@@ -215,6 +217,8 @@ enum V {
     Int(i32),
     Tv(i64, i64),
     Null,
+    /// Bytes, e.g. a TCP_CONGESTION name.
+    Text(&'static [u8]),
 }
 
 /// Room for an int option; the int 1.
@@ -433,6 +437,7 @@ impl Run {
                 unsafe { std::ptr::write_unaligned(b.ptr(false).cast(), tv) };
             }
             V::Null => {}
+            V::Text(t) => b.0[..t.len()].copy_from_slice(t),
         }
         let p = b.ptr(matches!(v, V::Null));
         out(unsafe { self.api.setsockopt(fd, level, opt, p, len) })
@@ -679,6 +684,16 @@ const STEPS: &[Step] = steps![
     |r| r.getopt("g", IPPROTO_TCP, TCP_NODELAY, INT),
     |r| r.setopt("g", IPPROTO_TCP, TCP_NODELAY, ONE, 4),
     |r| r.getopt("g", IPPROTO_TCP, TCP_NODELAY, INT),
+    // TCP_CONGESTION by name (the default differs between kernels; reno
+    // is always built in): unknown names, short and empty lengths.
+    |r| r.setopt("g", IPPROTO_TCP, TCP_CONGESTION, V::Text(b"reno\0"), 5),
+    |r| r.getopt("g", IPPROTO_TCP, TCP_CONGESTION, Buf::Len(16)),
+    |r| r.getopt("g", IPPROTO_TCP, TCP_CONGESTION, Buf::Len(3)),
+    |r| r.getopt("g", IPPROTO_TCP, TCP_CONGESTION, Buf::Len(40)),
+    |r| r.setopt("g", IPPROTO_TCP, TCP_CONGESTION, V::Text(b"nosuch"), 6),
+    |r| r.setopt("g", IPPROTO_TCP, TCP_CONGESTION, V::Text(b"renox"), 4),
+    |r| r.setopt("g", IPPROTO_TCP, TCP_CONGESTION, V::Text(b"reno"), 0),
+    |r| r.setopt("g", IPPROTO_TCP, TCP_CONGESTION, V::Null, 4),
     |r| r.getopt("g", SOL_SOCKET, SO_TYPE, Buf::Len(2)),
     |r| r.getopt("g", SOL_SOCKET, SO_TYPE, Buf::Len(0)),
     |r| r.getopt("g", SOL_SOCKET, SO_TYPE, Buf::Len(socklen_t::MAX)),

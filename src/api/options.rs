@@ -53,6 +53,8 @@ pub enum SockOpt {
     UserTimeout(Option<Duration>),
     /// TCP_INFO (read-only).
     Info(crate::tcp::TcpInfo),
+    /// TCP_CONGESTION: the congestion-control algorithm.
+    Congestion(crate::tcp::Algorithm),
 }
 
 /// Which option to read.
@@ -92,6 +94,8 @@ pub enum SockOptName {
     UserTimeout,
     /// TCP_INFO.
     Info,
+    /// TCP_CONGESTION.
+    Congestion,
 }
 
 fn micros(t: Option<Duration>) -> u64 {
@@ -138,6 +142,7 @@ impl Sockets {
             }
             SockOpt::UserTimeout(t) => o.user_timeout = t,
             SockOpt::MaxSeg(m) => o.max_seg = (m != 0).then_some(m as u16),
+            SockOpt::Congestion(a) => o.congestion = a,
             _ => {}
         })?;
         drop(inner);
@@ -199,6 +204,7 @@ impl Sockets {
             SockOptName::RecvBuffer => SockOpt::RecvBuffer(o.recv_buffer),
             SockOptName::SendBuffer => SockOpt::SendBuffer(o.send_buffer),
             SockOptName::UserTimeout => SockOpt::UserTimeout(o.user_timeout),
+            SockOptName::Congestion => SockOpt::Congestion(o.congestion),
             _ => return Err(Error::NoProtocolOption),
         })
     }

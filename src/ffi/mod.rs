@@ -334,6 +334,9 @@ pub unsafe extern "C" fn rs_getpeername(
     })
 }
 
+/// Linux's TCP_CA_NAME_MAX: the size of a congestion-control name.
+const CA_NAME_MAX: usize = 16;
+
 fn option_name(level: c_int, name: c_int) -> Result<SockOptName> {
     Ok(match (level, name) {
         (libc::SOL_SOCKET, libc::SO_REUSEADDR) => SockOptName::ReuseAddr,
@@ -353,6 +356,7 @@ fn option_name(level: c_int, name: c_int) -> Result<SockOptName> {
         (libc::IPPROTO_TCP, libc::TCP_KEEPCNT) => SockOptName::KeepCount,
         (libc::IPPROTO_TCP, libc::TCP_USER_TIMEOUT) => SockOptName::UserTimeout,
         (libc::IPPROTO_TCP, libc::TCP_INFO) => SockOptName::Info,
+        (libc::IPPROTO_TCP, libc::TCP_CONGESTION) => SockOptName::Congestion,
         _ => return Err(Error::NoProtocolOption),
     })
 }
@@ -360,8 +364,9 @@ fn option_name(level: c_int, name: c_int) -> Result<SockOptName> {
 /// setsockopt(2): SO_REUSEADDR, SO_KEEPALIVE, SO_RCVBUF, SO_SNDBUF,
 /// SO_RCVTIMEO, SO_SNDTIMEO, SO_LINGER, TCP_NODELAY, TCP_KEEPIDLE,
 /// TCP_KEEPINTVL, TCP_KEEPCNT, TCP_MAXSEG (88..=32767, or 0 to clear; for
-/// connections made after it), TCP_USER_TIMEOUT (milliseconds, 0 = off);
-/// others give ENOPROTOOPT.
+/// connections made after it), TCP_USER_TIMEOUT (milliseconds, 0 = off),
+/// TCP_CONGESTION ("cubic", the default, or "reno"; another name is
+/// ENOENT); others give ENOPROTOOPT.
 ///
 /// # Safety
 /// `val` must be NULL or point to `len` readable bytes.
@@ -390,6 +395,21 @@ pub unsafe extern "C" fn rs_setsockopt(
                 SockOpt::Linger(
                     (l.l_onoff != 0).then(|| Duration::from_secs(l.l_linger.max(0) as u64)),
                 )
+            }
+            SockOptName::Congestion => {
+                // Linux reads at most TCP_CA_NAME_MAX - 1 bytes, up to a NUL.
+                if len < 1 {
+                    return Err(Error::Invalid);
+                }
+                let n = (len as usize).min(CA_NAME_MAX - 1);
+                // SAFETY: val points to len >= n readable bytes.
+                let bytes = unsafe { std::slice::from_raw_parts(val as *const u8, n) };
+                let name = bytes.split(|&b| b == 0).next().unwrap_or_default();
+                let alg = std::str::from_utf8(name)
+                    .ok()
+                    .and_then(crate::tcp::Algorithm::from_name)
+                    .ok_or(Error::NotFound)?;
+                SockOpt::Congestion(alg)
             }
             SockOptName::RecvTimeout | SockOptName::SendTimeout => {
                 if (len as usize) < std::mem::size_of::<libc::timeval>() {
@@ -455,8 +475,9 @@ pub unsafe extern "C" fn rs_setsockopt(
 }
 
 /// getsockopt(2): the options of rs_setsockopt plus SO_ERROR (read and
-/// clear), SO_TYPE, SO_ACCEPTCONN, TCP_MAXSEG and TCP_INFO (Linux's
-/// `struct tcp_info`, truncated to `*len`; untracked fields zero).
+/// clear), SO_TYPE, SO_ACCEPTCONN, TCP_MAXSEG, TCP_INFO (Linux's
+/// `struct tcp_info`, truncated to `*len`; untracked fields zero) and
+/// TCP_CONGESTION (the name, NUL-padded to 16 bytes, truncated to `*len`).
 ///
 /// # Safety
 /// `val` must be writable for `*len` bytes; `len` must be valid.
@@ -552,6 +573,17 @@ pub unsafe extern "C" fn rs_getsockopt(
             SockOpt::RecvTimeout(d) | SockOpt::SendTimeout(d) => timeval(d),
             SockOpt::UserTimeout(d) => {
                 int(d.map_or(0, |d| d.as_millis().min(i32::MAX as u128) as c_int))
+            }
+            SockOpt::Congestion(a) => {
+                let mut name = [0u8; CA_NAME_MAX];
+                name[..a.name().len()].copy_from_slice(a.name().as_bytes());
+                let n = (room as usize).min(CA_NAME_MAX);
+                // SAFETY: writing n <= *len bytes to the caller's buffer.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(name.as_ptr(), val as *mut u8, n);
+                    *len = n as libc::socklen_t;
+                }
+                Ok(0)
             }
             SockOpt::Info(i) => {
                 let v = linux_tcp_info(&i);

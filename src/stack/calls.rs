@@ -24,6 +24,7 @@ impl Stack {
             user_timeout: None,
             max_seg: None,
             recv_buffer_locked: false,
+            congestion: self.cfg.tcp.congestion,
         };
         self.sockets.insert(Socket {
             kind: SocketKind::Fresh,
@@ -376,6 +377,7 @@ impl Stack {
                 t.set_recv_buffer(o.recv_buffer);
             }
             t.set_user_timeout(o.user_timeout);
+            t.set_congestion(o.congestion);
             if o.keepalive != keepalive_before {
                 t.set_keepalive(now, o.keepalive);
             }

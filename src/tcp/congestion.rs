@@ -1,14 +1,20 @@
-//! Congestion control: slow start, congestion avoidance, fast retransmit
-//! and fast recovery, NewReno style (RFC 5681, RFC 6582).
+//! Loss recovery around the congestion window: fast retransmit and fast
+//! recovery (RFC 5681, RFC 6582 NewReno, RFC 6675 with SACK), the recovery
+//! point, limited transmit, the timeout. How the window itself grows and
+//! shrinks is the algorithm's business (`tcp/cc`, TCP_CONGESTION).
 
-/// The congestion window and the state around it, in bytes.
+use super::cc::{AckSample, Algorithm, CongestionControl, Controller};
+use crate::time::Instant;
+
+/// The congestion window and the loss-recovery state around it, in bytes.
 #[derive(Clone, Debug)]
 pub struct Congestion {
     mss: usize,
-    cwnd: usize,
-    ssthresh: usize,
-    /// Bytes acknowledged in congestion avoidance, not yet turned into growth.
-    acked_in_ca: usize,
+    cc: Controller,
+    /// NewReno's window inflation during recovery without SACK: one
+    /// segment per duplicate ACK (segments that left the network), less
+    /// what partial ACKs acknowledged.
+    inflation: usize,
     /// Set during fast recovery: the highest sequence number sent when loss
     /// was detected; recovery ends when it is acknowledged.
     recover: Option<u32>,
@@ -33,14 +39,18 @@ fn initial_window(mss: usize) -> usize {
 pub const DUP_ACK_THRESHOLD: u32 = 3;
 
 impl Congestion {
-    /// Initial window per RFC 6928: min(10·MSS, max(2·MSS, 14600)).
+    /// The default algorithm with the initial window of RFC 6928.
     pub fn new(mss: usize) -> Congestion {
+        Congestion::with_algorithm(mss, Algorithm::default())
+    }
+
+    /// `alg` with the initial window of RFC 6928.
+    pub fn with_algorithm(mss: usize, alg: Algorithm) -> Congestion {
         let mss = mss.max(1);
         Congestion {
             mss,
-            cwnd: initial_window(mss),
-            ssthresh: usize::MAX,
-            acked_in_ca: 0,
+            cc: Controller::new(alg, mss, initial_window(mss), usize::MAX),
+            inflation: 0,
             recover: None,
             dup_acks: 0,
             sack: false,
@@ -49,11 +59,24 @@ impl Congestion {
         }
     }
 
+    /// The algorithm in use.
+    pub fn algorithm(&self) -> Algorithm {
+        self.cc.algorithm()
+    }
+
+    /// Switches the algorithm (TCP_CONGESTION), keeping the window and the
+    /// threshold the connection has learnt.
+    pub fn set_algorithm(&mut self, alg: Algorithm) {
+        if alg != self.cc.algorithm() {
+            self.cc = Controller::new(alg, self.mss, self.cc.window(), self.cc.ssthresh());
+        }
+    }
+
     /// The SYN timed out and goes again: once connected, the sender starts
     /// with one segment (RFC 5681, 3.1; RFC 6298, 5.7).
     pub fn on_syn_timeout(&mut self) {
         self.syn_lost = true;
-        self.cwnd = self.mss;
+        self.cc.set_window(self.mss);
     }
 
     /// The sender was idle for longer than an RTO: it may not send its old
@@ -65,8 +88,7 @@ impl Congestion {
         } else {
             initial_window(self.mss)
         };
-        self.cwnd = self.cwnd.min(restart);
-        self.acked_in_ca = 0;
+        self.cc.set_window(self.cc.window().min(restart));
     }
 
     /// Switches to SACK-based accounting (the sender subtracts SACKed bytes
@@ -77,12 +99,12 @@ impl Congestion {
 
     /// The congestion window.
     pub fn window(&self) -> usize {
-        self.cwnd
+        self.cc.window() + self.inflation
     }
 
     /// The slow-start threshold.
     pub fn ssthresh(&self) -> usize {
-        self.ssthresh
+        self.cc.ssthresh()
     }
 
     /// True during fast recovery.
@@ -93,64 +115,47 @@ impl Congestion {
     /// Updates the segment size (after the handshake settles the MSS).
     pub fn set_mss(&mut self, mss: usize) {
         let mss = mss.max(1);
-        if self.ssthresh == usize::MAX && self.dup_acks == 0 {
-            self.cwnd = if self.syn_lost {
+        if self.cc.ssthresh() == usize::MAX && self.dup_acks == 0 {
+            self.cc.set_window(if self.syn_lost {
                 mss
             } else {
                 initial_window(mss)
-            };
+            });
         }
         self.mss = mss;
+        self.cc.set_mss(mss);
     }
 
-    /// New data was acknowledged. `ack` is the new SND.UNA. Returns true when
-    /// a partial ACK in recovery asks for the next hole to be retransmitted.
-    pub fn on_ack(&mut self, ack: u32, acked: usize, flight_before: usize) -> bool {
+    /// New data was acknowledged (`s.ack` is the new SND.UNA). Returns true
+    /// when a partial ACK in recovery asks for the next hole to be
+    /// retransmitted.
+    pub fn on_ack(&mut self, s: &AckSample) -> bool {
         self.dup_acks = 0;
-        if self.rto_recover.is_some_and(|r| super::seq::gt(ack, r)) {
+        if self.rto_recover.is_some_and(|r| super::seq::gt(s.ack, r)) {
             self.rto_recover = None;
         }
         if let Some(recover) = self.recover {
-            if super::seq::ge(ack, recover) {
-                // Full ACK: leave recovery with cwnd = ssthresh (RFC 6582,
-                // 3.2 step 3, option 1). Option 2 bases it on what is still
-                // in flight, often nothing: one segment, which a Linux peer
-                // then answers only after its 40 ms delayed-ACK timer.
-                let _ = flight_before;
-                self.cwnd = self.ssthresh.max(2 * self.mss);
+            if super::seq::ge(s.ack, recover) {
                 self.recover = None;
+                self.inflation = 0;
+                self.cc.on_recovery_end(s.now);
                 return false;
             }
             if !self.sack {
                 // Partial ACK: deflate by what was acked, add one segment back.
-                self.cwnd = self.cwnd.saturating_sub(acked) + self.mss;
+                let total = self.window().saturating_sub(s.acked) + self.mss;
+                self.inflation = total.saturating_sub(self.cc.window());
             }
             return true;
         }
-        // Only grow when the window was actually in use (RFC 7661 spirit).
-        if flight_before + self.mss < self.cwnd / 2 {
-            return false;
-        }
-        if self.cwnd < self.ssthresh {
-            // Slow start by bytes acknowledged (RFC 3465), without its L = 2
-            // cap: receive offloads send stretch ACKs covering many
-            // segments, and Linux grows by all of them too. Not past
-            // ssthresh in one step.
-            self.cwnd = (self.cwnd + acked).min(self.ssthresh.max(self.cwnd + self.mss));
-        } else {
-            self.acked_in_ca += acked;
-            if self.acked_in_ca >= self.cwnd {
-                self.acked_in_ca -= self.cwnd;
-                self.cwnd += self.mss;
-            }
-        }
+        self.cc.on_ack(s);
         false
     }
 
     /// A duplicate ACK arrived while data is outstanding. Returns true when
     /// the first unacknowledged segment must be retransmitted now.
-    pub fn on_dup_ack(&mut self, snd_max: u32, flight: usize) -> bool {
-        self.on_dup_ack_with(snd_max, flight, DUP_ACK_THRESHOLD)
+    pub fn on_dup_ack(&mut self, now: Instant, snd_max: u32, flight: usize) -> bool {
+        self.on_dup_ack_with(now, snd_max, flight, DUP_ACK_THRESHOLD)
     }
 
     /// True while duplicate ACKs may still be echoes of the flight a
@@ -164,27 +169,35 @@ impl Congestion {
 
     /// Like `on_dup_ack` with a lower threshold, for early retransmit
     /// (RFC 5827) when too few segments are out to produce three duplicates.
-    pub fn on_dup_ack_with(&mut self, snd_max: u32, flight: usize, threshold: u32) -> bool {
+    pub fn on_dup_ack_with(
+        &mut self,
+        now: Instant,
+        snd_max: u32,
+        flight: usize,
+        threshold: u32,
+    ) -> bool {
         self.dup_acks += 1;
         if self.recover.is_some() {
             // Each further duplicate means a segment left the network
             // (with SACK the sender sees that in its pipe instead).
             if !self.sack {
-                self.cwnd += self.mss;
+                self.inflation += self.mss;
             }
             return false;
         }
         if self.dup_acks >= threshold.clamp(1, DUP_ACK_THRESHOLD) && !self.after_timeout() {
-            self.ssthresh = (flight / 2).max(2 * self.mss);
-            self.cwnd = if self.sack {
-                self.ssthresh
-            } else {
-                self.ssthresh + 3 * self.mss
-            };
-            self.recover = Some(snd_max);
+            self.enter_recovery(now, snd_max, flight);
             return true;
         }
         false
+    }
+
+    /// A loss was detected: the window shrinks once, and recovery lasts
+    /// until everything sent so far (`snd_max`) is acknowledged.
+    pub fn enter_recovery(&mut self, now: Instant, snd_max: u32, flight: usize) {
+        self.cc.on_congestion(now, flight);
+        self.inflation = if self.sack { 0 } else { 3 * self.mss };
+        self.recover = Some(snd_max);
     }
 
     /// Limited transmit (RFC 3042): segments beyond the window that the
@@ -201,11 +214,16 @@ impl Congestion {
 
     /// The retransmission timer expired (RFC 5681, 3.1, equation 4);
     /// `snd_max` is the highest sequence number sent so far.
-    pub fn on_timeout(&mut self, flight: usize, snd_max: u32) {
+    pub fn on_timeout(&mut self, now: Instant, flight: usize, snd_max: u32) {
+        if self.rto_recover.is_some() {
+            // Backed-off timeouts of the same flight: the window was cut
+            // once for it (as Linux does in its loss state).
+            self.cc.set_window(self.mss);
+        } else {
+            self.cc.on_timeout(now, flight);
+        }
         self.rto_recover = Some(snd_max);
-        self.ssthresh = (flight / 2).max(2 * self.mss);
-        self.cwnd = self.mss;
-        self.acked_in_ca = 0;
+        self.inflation = 0;
         self.recover = None;
         self.dup_acks = 0;
     }
@@ -215,40 +233,92 @@ impl Congestion {
 mod tests {
     use super::*;
 
+    fn ack(c: &mut Congestion, acked: usize, flight_before: usize) -> bool {
+        c.on_ack(&AckSample {
+            now: Instant::ZERO,
+            acked,
+            flight_before,
+            ack: 0,
+            snd_max: 0,
+            rtt: None,
+            min_rtt: None,
+        })
+    }
+
     #[test]
     fn slow_start_then_avoidance() {
-        let mut c = Congestion::new(1000);
+        let mut c = Congestion::with_algorithm(1000, Algorithm::Reno);
         assert_eq!(c.window(), 10_000);
-        c.on_ack(1000, 1000, 10_000);
+        ack(&mut c, 1000, 10_000);
         assert_eq!(c.window(), 11_000);
-        c.on_timeout(10_000, 50_000);
+        c.on_timeout(Instant::ZERO, 10_000, 50_000);
         assert_eq!(c.window(), 1000);
         assert_eq!(c.ssthresh(), 5000);
         for _ in 0..4 {
-            c.on_ack(0, 1000, c.window());
+            let w = c.window();
+            ack(&mut c, 1000, w);
         }
         assert_eq!(c.window(), 5000);
         // In avoidance: one MSS per window of acknowledged bytes.
         for _ in 0..5 {
-            c.on_ack(0, 1000, c.window());
+            let w = c.window();
+            ack(&mut c, 1000, w);
         }
         assert_eq!(c.window(), 6000);
     }
 
     #[test]
     fn fast_retransmit_and_recovery() {
-        let mut c = Congestion::new(1000);
-        assert!(!c.on_dup_ack(50_000, 10_000));
-        assert!(!c.on_dup_ack(50_000, 10_000));
-        assert!(c.on_dup_ack(50_000, 10_000));
+        let mut c = Congestion::with_algorithm(1000, Algorithm::Reno);
+        let t = Instant::ZERO;
+        assert!(!c.on_dup_ack(t, 50_000, 10_000));
+        assert!(!c.on_dup_ack(t, 50_000, 10_000));
+        assert!(c.on_dup_ack(t, 50_000, 10_000));
         assert!(c.in_recovery());
         assert_eq!(c.window(), 8000);
-        c.on_dup_ack(50_000, 10_000);
+        c.on_dup_ack(t, 50_000, 10_000);
         assert_eq!(c.window(), 9000);
         // Partial ACK asks for another retransmission.
-        assert!(c.on_ack(45_000, 1000, 10_000));
-        assert!(!c.on_ack(50_000, 5000, 9000));
+        let partial = AckSample {
+            now: t,
+            acked: 1000,
+            flight_before: 10_000,
+            ack: 45_000,
+            snd_max: 50_000,
+            rtt: None,
+            min_rtt: None,
+        };
+        assert!(c.on_ack(&partial));
+        assert_eq!(c.window(), 9000);
+        let full = AckSample {
+            acked: 5000,
+            flight_before: 9000,
+            ack: 50_000,
+            ..partial
+        };
+        assert!(!c.on_ack(&full));
         assert!(!c.in_recovery());
         assert_eq!(c.window(), 5000);
+    }
+
+    #[test]
+    fn repeated_timeouts_cut_the_threshold_once() {
+        for alg in [Algorithm::Reno, Algorithm::Cubic] {
+            let mut c = Congestion::with_algorithm(1000, alg);
+            c.on_timeout(Instant::ZERO, 10_000, 50_000);
+            let first = c.ssthresh();
+            c.on_timeout(Instant::from_millis(1000), 10_000, 50_000);
+            assert_eq!(c.ssthresh(), first, "{alg:?}");
+            assert_eq!(c.window(), 1000);
+        }
+    }
+
+    #[test]
+    fn switching_algorithm_keeps_the_window() {
+        let mut c = Congestion::with_algorithm(1000, Algorithm::Reno);
+        c.on_timeout(Instant::ZERO, 20_000, 50_000);
+        c.set_algorithm(Algorithm::Cubic);
+        assert_eq!(c.algorithm(), Algorithm::Cubic);
+        assert_eq!((c.window(), c.ssthresh()), (1000, 10_000));
     }
 }

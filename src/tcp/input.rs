@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::cc::AckSample;
 use super::seq;
 use super::state::State;
 use super::tcb::Tcb;
@@ -357,7 +358,10 @@ impl Tcb {
             } else {
                 super::congestion::DUP_ACK_THRESHOLD
             };
-            if self.cc.on_dup_ack_with(self.snd_max, flight, threshold) {
+            if self
+                .cc
+                .on_dup_ack_with(now, self.snd_max, flight, threshold)
+            {
                 self.fast_retransmit = true;
                 self.rtt_probe = None;
                 self.rexmit_next = self.snd_una;
@@ -449,10 +453,19 @@ impl Tcb {
         if seq::lt(self.snd_nxt, ack) {
             self.snd_nxt = ack;
         }
-        self.take_rtt_sample(now, seg, ack);
+        let rtt = self.take_rtt_sample(now, seg, ack);
         self.retries = 0;
         self.scoreboard.advance(ack);
-        if self.cc.on_ack(ack, acked, flight_before) {
+        let sample = AckSample {
+            now,
+            acked,
+            flight_before,
+            ack,
+            snd_max: self.snd_max,
+            rtt,
+            min_rtt: self.rtt.min_rtt(),
+        };
+        if self.cc.on_ack(&sample) {
             self.fast_retransmit = true;
             self.rexmit_next = seq::max(self.rexmit_next, ack);
             self.rexmit_budget = (self.rexmit_budget + 1).min(64);
@@ -488,25 +501,30 @@ impl Tcb {
         }
     }
 
-    fn take_rtt_sample(&mut self, now: Instant, seg: &TcpSegment, ack: u32) {
+    /// Takes the RTT this ACK measures, if any, and returns it.
+    fn take_rtt_sample(&mut self, now: Instant, seg: &TcpSegment, ack: u32) -> Option<Duration> {
+        // The timed segment gives microseconds; timestamps only ms.
+        if let Some((end, sent)) = self.rtt_probe {
+            if seq::ge(ack, end) {
+                let r = now - sent;
+                self.rtt.sample(r);
+                self.rtt_probe = None;
+                return Some(r);
+            }
+        }
         if self.ts_ok {
             if let Some((_, ecr)) = seg.options.timestamps {
                 if ecr != 0 {
                     let ms = self.ts_now(now).wrapping_sub(ecr);
                     if (ms as i32) >= 0 {
-                        self.rtt.sample(Duration::from_millis(ms as u64));
-                        self.rtt_probe = None;
-                        return;
+                        let r = Duration::from_millis(ms as u64);
+                        self.rtt.sample(r);
+                        return Some(r);
                     }
                 }
             }
         }
-        if let Some((end, sent)) = self.rtt_probe {
-            if seq::ge(ack, end) {
-                self.rtt.sample(now - sent);
-                self.rtt_probe = None;
-            }
-        }
+        None
     }
 
     /// Puts in-window payload starting at `start` into the receive buffer.

@@ -4,6 +4,7 @@
 //! segments to send and the next moment it wants to be woken — it never reads
 //! a clock, sleeps or does I/O, so every behaviour is a deterministic test.
 
+pub mod cc;
 pub mod congestion;
 mod icmp;
 pub mod info;
@@ -25,6 +26,7 @@ mod user;
 #[cfg(test)]
 mod tests;
 
+pub use cc::Algorithm;
 pub use congestion::Congestion;
 pub use icmp::MIN_PATH_MTU;
 pub use info::TcpInfo;
@@ -84,6 +86,8 @@ pub struct Config {
     pub recv_autotune: bool,
     /// The most autotuning grows the receive buffer to.
     pub recv_buffer_max: usize,
+    /// The congestion-control algorithm (TCP_CONGESTION).
+    pub congestion: cc::Algorithm,
 }
 
 impl Default for Config {
@@ -109,6 +113,7 @@ impl Default for Config {
             user_timeout: None,
             recv_autotune: true,
             recv_buffer_max: 4 << 20,
+            congestion: cc::Algorithm::default(),
         }
     }
 }

@@ -11,6 +11,8 @@ pub struct RttEstimator {
     min_rto: Duration,
     max_rto: Duration,
     backoff: u32,
+    /// The smallest sample, for congestion control (CUBIC's RTT, HyStart++).
+    min_rtt: Option<Duration>,
 }
 
 /// Clock granularity G of RFC 6298: our clock counts microseconds, but
@@ -27,11 +29,13 @@ impl RttEstimator {
             min_rto,
             max_rto,
             backoff: 0,
+            min_rtt: None,
         }
     }
 
     /// Takes one measurement (RFC 6298, 2.2 and 2.3) and clears any backoff.
     pub fn sample(&mut self, r: Duration) {
+        self.min_rtt = Some(self.min_rtt.map_or(r, |m| m.min(r)));
         match self.srtt {
             None => {
                 self.srtt = Some(r);
@@ -62,6 +66,11 @@ impl RttEstimator {
     /// The smoothed RTT, if any sample was taken.
     pub fn srtt(&self) -> Option<Duration> {
         self.srtt
+    }
+
+    /// The smallest RTT measured, if any.
+    pub fn min_rtt(&self) -> Option<Duration> {
+        self.min_rtt
     }
 
     /// The RTT variation.

@@ -230,7 +230,7 @@ impl Tcb {
             ts_offset: iss.rotate_left(13),
             rtt,
             rtt_probe: None,
-            cc: Congestion::new(mss),
+            cc: Congestion::with_algorithm(mss, cfg.congestion),
             rto_deadline: None,
             retries: 0,
             ack_now: false,
@@ -467,6 +467,17 @@ impl Tcb {
     pub(super) fn user_timeout_expired(&self, now: Instant) -> bool {
         matches!((self.cfg.user_timeout, self.unacked_since),
             (Some(limit), Some(since)) if now.saturating_since(since) >= limit)
+    }
+
+    /// TCP_CONGESTION: the algorithm from now on, keeping the window.
+    pub fn set_congestion(&mut self, alg: super::Algorithm) {
+        self.cfg.congestion = alg;
+        self.cc.set_algorithm(alg);
+    }
+
+    /// The congestion-control algorithm in use.
+    pub fn congestion(&self) -> super::Algorithm {
+        self.cc.algorithm()
     }
 
     /// TCP_USER_TIMEOUT (None: off).

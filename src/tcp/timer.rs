@@ -89,7 +89,7 @@ impl Tcb {
         self.rtt_probe = None;
         let flight = seq::dist(self.snd_una, self.snd_max);
         if self.state.is_synchronized() {
-            self.cc.on_timeout(flight, self.snd_max);
+            self.cc.on_timeout(now, flight, self.snd_max);
         } else {
             self.cc.on_syn_timeout();
         }

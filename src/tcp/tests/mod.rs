@@ -66,6 +66,9 @@ fn simple() -> Config {
         tail_loss_probe: false,
         // A fixed window unless a test says otherwise.
         recv_autotune: false,
+        // Window arithmetic in these scripts is Reno's (halving on loss);
+        // CUBIC and HyStart++ have tests of their own (tcp/cc/tests.rs).
+        congestion: crate::tcp::Algorithm::Reno,
         ..Config::default()
     }
 }

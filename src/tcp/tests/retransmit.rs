@@ -3,6 +3,7 @@
 //! retransmit and limited transmit (RFC 3042).
 
 use super::*;
+use crate::tcp::Algorithm;
 use crate::wire::SackBlock;
 
 #[test]
@@ -509,4 +510,34 @@ fn a_stretch_ack_in_slow_start_grows_the_window_by_what_it_acknowledges() {
     assert_eq!(t.tcb.congestion_window(), 14_600);
     t.inject(seg(ACK, 5001, 1001 + 14_600));
     assert_eq!(t.tcb.congestion_window(), 29_200);
+}
+
+#[test]
+fn the_default_algorithm_is_cubic_and_a_loss_leaves_seven_tenths_of_the_window() {
+    // The same loss under each algorithm: ten segments out, the first lost.
+    // CUBIC (the default, as on Linux) goes on with 0.7 of the window,
+    // NewReno with half of what was in flight.
+    for (alg, after) in [(None, 7000), (Some(Algorithm::Reno), 5000)] {
+        let cfg = Config {
+            congestion: Config::default().congestion,
+            ..simple()
+        };
+        let mut t = Script::established_with(&cfg, 65535, Some(1000), 0);
+        assert_eq!(t.tcb.congestion(), Algorithm::Cubic);
+        if let Some(a) = alg {
+            t.tcb.set_congestion(a);
+        }
+        t.tcb.set_nodelay(true);
+        t.send(&bytes(10_000));
+        for i in 0..10 {
+            let flags = if i == 9 { PSH | ACK } else { ACK };
+            t.expect_len(flags, 1001 + i * 1000, 5001, 1000);
+        }
+        for _ in 0..3 {
+            t.inject(seg(ACK, 5001, 1001));
+        }
+        t.expect_len(ACK, 1001, 5001, 1000);
+        t.inject(seg(ACK, 5001, 11001));
+        assert_eq!(t.tcb.congestion_window(), after, "{alg:?}");
+    }
 }
