@@ -322,13 +322,10 @@ impl Tcb {
         self.persist_probes = 0;
         let window = (seg.window as u32) << self.snd_wscale;
         if self.sack_ok {
+            let una = seq::max(seg.ack, self.snd_una);
             for b in seg.options.sack() {
-                self.scoreboard.add(
-                    b.start,
-                    b.end,
-                    seq::max(seg.ack, self.snd_una),
-                    self.snd_max,
-                );
+                self.note_sack_block(now, b, una);
+                self.scoreboard.add(b.start, b.end, una, self.snd_max);
             }
         }
         if seq::gt(seg.ack, self.snd_una) {
@@ -345,6 +342,8 @@ impl Tcb {
             // A D-SACK (RFC 2883) reports a segment the peer got twice: the
             // network duplicated or we resent it needlessly; nothing is lost.
             && !is_dsack(seg, self.snd_una)
+            // RACK counts time, not duplicates.
+            && !self.rack_on()
         {
             let flight = seq::dist(self.snd_una, self.snd_max);
             let in_recovery = self.cc.in_recovery();
@@ -364,15 +363,11 @@ impl Tcb {
             {
                 self.fast_retransmit = true;
                 self.rtt_probe = None;
-                self.rexmit_next = self.snd_una;
-                self.rexmit_budget = 0;
             } else if in_recovery {
-                // Each duplicate means a segment left the network: room to
-                // resend one more hole the peer reported.
-                self.rexmit_budget = (self.rexmit_budget + 1).min(64);
                 self.detect_lost_retransmission(now);
             }
         }
+        self.detect_losses(now);
         if seq::lt(self.snd_wl1, seg.seq)
             || (self.snd_wl1 == seg.seq && seq::le(self.snd_wl2, seg.ack))
         {
@@ -455,6 +450,7 @@ impl Tcb {
         }
         let rtt = self.take_rtt_sample(now, seg, ack);
         self.retries = 0;
+        self.note_cumulative_ack(now, ack);
         self.scoreboard.advance(ack);
         let sample = AckSample {
             now,
@@ -465,10 +461,15 @@ impl Tcb {
             rtt,
             min_rtt: self.rtt.min_rtt(),
         };
-        if self.cc.on_ack(&sample) {
-            self.fast_retransmit = true;
-            self.rexmit_next = seq::max(self.rexmit_next, ack);
-            self.rexmit_budget = (self.rexmit_budget + 1).min(64);
+        if self.cc.on_ack(&sample) && !self.rack_on() {
+            // A partial ACK in recovery: the next hole is lost too
+            // (NewReno, RFC 6582; with RFC 6675 before three more SACKs
+            // would say so).
+            if !self.sack_ok {
+                self.fast_retransmit = true;
+            } else if self.sent.get(0).is_some_and(|s| !s.retransmitted) {
+                self.sent.mark_lost(0);
+            }
         }
         // Progress: the user timeout counts afresh for what is left.
         self.unacked_since = (self.snd_una != self.snd_max).then_some(now);
@@ -495,7 +496,6 @@ impl Tcb {
         let srtt = self.rtt.srtt().unwrap_or(self.cfg.initial_rto);
         if start == self.snd_una && now - sent > srtt + srtt / 4 + Duration::from_millis(1) {
             self.una_resent = None;
-            self.rexmit_next = self.snd_una;
             self.fast_retransmit = true;
             self.stats.lost_retransmissions += 1;
         }

@@ -11,12 +11,16 @@ pub mod info;
 mod input;
 pub mod isn;
 pub mod keepalive;
+mod loss;
 mod output;
+pub mod rack;
 pub mod reassembler;
 pub mod recv_buffer;
 pub mod rtt;
+mod sack_recovery;
 pub mod scoreboard;
 pub mod send_buffer;
+pub mod sent;
 pub mod seq;
 pub mod state;
 mod tcb;
@@ -88,6 +92,20 @@ pub struct Config {
     pub recv_buffer_max: usize,
     /// The congestion-control algorithm (TCP_CONGESTION).
     pub congestion: cc::Algorithm,
+    /// How losses are found when the peer sends SACK.
+    pub loss_detection: LossDetection,
+}
+
+/// How a SACK connection decides that a segment is lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LossDetection {
+    /// RACK (RFC 8985): by time — a segment sent after it was delivered,
+    /// and a round trip plus a reordering window has passed.
+    #[default]
+    Rack,
+    /// RFC 6675: by count — three segments' worth SACKed above it, or
+    /// three duplicate ACKs.
+    Rfc6675,
 }
 
 impl Default for Config {
@@ -114,6 +132,7 @@ impl Default for Config {
             recv_autotune: true,
             recv_buffer_max: 4 << 20,
             congestion: cc::Algorithm::default(),
+            loss_detection: LossDetection::default(),
         }
     }
 }

@@ -114,7 +114,6 @@ impl Tcb {
             } else {
                 0
             };
-            self.rexmit_next = start.wrapping_add(len as u32);
             let fin = self
                 .fin_seq
                 .is_some_and(|f| f == start.wrapping_add(len as u32));
@@ -189,19 +188,8 @@ impl Tcb {
             }
         }
 
-        if self.cc.in_recovery() && self.rexmit_budget > 0 {
-            let from = seq::max(seq::max(self.rexmit_next, self.snd_una), data_seq);
-            match self.scoreboard.next_hole(from) {
-                Some((start, end)) if seq::lt(start, self.snd_nxt) && seq::lt(start, data_end) => {
-                    let len = seq::dist(start, end)
-                        .min(seq::dist(start, data_end))
-                        .min(mss);
-                    self.rexmit_budget -= 1;
-                    self.rexmit_next = start.wrapping_add(len as u32);
-                    return Some(self.emit_range(now, buf, start, data_seq, len, false));
-                }
-                _ => self.rexmit_budget = 0,
-            }
+        if let Some(n) = self.resend_lost(now, buf, mss) {
+            return Some(n);
         }
         // Nothing outstanding and idle for longer than an RTO: the old
         // window no longer says anything about the path (RFC 5681, 4.1).
@@ -228,7 +216,8 @@ impl Tcb {
         // what is not SACKed (the pipe, RFC 6675): congestion control
         // (plus limited transmit, RFC 3042) bounds that.
         let outstanding = seq::dist(self.snd_una, self.snd_nxt);
-        let in_flight = outstanding - self.scoreboard.sacked_below(self.snd_nxt);
+        let in_flight = (outstanding - self.scoreboard.sacked_below(self.snd_nxt))
+            .saturating_sub(self.sent.lost_bytes());
         let peer_room = (self.snd_wnd as usize).saturating_sub(outstanding);
         // Any room at all admits a whole segment: Linux counts its window
         // in segments, and a segment held back for a few missing bytes
@@ -291,6 +280,35 @@ impl Tcb {
             return None;
         }
         let start = self.snd_nxt;
+        Some(self.emit_range(now, buf, start, data_seq, len, fin))
+    }
+
+    /// Resends the first segment marked lost if the pipe (RFC 6675: what
+    /// is neither SACKed nor lost) leaves room in the congestion window.
+    fn resend_lost(&mut self, now: Instant, buf: &mut [u8], mss: usize) -> Option<usize> {
+        let (_, s) = self.sent.first_lost(0)?;
+        let (start, end) = (s.start, s.end);
+        let outstanding = seq::dist(self.snd_una, self.snd_nxt);
+        let pipe = outstanding
+            .saturating_sub(self.scoreboard.sacked_below(self.snd_nxt))
+            .saturating_sub(self.sent.lost_bytes());
+        if pipe >= self.cc.window() {
+            return None;
+        }
+        let data_seq = self.data_seq();
+        let data_end = data_seq.wrapping_add(self.send_buf.len() as u32);
+        let data_stop = seq::min(end, data_end);
+        let len = if seq::lt(start, data_stop) {
+            seq::dist(start, data_stop).min(mss)
+        } else {
+            0
+        };
+        let fin = self
+            .fin_seq
+            .is_some_and(|f| f == start.wrapping_add(len as u32) && seq::lt(f, end));
+        if len == 0 && !fin {
+            return None;
+        }
         Some(self.emit_range(now, buf, start, data_seq, len, fin))
     }
 
@@ -366,8 +384,15 @@ impl Tcb {
             // Shorter than a full segment with these options: small.
             self.snd_sml = start.wrapping_add(len as u32);
         }
+        self.sent.on_send(start, end, now);
         if seq::lt(start, self.snd_max) {
             self.stats.retransmitted_segments += 1;
+            // Karn's rule: an ACK of a resent segment times neither send;
+            // nor does a cumulative ACK that a resent hole below the timed
+            // segment released.
+            if self.rtt_probe.is_some_and(|(e, _)| seq::lt(start, e)) {
+                self.rtt_probe = None;
+            }
             if seq::le(start, self.snd_una) && len > 0 {
                 self.una_resent = Some((self.snd_una, now));
             }

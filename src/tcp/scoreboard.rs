@@ -87,6 +87,37 @@ impl Scoreboard {
             .sum()
     }
 
+    /// Bytes SACKed at or above `from`.
+    pub fn sacked_above(&self, from: u32) -> usize {
+        self.sacked_bytes() - self.sacked_below(from)
+    }
+
+    /// True when all of `[start, end)` is SACKed.
+    pub fn covers(&self, start: u32, end: u32) -> bool {
+        self.covered_until(start).is_some_and(|e| seq::le(end, e))
+    }
+
+    /// Calls `f` for each part of `[start, end)` not yet SACKed, in order
+    /// (what a new block adds, before it is added).
+    pub fn for_each_gap(&self, start: u32, end: u32, mut f: impl FnMut(u32, u32)) {
+        let mut at = start;
+        for &(s, e) in &self.ranges {
+            if !seq::lt(at, end) {
+                return;
+            }
+            if seq::le(e, at) {
+                continue;
+            }
+            if seq::lt(at, s) {
+                f(at, seq::min(s, end));
+            }
+            at = seq::max(at, e);
+        }
+        if seq::lt(at, end) {
+            f(at, end);
+        }
+    }
+
     /// The highest SACKed sequence number, if any.
     pub fn high(&self) -> Option<u32> {
         self.ranges.last().map(|r| r.1)
@@ -156,6 +187,21 @@ mod tests {
         for w in b.ranges.windows(2) {
             assert!(seq::lt(w[0].1, w[1].0));
         }
+    }
+
+    #[test]
+    fn gaps_a_new_block_fills() {
+        let mut b = Scoreboard::default();
+        b.add(3000, 4000, 1000, 9000);
+        b.add(5000, 6000, 1000, 9000);
+        let mut gaps = Vec::new();
+        b.for_each_gap(2000, 7000, |s, e| gaps.push((s, e)));
+        assert_eq!(gaps, [(2000, 3000), (4000, 5000), (6000, 7000)]);
+        gaps.clear();
+        b.for_each_gap(3500, 5500, |s, e| gaps.push((s, e)));
+        assert_eq!(gaps, [(4000, 5000)]);
+        assert!(b.covers(3000, 4000) && !b.covers(3000, 4001));
+        assert_eq!(b.sacked_above(3500), 1500);
     }
 
     #[test]

@@ -6,10 +6,12 @@ use std::net::SocketAddrV4;
 use std::time::Duration;
 
 use super::congestion::Congestion;
+use super::rack::Rack;
 use super::recv_buffer::RecvBuffer;
 use super::rtt::RttEstimator;
 use super::scoreboard::Scoreboard;
 use super::send_buffer::SendBuffer;
+use super::sent::SentLog;
 use super::seq;
 use super::state::State;
 use super::Config;
@@ -162,10 +164,12 @@ pub struct Tcb {
     pub(super) tlp_done: bool,
     /// What the peer SACKed, so recovery resends only the holes.
     pub(super) scoreboard: Scoreboard,
-    /// During recovery: holes below this were already resent.
-    pub(super) rexmit_next: u32,
-    /// During recovery: hole retransmissions allowed by ACKs that arrived.
-    pub(super) rexmit_budget: u32,
+    /// Every segment in flight: when sent, resent or not, marked lost.
+    pub(super) sent: SentLog,
+    /// RACK's view of what was delivered (RFC 8985).
+    pub(super) rack: Rack,
+    /// RACK's reordering timer: look for overdue segments again then.
+    pub(super) rack_deadline: Option<Instant>,
     /// When SND.UNA's segment was last resent: (its start, the time).
     pub(super) una_resent: Option<(u32, Instant)>,
     /// A reset to send: (seq, ack, flags).
@@ -253,8 +257,9 @@ impl Tcb {
             tlp_pending: false,
             tlp_done: false,
             scoreboard: Scoreboard::default(),
-            rexmit_next: iss,
-            rexmit_budget: 0,
+            sent: SentLog::default(),
+            rack: Rack::default(),
+            rack_deadline: None,
             una_resent: None,
             pending_rst: None,
             ip_ident: (iss >> 16) as u16,
@@ -496,6 +501,7 @@ impl Tcb {
         self.state = State::Closed;
         self.rto_deadline = None;
         self.pto_deadline = None;
+        self.rack_deadline = None;
         self.tlp_pending = false;
         self.ack_deadline = None;
         self.persist_deadline = None;
@@ -512,6 +518,7 @@ impl Tcb {
         self.state = State::TimeWait;
         self.rto_deadline = None;
         self.pto_deadline = None;
+        self.rack_deadline = None;
         self.tlp_pending = false;
         self.persist_deadline = None;
         self.fin_wait2_deadline = None;
@@ -567,6 +574,7 @@ impl Tcb {
         [
             self.rto_deadline,
             self.pto_deadline,
+            self.rack_deadline,
             self.ack_deadline,
             self.persist_deadline,
             self.time_wait_deadline,

@@ -32,6 +32,9 @@ impl Tcb {
             self.rto_deadline = None;
             self.on_retransmission_timeout(now);
         }
+        if self.rack_deadline.is_some_and(|d| d <= now) {
+            self.detect_losses(now);
+        }
         if self.pto_deadline.is_some_and(|d| d <= now) {
             self.pto_deadline = None;
             if self.snd_una != self.snd_max
@@ -96,7 +99,9 @@ impl Tcb {
         // Go back N: everything after SND.UNA is sent again, window permitting.
         self.snd_nxt = self.snd_una;
         self.fast_retransmit = false;
-        self.rexmit_budget = 0;
+        // Go back N resends everything; loss marks say nothing more.
+        self.sent.unmark_all();
+        self.rack_deadline = None;
         self.pto_deadline = None;
         self.tlp_pending = false;
         self.tlp_done = false;

@@ -189,8 +189,14 @@ impl Script {
             sack: true,
             ..simple()
         };
-        let mut t = Script::active(&cfg, ISS);
+        Script::established_sack_with(&cfg, mss, 0)
+    }
+
+    /// Like `established_sack` with `cfg` and a handshake taking `rtt_ms`.
+    fn established_sack_with(cfg: &Config, mss: u16, rtt_ms: u64) -> Script {
+        let mut t = Script::active(cfg, ISS);
         let syn = t.expect(SYN, ISS, 0);
+        t.advance(rtt_ms);
         assert!(syn.options.sack_permitted);
         let opts = TcpOptions {
             mss: Some(mss),

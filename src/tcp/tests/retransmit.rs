@@ -3,7 +3,7 @@
 //! retransmit and limited transmit (RFC 3042).
 
 use super::*;
-use crate::tcp::Algorithm;
+use crate::tcp::{Algorithm, LossDetection};
 use crate::wire::SackBlock;
 
 #[test]
@@ -346,15 +346,9 @@ fn a_lost_fast_retransmission_is_sent_again_before_the_rto() {
     assert_eq!(t.tcb.stats().timeouts, 0);
 }
 
-#[test]
-fn with_sack_recovery_resends_the_holes_and_sends_new_data_as_sacks_drain_the_pipe() {
-    let mut t = Script::established_sack(1000);
-    t.send(&bytes(20_000));
-    for i in 0..10 {
-        t.expect_len(ACK, 1001 + i * 1000, 5001, 1000);
-    }
-    t.expect_nothing();
-    let sack = |end: u32| TcpOptions {
+/// A SACK block `[3001, end)`.
+fn sack_from_3001(end: u32) -> TcpOptions {
+    TcpOptions {
         sack_blocks: [
             SackBlock { start: 3001, end },
             SackBlock::default(),
@@ -363,28 +357,44 @@ fn with_sack_recovery_resends_the_holes_and_sends_new_data_as_sacks_drain_the_pi
         ],
         sack_len: 1,
         ..TcpOptions::default()
+    }
+}
+
+#[test]
+fn rfc6675_recovery_resends_the_holes_as_the_pipe_allows() {
+    let cfg = Config {
+        sack: true,
+        loss_detection: LossDetection::Rfc6675,
+        ..simple()
     };
+    let mut t = Script::established_sack_with(&cfg, 1000, 0);
+    t.send(&bytes(20_000));
+    for i in 0..10 {
+        t.expect_len(ACK, 1001 + i * 1000, 5001, 1000);
+    }
+    t.expect_nothing();
     // Segments 1001 and 2001 are lost; the peer SACKs 3001.. as they come.
     // Each SACKed segment has left the network, so a new one may go
-    // (counting the pipe as RFC 6675 does; limited transmit in effect).
-    t.inject(seg(ACK, 5001, 1001).opts(sack(4001)));
+    // (counting the pipe as RFC 6675 does).
+    t.inject(seg(ACK, 5001, 1001).opts(sack_from_3001(4001)));
     t.expect_len(ACK, 11001, 5001, 1000);
-    t.inject(seg(ACK, 5001, 1001).opts(sack(5001)));
+    t.inject(seg(ACK, 5001, 1001).opts(sack_from_3001(5001)));
     t.expect_len(ACK, 12001, 5001, 1000);
     t.expect_nothing();
-    // The third duplicate: recovery. ssthresh = cwnd = 12 000 / 2; the
-    // first hole goes again; in the pipe: 12 000 - 3000 SACKed = 9000.
-    t.inject(seg(ACK, 5001, 1001).opts(sack(6001)));
+    // Three segments SACKed above both holes: IsLost holds for both, and
+    // recovery starts (ssthresh = 12 000 / 2). The first hole goes at once;
+    // the pipe (12 000 − 3000 SACKed − 1000 lost = 8000) holds the second.
+    t.inject(seg(ACK, 5001, 1001).opts(sack_from_3001(6001)));
     t.expect_len(ACK, 1001, 5001, 1000);
     t.expect_nothing();
-    // The next duplicate sends the second hole; no new data yet (8000 > 6000).
-    t.inject(seg(ACK, 5001, 1001).opts(sack(7001)));
+    t.inject(seg(ACK, 5001, 1001).opts(sack_from_3001(7001)));
+    t.expect_nothing();
+    // Pipe 12 000 − 6000 − 1000 = 5000 < 6000: the second hole.
+    t.inject(seg(ACK, 5001, 1001).opts(sack_from_3001(9001)));
     t.expect_len(ACK, 2001, 5001, 1000);
     t.expect_nothing();
-    t.inject(seg(ACK, 5001, 1001).opts(sack(9001)));
-    t.expect_nothing();
     // SACKs drain the pipe to 4000: two new segments fit in cwnd 6000.
-    t.inject(seg(ACK, 5001, 1001).opts(sack(11001)));
+    t.inject(seg(ACK, 5001, 1001).opts(sack_from_3001(11001)));
     t.expect_len(ACK, 13001, 5001, 1000);
     t.expect_len(ACK, 14001, 5001, 1000);
     t.expect_nothing();
@@ -392,6 +402,115 @@ fn with_sack_recovery_resends_the_holes_and_sends_new_data_as_sacks_drain_the_pi
     t.inject(seg(ACK, 5001, 13001));
     assert_eq!(t.tcb.congestion_window(), 6000);
     assert_eq!(t.tcb.stats().timeouts, 0);
+}
+
+/// RACK on a path with a 100 ms round trip: ten segments out at t = 100.
+fn rack_flight() -> Script {
+    let cfg = Config {
+        sack: true,
+        ..simple()
+    };
+    let mut t = Script::established_sack_with(&cfg, 1000, 100);
+    assert_eq!(t.tcb.cfg.loss_detection, LossDetection::Rack);
+    t.send(&bytes(10_000));
+    for i in 0..10 {
+        let flags = if i == 9 { PSH | ACK } else { ACK };
+        t.expect_len(flags, 1001 + i * 1000, 5001, 1000);
+    }
+    t
+}
+
+#[test]
+fn rack_marks_a_segment_lost_a_quarter_round_trip_after_a_later_one_arrived() {
+    let mut t = rack_flight();
+    // One round trip later the peer SACKs the third segment: the first
+    // two were sent before it, but reordering is forgiven for a quarter
+    // of the minimum RTT (25 ms) — one SACK is not three duplicates.
+    t.advance(100);
+    t.inject(seg(ACK, 5001, 1001).opts(sack_from_3001(4001)));
+    t.expect_nothing();
+    t.advance(20);
+    t.expect_nothing();
+    // At 125 ms past their send the reordering timer declares both lost:
+    // the first goes at once, and (cwnd 10 → 5, pipe 10 − 1 SACKed − 1
+    // lost = 8) the second waits for the pipe.
+    t.advance(5);
+    t.expect_len(ACK, 1001, 5001, 1000);
+    t.expect_nothing();
+    assert_eq!(t.tcb.stats().timeouts, 0);
+    // More SACKs drain the pipe: at 5 SACKed it is 4, and the second hole
+    // goes.
+    for end in [5001, 6001, 7001] {
+        t.inject(seg(ACK, 5001, 1001).opts(sack_from_3001(end)));
+        t.expect_nothing();
+    }
+    t.inject(seg(ACK, 5001, 1001).opts(sack_from_3001(8001)));
+    t.expect_len(ACK, 2001, 5001, 1000);
+    t.expect_nothing();
+}
+
+#[test]
+fn rack_finds_a_lost_retransmission_without_waiting_for_the_timeout() {
+    let mut t = rack_flight();
+    t.advance(100);
+    t.inject(seg(ACK, 5001, 1001).opts(sack_from_3001(8001)));
+    // Five SACKed and no reordering seen: no window, both holes lost now.
+    t.expect_len(ACK, 1001, 5001, 1000);
+    t.expect_len(ACK, 2001, 5001, 1000);
+    t.expect_nothing();
+    // The resent 2001 arrives, the resent 1001 is lost again. When the
+    // ACK for 2001 comes a round trip later, 1001 (sent at the same time,
+    // before it) is overdue: it goes a third time, well before the RTO.
+    t.advance(100);
+    let opts = TcpOptions {
+        sack_blocks: [
+            SackBlock {
+                start: 2001,
+                end: 11001,
+            },
+            SackBlock::default(),
+            SackBlock::default(),
+            SackBlock::default(),
+        ],
+        sack_len: 1,
+        ..TcpOptions::default()
+    };
+    t.inject(seg(ACK, 5001, 1001).opts(opts));
+    t.advance(1);
+    t.expect_len(ACK, 1001, 5001, 1000);
+    t.inject(seg(ACK, 5001, 11001));
+    assert_eq!(t.tcb.stats().timeouts, 0);
+    assert_eq!(t.tcb.send_queue(), 0);
+}
+
+#[test]
+fn rack_tolerates_reordering_once_it_has_seen_it() {
+    let mut t = rack_flight();
+    t.advance(100);
+    // The third segment first, then the first two: reordering, not loss.
+    t.inject(seg(ACK, 5001, 1001).opts(sack_from_3001(4001)));
+    t.advance(10);
+    t.inject(seg(ACK, 5001, 4001));
+    t.expect_nothing();
+    // From now on even three SACKed segments above a hole wait for the
+    // reordering window (25 ms) instead of resending at once.
+    t.inject(seg(ACK, 5001, 4001).opts(TcpOptions {
+        sack_blocks: [
+            SackBlock {
+                start: 5001,
+                end: 8001,
+            },
+            SackBlock::default(),
+            SackBlock::default(),
+            SackBlock::default(),
+        ],
+        sack_len: 1,
+        ..TcpOptions::default()
+    }));
+    t.expect_nothing();
+    t.inject(seg(ACK, 5001, 11001));
+    t.advance(100);
+    assert_eq!(t.tcb.stats().retransmitted_segments, 0);
 }
 
 #[test]
