@@ -25,9 +25,15 @@ struct Sim {
 
 impl Sim {
     fn new(faults: FaultConfig) -> Sim {
+        Sim::with_tcp(faults, rstcp::tcp::Config::default())
+    }
+
+    /// Two stacks whose connections use `tcp`.
+    fn with_tcp(faults: FaultConfig, tcp: rstcp::tcp::Config) -> Sim {
         let (ea, eb) = Pair::new(1500);
         let cfg = |addr| StackConfig {
             addr,
+            tcp: tcp.clone(),
             ..StackConfig::default()
         };
         // Each direction crosses one corrupting stage only: two bit flips in
@@ -208,7 +214,11 @@ impl Flow {
 }
 
 fn bulk_both_ways(faults: FaultConfig, bytes: usize) {
-    let mut sim = Sim::new(faults);
+    bulk_both_ways_with(faults, bytes, rstcp::tcp::Config::default());
+}
+
+fn bulk_both_ways_with(faults: FaultConfig, bytes: usize, tcp: rstcp::tcp::Config) {
+    let mut sim = Sim::with_tcp(faults, tcp);
     let (c, s) = sim.connect(5001);
     let mut up = Flow::new(bytes, 1);
     let mut down = Flow::new(bytes, 2);
@@ -259,6 +269,18 @@ fn bulk_with_loss_reorder_duplication_corruption() {
 fn bulk_with_heavy_loss() {
     let faults = FaultConfig::parse("loss=0.05,seed=7,delay=5ms").unwrap();
     bulk_both_ways(faults, 2 << 20);
+}
+
+#[test]
+fn bulk_with_heavy_loss_on_the_alternatives_reno_and_rfc6675() {
+    // The defaults are CUBIC and RACK; the older pair stays correct.
+    let faults = FaultConfig::parse("loss=0.05,seed=8,delay=5ms").unwrap();
+    let tcp = rstcp::tcp::Config {
+        congestion: rstcp::tcp::Algorithm::Reno,
+        loss_detection: rstcp::tcp::LossDetection::Rfc6675,
+        ..rstcp::tcp::Config::default()
+    };
+    bulk_both_ways_with(faults, 2 << 20, tcp);
 }
 
 fn trace(dir: &str, now: Instant, p: &[u8]) {
