@@ -385,6 +385,7 @@ impl Tcb {
             }
         }
         if self.fin_acked() {
+            self.release_storage();
             match self.state {
                 State::FinWait1 => {
                     self.state = State::FinWait2;
@@ -602,6 +603,7 @@ impl Tcb {
         self.fin_received = true;
         self.ack_now = true;
         self.changed = true;
+        self.release_storage();
         match self.state {
             State::SynReceived | State::Established => self.state = State::CloseWait,
             State::FinWait1 => {

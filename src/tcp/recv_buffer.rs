@@ -64,6 +64,14 @@ impl RecvBuffer {
         self.capacity = self.capacity.max(capacity);
     }
 
+    /// Gives the storage back while nothing is held, in order or not.
+    pub fn release(&mut self) {
+        if self.len == 0 && self.ooo.ranges().is_empty() {
+            self.buf = Vec::new();
+            self.head = 0;
+        }
+    }
+
     /// Bytes of storage held now (memory accounting, tests).
     pub fn storage(&self) -> usize {
         self.buf.len()

@@ -19,6 +19,13 @@ impl Scoreboard {
         self.ranges.clear();
     }
 
+    /// Gives the storage back if nothing is SACKed.
+    pub fn release(&mut self) {
+        if self.ranges.is_empty() {
+            self.ranges = Vec::new();
+        }
+    }
+
     /// True when nothing is SACKed.
     pub fn is_empty(&self) -> bool {
         self.ranges.is_empty()

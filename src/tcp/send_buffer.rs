@@ -53,6 +53,15 @@ impl SendBuffer {
         }
     }
 
+    /// Gives the storage back while nothing is held (the direction is
+    /// done: a later push allocates afresh).
+    pub fn release(&mut self) {
+        if self.len == 0 {
+            self.buf = Vec::new();
+            self.head = 0;
+        }
+    }
+
     /// Bytes of storage held now (memory accounting, tests).
     pub fn storage(&self) -> usize {
         self.buf.len()

@@ -48,6 +48,13 @@ impl SentLog {
         self.lost_bytes = 0;
     }
 
+    /// Gives the storage back if nothing is in flight.
+    pub fn release(&mut self) {
+        if self.segs.is_empty() {
+            self.segs = VecDeque::new();
+        }
+    }
+
     /// Bytes marked lost and not sent again.
     pub fn lost_bytes(&self) -> usize {
         self.lost_bytes

@@ -401,6 +401,12 @@ impl Tcb {
         self.stats
     }
 
+    /// Bytes of buffer storage the connection holds now (its rings; the
+    /// control block and small records aside).
+    pub fn buffer_storage(&self) -> usize {
+        self.send_buf.storage() + self.recv_buf.storage()
+    }
+
     /// The congestion window in bytes.
     pub fn congestion_window(&self) -> usize {
         self.cc.window()
@@ -512,6 +518,7 @@ impl Tcb {
         self.acks_owed = 0;
         self.fast_retransmit = false;
         self.changed = true;
+        self.release_storage();
     }
 
     pub(super) fn enter_time_wait(&mut self, now: Instant) {
@@ -524,6 +531,22 @@ impl Tcb {
         self.fin_wait2_deadline = None;
         self.time_wait_deadline = Some(now + self.cfg.msl * 2);
         self.changed = true;
+        self.release_storage();
+    }
+
+    /// Gives back the memory of each direction that is finished: sending
+    /// once our FIN is acknowledged, receiving once the peer's FIN was read
+    /// (or reading was shut). A TIME-WAIT or closed connection then costs
+    /// only its control block.
+    pub(super) fn release_storage(&mut self) {
+        if self.fin_acked() || self.state == State::Closed {
+            self.send_buf.release();
+            self.sent.release();
+            self.scoreboard.release();
+        }
+        if self.fin_received || self.read_shut || self.state == State::Closed {
+            self.recv_buf.release();
+        }
     }
 
     /// Skips TIME-WAIT (the stack holds too many): CLOSED at once.

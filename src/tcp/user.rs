@@ -38,6 +38,9 @@ impl Tcb {
             let n = self.recv_buf.read(out, peek);
             if !peek {
                 self.maybe_window_update();
+                if self.recv_buf.is_empty() {
+                    self.release_storage();
+                }
             }
             return Ok(n);
         }

@@ -253,3 +253,27 @@ fn a_lost_fin_is_wanted_again_after_the_timeout() {
     assert!(t.tcb.wants_transmit(), "the FIN must go again");
     t.expect(FIN | ACK, 1001, 5002);
 }
+
+#[test]
+fn each_direction_gives_its_buffers_back_when_it_is_finished() {
+    // Data both ways takes storage; once our FIN is acknowledged the send
+    // ring goes, once the peer's FIN is read the receive ring goes: a
+    // connection in TIME-WAIT holds no buffers.
+    let mut t = Script::established(&simple());
+    t.send(b"request");
+    t.expect_data(PSH | ACK, 1001, 5001, b"request");
+    let reply = bytes(3000);
+    t.inject(seg(PSH | ACK, 5001, 1008).data(&reply));
+    assert!(t.tcb.buffer_storage() >= 2 * 4096);
+    t.tcb.shutdown_write().unwrap();
+    t.expect(FIN | ACK, 1008, 8001);
+    t.inject(seg(ACK, 8001, 1009));
+    assert_eq!(t.state(), State::FinWait2);
+    // The send side is done; unread data keeps the receive ring.
+    assert_eq!(t.tcb.buffer_storage(), 4096);
+    t.inject(seg(FIN | ACK, 8001, 1009));
+    assert_eq!(t.state(), State::TimeWait);
+    assert_eq!(t.tcb.buffer_storage(), 4096);
+    assert_eq!(t.read_all(), reply);
+    assert_eq!(t.tcb.buffer_storage(), 0);
+}
