@@ -955,6 +955,12 @@ fn tcp_info_of_a_live_connection() {
     assert!(i.rtt < 100_000, "rtt {} us", i.rtt);
     assert!(i.rto >= 200_000, "rto {} us", i.rto);
     assert_eq!(i.unacked, 0);
+    assert_eq!(i.lost, 0);
+    assert!(
+        i.min_rtt > 0 && i.min_rtt < 100_000,
+        "min_rtt {} us",
+        i.min_rtt
+    );
     assert!(i.segs_out >= 70, "{} segments for 100 kB", i.segs_out);
     let l = s.socket(false, None).unwrap();
     s.bind(l, SocketAddrV4::new(OURS, 7019)).unwrap();

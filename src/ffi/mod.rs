@@ -631,6 +631,8 @@ fn linux_tcp_info(i: &crate::tcp::TcpInfo) -> libc::tcp_info {
     v.tcpi_rcv_space = i.rcv_space;
     v.tcpi_total_retrans = i.total_retrans;
     v.tcpi_segs_out = i.segs_out;
+    v.tcpi_lost = i.lost;
+    v.tcpi_min_rtt = i.min_rtt;
     v.tcpi_notsent_bytes = i.notsent_bytes;
     v.tcpi_snd_wnd = i.snd_wnd;
     v

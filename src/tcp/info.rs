@@ -39,6 +39,10 @@ pub struct TcpInfo {
     pub unacked: u32,
     /// Segments the peer SACKed.
     pub sacked: u32,
+    /// Segments marked lost and not yet sent again.
+    pub lost: u32,
+    /// The smallest RTT measured.
+    pub min_rtt: u32,
     /// Milliseconds since data was last sent.
     pub last_data_sent: u32,
     /// Milliseconds since a segment last came from the peer.
@@ -99,7 +103,7 @@ impl Tcb {
             4
         } else if self.cc.in_recovery() {
             3
-        } else if self.scoreboard.sacked_bytes() > 0 {
+        } else if self.scoreboard.sacked_bytes() > 0 || self.rack_deadline.is_some() {
             1
         } else {
             0
@@ -132,6 +136,8 @@ impl Tcb {
             rcv_mss: u32::from(self.cfg.mss),
             unacked: outstanding.div_ceil(mss) as u32,
             sacked: self.scoreboard.sacked_bytes().div_ceil(mss) as u32,
+            lost: self.sent.lost_bytes().div_ceil(mss) as u32,
+            min_rtt: self.rtt.min_rtt().map_or(0, us),
             last_data_sent: self.last_data_sent.map_or(0, ms_since),
             last_ack_recv: ms_since(self.last_heard),
             pmtu: (self.segment_limit + 40) as u32,

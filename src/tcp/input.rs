@@ -76,7 +76,7 @@ impl Tcb {
         self.snd_wl2 = seg.ack;
         if has_ack {
             self.snd_una = seg.ack;
-            self.take_rtt_sample(now, seg, seg.ack);
+            self.take_rtt_sample(now, seg, seg.ack, None);
             self.rto_deadline = None;
             self.retries = 0;
             self.state = State::Established;
@@ -449,9 +449,9 @@ impl Tcb {
         if seq::lt(self.snd_nxt, ack) {
             self.snd_nxt = ack;
         }
-        let rtt = self.take_rtt_sample(now, seg, ack);
+        let timed = self.note_cumulative_ack(now, ack);
+        let rtt = self.take_rtt_sample(now, seg, ack, timed);
         self.retries = 0;
-        self.note_cumulative_ack(now, ack);
         self.scoreboard.advance(ack);
         let sample = AckSample {
             now,
@@ -502,9 +502,22 @@ impl Tcb {
         }
     }
 
-    /// Takes the RTT this ACK measures, if any, and returns it.
-    fn take_rtt_sample(&mut self, now: Instant, seg: &TcpSegment, ack: u32) -> Option<Duration> {
-        // The timed segment gives microseconds; timestamps only ms.
+    /// Takes the RTT this ACK measures, if any, and returns it: from the
+    /// sent record (`timed`, microseconds, every ACK), else the one timed
+    /// segment (the handshake), else the timestamps (whole milliseconds,
+    /// which on a fast path reads 0).
+    fn take_rtt_sample(
+        &mut self,
+        now: Instant,
+        seg: &TcpSegment,
+        ack: u32,
+        timed: Option<Duration>,
+    ) -> Option<Duration> {
+        if let Some(r) = timed {
+            self.rtt.sample(r);
+            self.rtt_probe = None;
+            return Some(r);
+        }
         if let Some((end, sent)) = self.rtt_probe {
             if seq::ge(ack, end) {
                 let r = now - sent;

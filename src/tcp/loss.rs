@@ -38,15 +38,21 @@ impl Tcb {
 
     /// SND.UNA advanced to `ack` (before the scoreboard forgets what lies
     /// below it): the segments it covers were delivered, those not SACKed
-    /// before by this ACK.
-    pub(super) fn note_cumulative_ack(&mut self, now: Instant, ack: u32) {
+    /// before by this ACK. Returns the round trip of the latest of them
+    /// sent only once (Karn's rule), to the microsecond.
+    pub(super) fn note_cumulative_ack(&mut self, now: Instant, ack: u32) -> Option<Duration> {
         let min_rtt = self.rtt.min_rtt();
         let (board, rack) = (&self.scoreboard, &mut self.rack);
+        let mut latest: Option<Instant> = None;
         self.sent.on_ack(ack, |s| {
             if !board.covers(s.start, s.end) {
                 rack.on_delivered(s, now, min_rtt);
+                if !s.retransmitted {
+                    latest = Some(latest.map_or(s.at, |l| l.max(s.at)));
+                }
             }
         });
+        latest.map(|at| now.saturating_since(at))
     }
 
     /// True when RACK finds losses on this connection (it needs SACK to

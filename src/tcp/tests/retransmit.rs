@@ -438,6 +438,12 @@ fn rack_marks_a_segment_lost_a_quarter_round_trip_after_a_later_one_arrived() {
     t.expect_len(ACK, 1001, 5001, 1000);
     t.expect_nothing();
     assert_eq!(t.tcb.stats().timeouts, 0);
+    let info = t.tcb.info(Instant::ZERO);
+    assert_eq!(
+        (info.lost, info.ca_state),
+        (1, 3),
+        "one still to resend, in recovery"
+    );
     // More SACKs drain the pipe: at 5 SACKed it is 4, and the second hole
     // goes.
     for end in [5001, 6001, 7001] {
