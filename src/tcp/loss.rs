@@ -65,6 +65,7 @@ impl Tcb {
     /// this is the first loss of the flight. Run after every ACK and when
     /// RACK's reordering timer fires.
     pub(super) fn detect_losses(&mut self, now: Instant) {
+        self.rack.end_of_ack();
         self.rack_deadline = None;
         if !self.sack_ok || !self.state.is_synchronized() || self.snd_una == self.snd_max {
             return;

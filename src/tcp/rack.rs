@@ -17,8 +17,10 @@ pub struct Rack {
     end_seq: u32,
     /// The RTT of that segment.
     rtt: Duration,
-    /// The highest sequence number delivered (SACKed or acknowledged).
+    /// The highest sequence number delivered (SACKed or acknowledged) by
+    /// earlier ACKs, and by the one being processed.
     fack: Option<u32>,
+    fack_now: Option<u32>,
     /// A segment arrived out of order without being resent: the path
     /// reorders, so the reordering window stays open.
     reordering_seen: bool,
@@ -34,13 +36,16 @@ impl Rack {
         if s.retransmitted && min_rtt.is_some_and(|m| rtt < m) {
             return;
         }
+        // Below what earlier ACKs already reported, never resent: it came
+        // late. (Blocks of one ACK arrive in any order, so only earlier
+        // ACKs count.)
         if let Some(fack) = self.fack {
             if seq::lt(s.end, fack) && !s.retransmitted {
                 self.reordering_seen = true;
             }
         }
-        if self.fack.is_none_or(|f| seq::gt(s.end, f)) {
-            self.fack = Some(s.end);
+        if self.fack_now.is_none_or(|f| seq::gt(s.end, f)) {
+            self.fack_now = Some(s.end);
         }
         let newer = match self.xmit_ts {
             None => true,
@@ -51,6 +56,12 @@ impl Rack {
             self.end_seq = s.end;
             self.rtt = rtt;
         }
+    }
+
+    /// The ACK's deliveries are all in: its highest becomes the reference
+    /// for the next ACK's reordering check.
+    pub fn end_of_ack(&mut self) {
+        self.fack = self.fack_now;
     }
 
     /// True once the path was seen to reorder.

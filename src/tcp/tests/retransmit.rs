@@ -666,3 +666,26 @@ fn the_default_algorithm_is_cubic_and_a_loss_leaves_seven_tenths_of_the_window()
         assert_eq!(t.tcb.congestion_window(), after, "{alg:?}");
     }
 }
+
+#[test]
+fn blocks_of_one_ack_in_any_order_are_not_reordering() {
+    // One ACK reports the newest block first, an older one after it (RFC
+    // 2018, 4): the older block's segments are not "late", and the
+    // reordering window must stay shut for the hole below them.
+    let mut t = rack_flight();
+    t.advance(100);
+    let block = |start, end| SackBlock { start, end };
+    t.inject(seg(ACK, 5001, 1001).opts(TcpOptions {
+        sack_blocks: [
+            block(7001, 8001),
+            block(3001, 5001),
+            block(0, 0),
+            block(0, 0),
+        ],
+        sack_len: 2,
+        ..TcpOptions::default()
+    }));
+    assert!(!t.tcb.rack.reordering_seen());
+    // Three segments SACKed, no reordering: both holes are lost at once.
+    t.expect_len(ACK, 1001, 5001, 1000);
+}
