@@ -175,13 +175,17 @@ impl Instance {
     /// The next packet the stack sends, waiting for it while the stack
     /// might still send one: until [`IDLE_WAIT`] has passed and no timer
     /// of the stack falls due within [`TIMER_SLACK`] — timers more than
-    /// [`LONGEST_WAIT`] away do not count. None when it gives up.
+    /// [`LONGEST_WAIT`] away do not count. None when it gives up, or the
+    /// stack has failed.
     pub fn next_sent(&self) -> Option<Sent> {
         let start = std::time::Instant::now();
         let mut give_up = start + IDLE_WAIT;
         loop {
             let now = std::time::Instant::now();
             let shared = self.sockets.shared();
+            if shared.is_dead() {
+                return None;
+            }
             let deadline = shared.lock().stack.poll_timeout().map(|t| shared.to_std(t));
             if let Some(d) = deadline.filter(|&d| d < start + LONGEST_WAIT) {
                 give_up = give_up.max(d + TIMER_SLACK);

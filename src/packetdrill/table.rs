@@ -410,35 +410,37 @@ unsafe extern "C" fn netdev_send(u: U, buf: *const c_void, len: size_t) -> c_int
     })
 }
 
+/// The next datagram the stack sends. packetdrill calls again at once,
+/// for ever, after -1, so when nothing is coming (or the stack failed) the
+/// answer is an empty packet instead: packetdrill fails the line that
+/// waits for one.
 unsafe extern "C" fn netdev_receive(
     u: U,
     buf: *mut c_void,
     count: *mut size_t,
     time_usecs: *mut c_longlong,
 ) -> c_int {
-    with(u, "netdev_receive", |i| {
-        if buf.is_null() || count.is_null() || time_usecs.is_null() {
-            return Err(Error::Fault);
-        }
+    if buf.is_null() || count.is_null() || time_usecs.is_null() {
+        set_errno(Error::Fault.errno());
+        return -1;
+    }
+    let r = with(u, "netdev_receive", |i| {
         // SAFETY: non-null, packetdrill's; buf holds *count bytes.
         unsafe {
-            match i.next_sent() {
-                Some(sent) => {
-                    let n = sent.packet.len().min(*count);
-                    std::ptr::copy_nonoverlapping(sent.packet.as_ptr(), buf.cast(), n);
-                    *count = n;
-                    *time_usecs = sent.time_usecs;
-                }
-                None => {
-                    // packetdrill takes an empty packet as a failure of the
-                    // line that waits for one: better than waiting forever.
-                    rs_log!(Info, "packetdrill: the stack sends nothing more");
-                    *count = 0;
-                }
-            }
+            let sent = i.next_sent().ok_or(Error::WouldBlock)?;
+            let n = sent.packet.len().min(*count);
+            std::ptr::copy_nonoverlapping(sent.packet.as_ptr(), buf.cast(), n);
+            *count = n;
+            *time_usecs = sent.time_usecs;
         }
         Ok(0)
-    })
+    });
+    if r < 0 {
+        rs_log!(Info, "packetdrill: the stack sends nothing more");
+        // SAFETY: non-null, packetdrill's.
+        unsafe { *count = 0 };
+    }
+    0
 }
 
 unsafe extern "C" fn usleep(_u: U, usecs: c_uint) -> c_int {
