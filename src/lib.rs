@@ -3,7 +3,8 @@
 //! Layers, top to bottom: [`ffi`] (the `rs_*` C ABI), [`api`] (safe sockets),
 //! [`runtime`] (the I/O thread), [`stack`] (sans-IO IPv4 and the socket table),
 //! [`tcp`] (sans-IO TCP connections), [`wire`] (packet formats) and [`link`]
-//! (TUN device, in-memory pair, fault injection, pcap).
+//! (TUN device, in-memory pair, fault injection, pcap). [`packetdrill`]
+//! exports packetdrill's shared-object interface over the same layers.
 
 #![warn(missing_docs)]
 
@@ -12,6 +13,7 @@ pub mod error;
 pub mod ffi;
 pub mod link;
 pub mod log;
+pub mod packetdrill;
 pub mod runtime;
 pub mod stack;
 pub mod sys;

@@ -17,6 +17,12 @@ pub fn set_errno(e: i32) {
 /// marks the process-wide stack failed: its state may be half-changed, so
 /// every later call fails with EIO too, as after a panic in the I/O thread.
 pub fn call<T: From<i8>>(name: &str, f: impl FnOnce() -> Result<T>) -> T {
+    call_with(name, crate::api::fail_global, f)
+}
+
+/// Like [`call`], for sockets other than the process-wide ones: a panic
+/// runs `fail` (which marks those sockets failed) instead.
+pub fn call_with<T: From<i8>>(name: &str, fail: impl FnOnce(), f: impl FnOnce() -> Result<T>) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
@@ -28,7 +34,7 @@ pub fn call<T: From<i8>>(name: &str, f: impl FnOnce() -> Result<T>) -> T {
                 Error,
                 "internal error (panic) in {name}; the stack is stopped"
             );
-            crate::api::fail_global();
+            fail();
             set_errno(Error::Io.errno());
             T::from(-1)
         }

@@ -9,7 +9,7 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 use std::time::Duration;
 
 use crate::api::options::SockOptName;
-use crate::api::{self, MsgFlags, PollFd, Shutdown, SockOpt};
+use crate::api::{self, MsgFlags, PollFd, Shutdown, SockOpt, Sockets};
 use crate::error::{Error, Result};
 use crate::runtime::config::parse_cidr;
 use crate::runtime::RuntimeConfig;
@@ -64,30 +64,42 @@ pub extern "C" fn rs_init(
 #[no_mangle]
 pub extern "C" fn rs_socket(domain: c_int, kind: c_int, protocol: c_int) -> c_int {
     call("rs_socket", || {
-        if domain != libc::AF_INET {
-            return Err(Error::AddressFamily);
-        }
-        // Linux's order: unknown flags or types past SOCK_PACKET are
-        // EINVAL; a type IPv4 lacks is ESOCKTNOSUPPORT; one it has but
-        // rstcp does not (UDP, raw) EPROTONOSUPPORT.
-        let ty = kind & 0xf;
-        if kind & !(0xf | TYPE_FLAGS) != 0 || ty > SOCK_MAX_TYPE {
-            return Err(Error::Invalid);
-        }
-        if ty != libc::SOCK_STREAM {
-            return Err(match ty {
-                libc::SOCK_DGRAM | libc::SOCK_RAW => Error::ProtocolNotSupported,
-                _ => Error::TypeNotSupported,
-            });
-        }
-        if protocol != 0 && protocol != libc::IPPROTO_TCP {
-            return Err(Error::ProtocolNotSupported);
-        }
-        let s = api::global()?;
-        let fd = s.socket(kind & libc::SOCK_NONBLOCK != 0, None)?;
-        s.set_cloexec(fd, kind & libc::SOCK_CLOEXEC != 0)?;
-        Ok(fd)
+        socket_args(domain, kind, protocol)?;
+        socket_on(api::global()?, kind, None)
     })
+}
+
+/// The checks of [`rs_socket`]'s arguments, in Linux's order.
+pub(crate) fn socket_args(domain: c_int, kind: c_int, protocol: c_int) -> Result<()> {
+    if domain != libc::AF_INET {
+        return Err(Error::AddressFamily);
+    }
+    // Linux's order: unknown flags or types past SOCK_PACKET are
+    // EINVAL; a type IPv4 lacks is ESOCKTNOSUPPORT; one it has but
+    // rstcp does not (UDP, raw) EPROTONOSUPPORT.
+    let ty = kind & 0xf;
+    if kind & !(0xf | TYPE_FLAGS) != 0 || ty > SOCK_MAX_TYPE {
+        return Err(Error::Invalid);
+    }
+    if ty != libc::SOCK_STREAM {
+        return Err(match ty {
+            libc::SOCK_DGRAM | libc::SOCK_RAW => Error::ProtocolNotSupported,
+            _ => Error::TypeNotSupported,
+        });
+    }
+    if protocol != 0 && protocol != libc::IPPROTO_TCP {
+        return Err(Error::ProtocolNotSupported);
+    }
+    Ok(())
+}
+
+/// The end of [`rs_socket`] once the arguments are checked: a socket on
+/// `s` under descriptor `fd` (or the lowest free), with `kind`'s
+/// SOCK_NONBLOCK and SOCK_CLOEXEC.
+pub(crate) fn socket_on(s: &Sockets, kind: c_int, fd: Option<c_int>) -> Result<c_int> {
+    let fd = s.socket(kind & libc::SOCK_NONBLOCK != 0, fd)?;
+    s.set_cloexec(fd, kind & libc::SOCK_CLOEXEC != 0)?;
+    Ok(fd)
 }
 
 /// bind(2).
@@ -100,13 +112,26 @@ pub unsafe extern "C" fn rs_bind(
     addr: *const libc::sockaddr,
     len: libc::socklen_t,
 ) -> c_int {
-    call("rs_bind", || {
-        let s = api::global()?;
-        s.check_fd(fd)?;
-        // SAFETY: per this function's contract.
-        let a = unsafe { sockaddr::read(addr, len) }?;
-        s.bind(fd, a).map(|_| 0)
+    // SAFETY: per this function's contract.
+    call("rs_bind", || unsafe {
+        bind_on(api::global()?, fd, addr, len)
     })
+}
+
+/// [`rs_bind`] on the sockets `s`.
+///
+/// # Safety
+/// As for [`rs_bind`].
+pub(crate) unsafe fn bind_on(
+    s: &Sockets,
+    fd: c_int,
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+) -> Result<c_int> {
+    s.check_fd(fd)?;
+    // SAFETY: per this function's contract.
+    let a = unsafe { sockaddr::read(addr, len) }?;
+    s.bind(fd, a).map(|_| 0)
 }
 
 /// listen(2).
@@ -142,24 +167,40 @@ pub unsafe extern "C" fn rs_accept4(
     len: *mut libc::socklen_t,
     flags: c_int,
 ) -> c_int {
-    call("rs_accept4", || {
-        let s = api::global()?;
-        s.check_fd(fd)?;
-        if flags & !TYPE_FLAGS != 0 {
-            return Err(Error::Invalid);
-        }
-        if !addr.is_null() && len.is_null() {
-            return Err(Error::Fault);
-        }
-        let (nfd, peer) = s.accept(fd, flags & libc::SOCK_NONBLOCK != 0, None)?;
-        s.set_cloexec(nfd, flags & libc::SOCK_CLOEXEC != 0)?;
-        // SAFETY: per this function's contract.
-        if let Err(e) = unsafe { sockaddr::write(peer, addr, len) } {
-            let _ = s.close(nfd);
-            return Err(e);
-        }
-        Ok(nfd)
+    // SAFETY: per this function's contract.
+    call("rs_accept4", || unsafe {
+        accept4_on(api::global()?, fd, addr, len, flags, None)
     })
+}
+
+/// [`rs_accept4`] on the sockets `s`; the new socket gets descriptor
+/// `new_fd` if given (else the lowest free).
+///
+/// # Safety
+/// As for [`rs_accept4`].
+pub(crate) unsafe fn accept4_on(
+    s: &Sockets,
+    fd: c_int,
+    addr: *mut libc::sockaddr,
+    len: *mut libc::socklen_t,
+    flags: c_int,
+    new_fd: Option<c_int>,
+) -> Result<c_int> {
+    s.check_fd(fd)?;
+    if flags & !TYPE_FLAGS != 0 {
+        return Err(Error::Invalid);
+    }
+    if !addr.is_null() && len.is_null() {
+        return Err(Error::Fault);
+    }
+    let (nfd, peer) = s.accept(fd, flags & libc::SOCK_NONBLOCK != 0, new_fd)?;
+    s.set_cloexec(nfd, flags & libc::SOCK_CLOEXEC != 0)?;
+    // SAFETY: per this function's contract.
+    if let Err(e) = unsafe { sockaddr::write(peer, addr, len) } {
+        let _ = s.close(nfd);
+        return Err(e);
+    }
+    Ok(nfd)
 }
 
 /// connect(2): EINPROGRESS for non-blocking sockets; completion shows as
@@ -173,19 +214,32 @@ pub unsafe extern "C" fn rs_connect(
     addr: *const libc::sockaddr,
     len: libc::socklen_t,
 ) -> c_int {
-    call("rs_connect", || {
-        let s = api::global()?;
-        s.check_fd(fd)?;
-        // SAFETY: per this function's contract.
-        match unsafe { sockaddr::read_connect(addr, len) }? {
-            sockaddr::ConnectTo::Unspec => s.disconnect(fd).map(|_| 0),
-            sockaddr::ConnectTo::Inet(a) => {
-                // A connected socket says so whatever the address (Linux).
-                s.connect_precheck(fd)?;
-                s.connect(fd, a?).map(|_| 0)
-            }
-        }
+    // SAFETY: per this function's contract.
+    call("rs_connect", || unsafe {
+        connect_on(api::global()?, fd, addr, len)
     })
+}
+
+/// [`rs_connect`] on the sockets `s`.
+///
+/// # Safety
+/// As for [`rs_connect`].
+pub(crate) unsafe fn connect_on(
+    s: &Sockets,
+    fd: c_int,
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+) -> Result<c_int> {
+    s.check_fd(fd)?;
+    // SAFETY: per this function's contract.
+    match unsafe { sockaddr::read_connect(addr, len) }? {
+        sockaddr::ConnectTo::Unspec => s.disconnect(fd).map(|_| 0),
+        sockaddr::ConnectTo::Inet(a) => {
+            // A connected socket says so whatever the address (Linux).
+            s.connect_precheck(fd)?;
+            s.connect(fd, a?).map(|_| 0)
+        }
+    }
 }
 
 fn raise_sigpipe(e: Error, flags: c_int) -> Error {
@@ -210,29 +264,43 @@ pub unsafe extern "C" fn rs_send(
     len: usize,
     flags: c_int,
 ) -> libc::ssize_t {
-    call("rs_send", || {
-        let s = api::global()?;
-        s.check_fd(fd)?;
-        if flags & libc::MSG_OOB != 0 {
-            return Err(Error::OperationNotSupported);
-        }
-        if len == 0 || buf.is_null() {
-            // The socket's state speaks first (EPIPE before EFAULT).
-            s.send(fd, &[], MsgFlags::default())
-                .map_err(|e| raise_sigpipe(e, flags))?;
-            return if len == 0 { Ok(0) } else { Err(Error::Fault) };
-        }
-        // SAFETY: non-null, and the caller promises len readable bytes.
-        let data =
-            unsafe { std::slice::from_raw_parts(buf as *const u8, len.min(isize::MAX as usize)) };
-        let f = MsgFlags {
-            dont_wait: flags & libc::MSG_DONTWAIT != 0,
-            ..MsgFlags::default()
-        };
-        s.send(fd, data, f)
-            .map(|n| n as libc::ssize_t)
-            .map_err(|e| raise_sigpipe(e, flags))
+    // SAFETY: per this function's contract.
+    call("rs_send", || unsafe {
+        send_on(api::global()?, fd, buf, len, flags)
     })
+}
+
+/// [`rs_send`] on the sockets `s`.
+///
+/// # Safety
+/// As for [`rs_send`].
+pub(crate) unsafe fn send_on(
+    s: &Sockets,
+    fd: c_int,
+    buf: *const c_void,
+    len: usize,
+    flags: c_int,
+) -> Result<libc::ssize_t> {
+    s.check_fd(fd)?;
+    if flags & libc::MSG_OOB != 0 {
+        return Err(Error::OperationNotSupported);
+    }
+    if len == 0 || buf.is_null() {
+        // The socket's state speaks first (EPIPE before EFAULT).
+        s.send(fd, &[], MsgFlags::default())
+            .map_err(|e| raise_sigpipe(e, flags))?;
+        return if len == 0 { Ok(0) } else { Err(Error::Fault) };
+    }
+    // SAFETY: non-null, and the caller promises len readable bytes.
+    let data =
+        unsafe { std::slice::from_raw_parts(buf as *const u8, len.min(isize::MAX as usize)) };
+    let f = MsgFlags {
+        dont_wait: flags & libc::MSG_DONTWAIT != 0,
+        ..MsgFlags::default()
+    };
+    s.send(fd, data, f)
+        .map(|n| n as libc::ssize_t)
+        .map_err(|e| raise_sigpipe(e, flags))
 }
 
 /// recv(2): MSG_PEEK, MSG_DONTWAIT and MSG_WAITALL honoured; 0 at end of stream.
@@ -246,28 +314,42 @@ pub unsafe extern "C" fn rs_recv(
     len: usize,
     flags: c_int,
 ) -> libc::ssize_t {
-    call("rs_recv", || {
-        let s = api::global()?;
-        s.check_fd(fd)?;
-        if flags & libc::MSG_OOB != 0 {
-            return Err(Error::Invalid);
-        }
-        let f = MsgFlags {
-            dont_wait: flags & libc::MSG_DONTWAIT != 0,
-            peek: flags & libc::MSG_PEEK != 0,
-            wait_all: flags & libc::MSG_WAITALL != 0,
-        };
-        if len == 0 {
-            return s.recv(fd, &mut [], f).map(|n| n as libc::ssize_t);
-        }
-        if buf.is_null() {
-            return Err(Error::Fault);
-        }
-        // SAFETY: non-null, and the caller promises len writable bytes.
-        let out =
-            unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, len.min(isize::MAX as usize)) };
-        s.recv(fd, out, f).map(|n| n as libc::ssize_t)
+    // SAFETY: per this function's contract.
+    call("rs_recv", || unsafe {
+        recv_on(api::global()?, fd, buf, len, flags)
     })
+}
+
+/// [`rs_recv`] on the sockets `s`.
+///
+/// # Safety
+/// As for [`rs_recv`].
+pub(crate) unsafe fn recv_on(
+    s: &Sockets,
+    fd: c_int,
+    buf: *mut c_void,
+    len: usize,
+    flags: c_int,
+) -> Result<libc::ssize_t> {
+    s.check_fd(fd)?;
+    if flags & libc::MSG_OOB != 0 {
+        return Err(Error::Invalid);
+    }
+    let f = MsgFlags {
+        dont_wait: flags & libc::MSG_DONTWAIT != 0,
+        peek: flags & libc::MSG_PEEK != 0,
+        wait_all: flags & libc::MSG_WAITALL != 0,
+    };
+    if len == 0 {
+        return s.recv(fd, &mut [], f).map(|n| n as libc::ssize_t);
+    }
+    if buf.is_null() {
+        return Err(Error::Fault);
+    }
+    // SAFETY: non-null, and the caller promises len writable bytes.
+    let out =
+        unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, len.min(isize::MAX as usize)) };
+    s.recv(fd, out, f).map(|n| n as libc::ssize_t)
 }
 
 /// close(2): a connection closes in the background (FIN, TIME-WAIT).
@@ -285,17 +367,19 @@ pub extern "C" fn rs_close(fd: c_int) -> c_int {
 /// shutdown(2): SHUT_RD, SHUT_WR (sends FIN) or SHUT_RDWR.
 #[no_mangle]
 pub extern "C" fn rs_shutdown(fd: c_int, how: c_int) -> c_int {
-    call("rs_shutdown", || {
-        let s = api::global()?;
-        s.check_fd(fd)?;
-        let how = match how {
-            libc::SHUT_RD => Shutdown::Read,
-            libc::SHUT_WR => Shutdown::Write,
-            libc::SHUT_RDWR => Shutdown::Both,
-            _ => return Err(Error::Invalid),
-        };
-        s.shutdown(fd, how).map(|_| 0)
-    })
+    call("rs_shutdown", || shutdown_on(api::global()?, fd, how))
+}
+
+/// [`rs_shutdown`] on the sockets `s`.
+pub(crate) fn shutdown_on(s: &Sockets, fd: c_int, how: c_int) -> Result<c_int> {
+    s.check_fd(fd)?;
+    let how = match how {
+        libc::SHUT_RD => Shutdown::Read,
+        libc::SHUT_WR => Shutdown::Write,
+        libc::SHUT_RDWR => Shutdown::Both,
+        _ => return Err(Error::Invalid),
+    };
+    s.shutdown(fd, how).map(|_| 0)
 }
 
 /// getsockname(2).
@@ -378,100 +462,107 @@ pub unsafe extern "C" fn rs_setsockopt(
     val: *const c_void,
     len: libc::socklen_t,
 ) -> c_int {
-    call("rs_setsockopt", || {
-        let s = api::global()?;
-        s.local_addr(fd)?; // EBADF before anything else, as the kernel checks
-        let which = option_name(level, name)?;
-        if val.is_null() {
-            return Err(Error::Fault);
-        }
-        let opt = match which {
-            SockOptName::Linger => {
-                if (len as usize) < std::mem::size_of::<libc::linger>() {
-                    return Err(Error::Invalid);
-                }
-                // SAFETY: len covers a struct linger.
-                let l = unsafe { std::ptr::read_unaligned(val as *const libc::linger) };
-                SockOpt::Linger(
-                    (l.l_onoff != 0).then(|| Duration::from_secs(l.l_linger.max(0) as u64)),
-                )
-            }
-            SockOptName::Congestion => {
-                // Linux reads at most TCP_CA_NAME_MAX - 1 bytes, up to a NUL.
-                if len < 1 {
-                    return Err(Error::Invalid);
-                }
-                let n = (len as usize).min(CA_NAME_MAX - 1);
-                // SAFETY: val points to len >= n readable bytes.
-                let bytes = unsafe { std::slice::from_raw_parts(val as *const u8, n) };
-                let name = bytes.split(|&b| b == 0).next().unwrap_or_default();
-                let alg = std::str::from_utf8(name)
-                    .ok()
-                    .and_then(crate::tcp::Algorithm::from_name)
-                    .ok_or(Error::NotFound)?;
-                SockOpt::Congestion(alg)
-            }
-            SockOptName::RecvTimeout | SockOptName::SendTimeout => {
-                if (len as usize) < std::mem::size_of::<libc::timeval>() {
-                    return Err(Error::Invalid);
-                }
-                // SAFETY: len covers a timeval.
-                let tv = unsafe { std::ptr::read_unaligned(val as *const libc::timeval) };
-                // Linux: tv_usec out of range is EDOM; a negative time
-                // means no timeout.
-                if !(0..1_000_000).contains(&tv.tv_usec) {
-                    return Err(Error::OutOfDomain);
-                }
-                let d = if tv.tv_sec < 0 {
-                    Duration::ZERO
-                } else {
-                    Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
-                };
-                let d = (!d.is_zero()).then_some(d);
-                if which == SockOptName::RecvTimeout {
-                    SockOpt::RecvTimeout(d)
-                } else {
-                    SockOpt::SendTimeout(d)
-                }
-            }
-            _ => {
-                if (len as usize) < std::mem::size_of::<c_int>() {
-                    return Err(Error::Invalid);
-                }
-                // SAFETY: len covers an int.
-                let v = unsafe { std::ptr::read_unaligned(val as *const c_int) };
-                match which {
-                    SockOptName::ReuseAddr => SockOpt::ReuseAddr(v != 0),
-                    SockOptName::KeepAlive => SockOpt::KeepAlive(v != 0),
-                    SockOptName::NoDelay => SockOpt::NoDelay(v != 0),
-                    SockOptName::RecvBuffer => SockOpt::RecvBuffer(v.max(0) as usize),
-                    // Linux's limits: 1..=32767 seconds, 1..=127 probes.
-                    SockOptName::KeepIdle | SockOptName::KeepInterval
-                        if !(1..=32767).contains(&v) =>
-                    {
-                        return Err(Error::Invalid)
-                    }
-                    SockOptName::KeepCount if !(1..=127).contains(&v) => {
-                        return Err(Error::Invalid)
-                    }
-                    SockOptName::KeepIdle => SockOpt::KeepIdle(Duration::from_secs(v as u64)),
-                    SockOptName::KeepInterval => {
-                        SockOpt::KeepInterval(Duration::from_secs(v as u64))
-                    }
-                    SockOptName::KeepCount => SockOpt::KeepCount(v as u32),
-                    SockOptName::SendBuffer => SockOpt::SendBuffer(v.max(0) as usize),
-                    SockOptName::UserTimeout if v < 0 => return Err(Error::Invalid),
-                    SockOptName::UserTimeout => {
-                        SockOpt::UserTimeout((v > 0).then(|| Duration::from_millis(v as u64)))
-                    }
-                    SockOptName::MaxSeg if v < 0 => return Err(Error::Invalid),
-                    SockOptName::MaxSeg => SockOpt::MaxSeg(v as usize),
-                    _ => return Err(Error::NoProtocolOption),
-                }
-            }
-        };
-        s.set_option(fd, opt).map(|_| 0)
+    // SAFETY: per this function's contract.
+    call("rs_setsockopt", || unsafe {
+        setsockopt_on(api::global()?, fd, level, name, val, len)
     })
+}
+
+/// [`rs_setsockopt`] on the sockets `s`.
+///
+/// # Safety
+/// As for [`rs_setsockopt`].
+pub(crate) unsafe fn setsockopt_on(
+    s: &Sockets,
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *const c_void,
+    len: libc::socklen_t,
+) -> Result<c_int> {
+    s.local_addr(fd)?; // EBADF before anything else, as the kernel checks
+    let which = option_name(level, name)?;
+    if val.is_null() {
+        return Err(Error::Fault);
+    }
+    let opt = match which {
+        SockOptName::Linger => {
+            if (len as usize) < std::mem::size_of::<libc::linger>() {
+                return Err(Error::Invalid);
+            }
+            // SAFETY: len covers a struct linger.
+            let l = unsafe { std::ptr::read_unaligned(val as *const libc::linger) };
+            SockOpt::Linger((l.l_onoff != 0).then(|| Duration::from_secs(l.l_linger.max(0) as u64)))
+        }
+        SockOptName::Congestion => {
+            // Linux reads at most TCP_CA_NAME_MAX - 1 bytes, up to a NUL.
+            if len < 1 {
+                return Err(Error::Invalid);
+            }
+            let n = (len as usize).min(CA_NAME_MAX - 1);
+            // SAFETY: val points to len >= n readable bytes.
+            let bytes = unsafe { std::slice::from_raw_parts(val as *const u8, n) };
+            let name = bytes.split(|&b| b == 0).next().unwrap_or_default();
+            let alg = std::str::from_utf8(name)
+                .ok()
+                .and_then(crate::tcp::Algorithm::from_name)
+                .ok_or(Error::NotFound)?;
+            SockOpt::Congestion(alg)
+        }
+        SockOptName::RecvTimeout | SockOptName::SendTimeout => {
+            if (len as usize) < std::mem::size_of::<libc::timeval>() {
+                return Err(Error::Invalid);
+            }
+            // SAFETY: len covers a timeval.
+            let tv = unsafe { std::ptr::read_unaligned(val as *const libc::timeval) };
+            // Linux: tv_usec out of range is EDOM; a negative time
+            // means no timeout.
+            if !(0..1_000_000).contains(&tv.tv_usec) {
+                return Err(Error::OutOfDomain);
+            }
+            let d = if tv.tv_sec < 0 {
+                Duration::ZERO
+            } else {
+                Duration::from_secs(tv.tv_sec as u64) + Duration::from_micros(tv.tv_usec as u64)
+            };
+            let d = (!d.is_zero()).then_some(d);
+            if which == SockOptName::RecvTimeout {
+                SockOpt::RecvTimeout(d)
+            } else {
+                SockOpt::SendTimeout(d)
+            }
+        }
+        _ => {
+            if (len as usize) < std::mem::size_of::<c_int>() {
+                return Err(Error::Invalid);
+            }
+            // SAFETY: len covers an int.
+            let v = unsafe { std::ptr::read_unaligned(val as *const c_int) };
+            match which {
+                SockOptName::ReuseAddr => SockOpt::ReuseAddr(v != 0),
+                SockOptName::KeepAlive => SockOpt::KeepAlive(v != 0),
+                SockOptName::NoDelay => SockOpt::NoDelay(v != 0),
+                SockOptName::RecvBuffer => SockOpt::RecvBuffer(v.max(0) as usize),
+                // Linux's limits: 1..=32767 seconds, 1..=127 probes.
+                SockOptName::KeepIdle | SockOptName::KeepInterval if !(1..=32767).contains(&v) => {
+                    return Err(Error::Invalid)
+                }
+                SockOptName::KeepCount if !(1..=127).contains(&v) => return Err(Error::Invalid),
+                SockOptName::KeepIdle => SockOpt::KeepIdle(Duration::from_secs(v as u64)),
+                SockOptName::KeepInterval => SockOpt::KeepInterval(Duration::from_secs(v as u64)),
+                SockOptName::KeepCount => SockOpt::KeepCount(v as u32),
+                SockOptName::SendBuffer => SockOpt::SendBuffer(v.max(0) as usize),
+                SockOptName::UserTimeout if v < 0 => return Err(Error::Invalid),
+                SockOptName::UserTimeout => {
+                    SockOpt::UserTimeout((v > 0).then(|| Duration::from_millis(v as u64)))
+                }
+                SockOptName::MaxSeg if v < 0 => return Err(Error::Invalid),
+                SockOptName::MaxSeg => SockOpt::MaxSeg(v as usize),
+                _ => return Err(Error::NoProtocolOption),
+            }
+        }
+    };
+    s.set_option(fd, opt).map(|_| 0)
 }
 
 /// getsockopt(2): the options of rs_setsockopt plus SO_ERROR (read and
@@ -489,118 +580,133 @@ pub unsafe extern "C" fn rs_getsockopt(
     val: *mut c_void,
     len: *mut libc::socklen_t,
 ) -> c_int {
-    call("rs_getsockopt", || {
-        let s = api::global()?;
-        s.local_addr(fd)?;
-        // Linux: a level neither the socket, IP nor TCP knows is EOPNOTSUPP
-        // for getsockopt (setsockopt says ENOPROTOOPT).
-        if ![libc::SOL_SOCKET, libc::IPPROTO_TCP, libc::IPPROTO_IP].contains(&level) {
-            return Err(Error::OperationNotSupported);
-        }
-        let which = option_name(level, name)?;
-        if len.is_null() {
-            return Err(Error::Fault);
-        }
-        // SAFETY: len is non-null and valid per the contract.
-        let room = unsafe { *len } as i32;
-        if room < 0 {
-            return Err(Error::Invalid);
-        }
-        // NULL is fine for a zero length: nothing is written.
-        if val.is_null() && room > 0 {
-            return Err(Error::Fault);
-        }
-        let int = |v: c_int| -> Result<c_int> {
-            let n = (room as usize).min(std::mem::size_of::<c_int>());
-            // SAFETY: writing n <= *len bytes to the caller's buffer.
-            unsafe {
-                std::ptr::copy_nonoverlapping(&v as *const c_int as *const u8, val as *mut u8, n);
-                *len = n as libc::socklen_t;
-            }
-            Ok(0)
-        };
-        let timeval = |d: Option<Duration>| -> Result<c_int> {
-            let d = d.unwrap_or_default();
-            let tv = libc::timeval {
-                tv_sec: d.as_secs() as libc::time_t,
-                tv_usec: d.subsec_micros() as libc::suseconds_t,
-            };
-            let n = (room as usize).min(std::mem::size_of::<libc::timeval>());
-            // SAFETY: writing n <= *len bytes to the caller's buffer.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    &tv as *const libc::timeval as *const u8,
-                    val as *mut u8,
-                    n,
-                );
-                *len = n as libc::socklen_t;
-            }
-            Ok(0)
-        };
-        let linger = |l: Option<Duration>| -> Result<c_int> {
-            let v = libc::linger {
-                l_onoff: l.is_some() as c_int,
-                l_linger: l
-                    .map(|d| d.as_secs().min(i32::MAX as u64) as c_int)
-                    .unwrap_or(0),
-            };
-            let n = (room as usize).min(std::mem::size_of::<libc::linger>());
-            // SAFETY: writing n <= *len bytes to the caller's buffer.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    &v as *const libc::linger as *const u8,
-                    val as *mut u8,
-                    n,
-                );
-                *len = n as libc::socklen_t;
-            }
-            Ok(0)
-        };
-        match s.get_option(fd, which)? {
-            SockOpt::Linger(l) => linger(l),
-            SockOpt::ReuseAddr(b)
-            | SockOpt::KeepAlive(b)
-            | SockOpt::NoDelay(b)
-            | SockOpt::AcceptConn(b) => int(b as c_int),
-            SockOpt::RecvBuffer(n) | SockOpt::SendBuffer(n) | SockOpt::MaxSeg(n) => {
-                int(n.min(c_int::MAX as usize) as c_int)
-            }
-            SockOpt::Error(e) | SockOpt::Type(e) => int(e),
-            SockOpt::KeepIdle(d) | SockOpt::KeepInterval(d) => {
-                int(d.as_secs().min(i32::MAX as u64) as c_int)
-            }
-            SockOpt::KeepCount(n) => int(n.min(i32::MAX as u32) as c_int),
-            SockOpt::RecvTimeout(d) | SockOpt::SendTimeout(d) => timeval(d),
-            SockOpt::UserTimeout(d) => {
-                int(d.map_or(0, |d| d.as_millis().min(i32::MAX as u128) as c_int))
-            }
-            SockOpt::Congestion(a) => {
-                let mut name = [0u8; CA_NAME_MAX];
-                name[..a.name().len()].copy_from_slice(a.name().as_bytes());
-                let n = (room as usize).min(CA_NAME_MAX);
-                // SAFETY: writing n <= *len bytes to the caller's buffer.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(name.as_ptr(), val as *mut u8, n);
-                    *len = n as libc::socklen_t;
-                }
-                Ok(0)
-            }
-            SockOpt::Info(i) => {
-                let v = linux_tcp_info(&i);
-                let n = (room as usize).min(std::mem::size_of::<libc::tcp_info>());
-                // SAFETY: writing n <= *len bytes to the caller's buffer.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        &v as *const libc::tcp_info as *const u8,
-                        val as *mut u8,
-                        n,
-                    );
-                    *len = n as libc::socklen_t;
-                }
-                Ok(0)
-            }
-        }
+    // SAFETY: per this function's contract.
+    call("rs_getsockopt", || unsafe {
+        getsockopt_on(api::global()?, fd, level, name, val, len)
     })
+}
+
+/// [`rs_getsockopt`] on the sockets `s`.
+///
+/// # Safety
+/// As for [`rs_getsockopt`].
+pub(crate) unsafe fn getsockopt_on(
+    s: &Sockets,
+    fd: c_int,
+    level: c_int,
+    name: c_int,
+    val: *mut c_void,
+    len: *mut libc::socklen_t,
+) -> Result<c_int> {
+    s.local_addr(fd)?;
+    // Linux: a level neither the socket, IP nor TCP knows is EOPNOTSUPP
+    // for getsockopt (setsockopt says ENOPROTOOPT).
+    if ![libc::SOL_SOCKET, libc::IPPROTO_TCP, libc::IPPROTO_IP].contains(&level) {
+        return Err(Error::OperationNotSupported);
+    }
+    let which = option_name(level, name)?;
+    if len.is_null() {
+        return Err(Error::Fault);
+    }
+    // SAFETY: len is non-null and valid per the contract.
+    let room = unsafe { *len } as i32;
+    if room < 0 {
+        return Err(Error::Invalid);
+    }
+    // NULL is fine for a zero length: nothing is written.
+    if val.is_null() && room > 0 {
+        return Err(Error::Fault);
+    }
+    let int = |v: c_int| -> Result<c_int> {
+        let n = (room as usize).min(std::mem::size_of::<c_int>());
+        // SAFETY: writing n <= *len bytes to the caller's buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(&v as *const c_int as *const u8, val as *mut u8, n);
+            *len = n as libc::socklen_t;
+        }
+        Ok(0)
+    };
+    let timeval = |d: Option<Duration>| -> Result<c_int> {
+        let d = d.unwrap_or_default();
+        let tv = libc::timeval {
+            tv_sec: d.as_secs() as libc::time_t,
+            tv_usec: d.subsec_micros() as libc::suseconds_t,
+        };
+        let n = (room as usize).min(std::mem::size_of::<libc::timeval>());
+        // SAFETY: writing n <= *len bytes to the caller's buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                &tv as *const libc::timeval as *const u8,
+                val as *mut u8,
+                n,
+            );
+            *len = n as libc::socklen_t;
+        }
+        Ok(0)
+    };
+    let linger = |l: Option<Duration>| -> Result<c_int> {
+        let v = libc::linger {
+            l_onoff: l.is_some() as c_int,
+            l_linger: l
+                .map(|d| d.as_secs().min(i32::MAX as u64) as c_int)
+                .unwrap_or(0),
+        };
+        let n = (room as usize).min(std::mem::size_of::<libc::linger>());
+        // SAFETY: writing n <= *len bytes to the caller's buffer.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                &v as *const libc::linger as *const u8,
+                val as *mut u8,
+                n,
+            );
+            *len = n as libc::socklen_t;
+        }
+        Ok(0)
+    };
+    match s.get_option(fd, which)? {
+        SockOpt::Linger(l) => linger(l),
+        SockOpt::ReuseAddr(b)
+        | SockOpt::KeepAlive(b)
+        | SockOpt::NoDelay(b)
+        | SockOpt::AcceptConn(b) => int(b as c_int),
+        SockOpt::RecvBuffer(n) | SockOpt::SendBuffer(n) | SockOpt::MaxSeg(n) => {
+            int(n.min(c_int::MAX as usize) as c_int)
+        }
+        SockOpt::Error(e) | SockOpt::Type(e) => int(e),
+        SockOpt::KeepIdle(d) | SockOpt::KeepInterval(d) => {
+            int(d.as_secs().min(i32::MAX as u64) as c_int)
+        }
+        SockOpt::KeepCount(n) => int(n.min(i32::MAX as u32) as c_int),
+        SockOpt::RecvTimeout(d) | SockOpt::SendTimeout(d) => timeval(d),
+        SockOpt::UserTimeout(d) => {
+            int(d.map_or(0, |d| d.as_millis().min(i32::MAX as u128) as c_int))
+        }
+        SockOpt::Congestion(a) => {
+            let mut name = [0u8; CA_NAME_MAX];
+            name[..a.name().len()].copy_from_slice(a.name().as_bytes());
+            let n = (room as usize).min(CA_NAME_MAX);
+            // SAFETY: writing n <= *len bytes to the caller's buffer.
+            unsafe {
+                std::ptr::copy_nonoverlapping(name.as_ptr(), val as *mut u8, n);
+                *len = n as libc::socklen_t;
+            }
+            Ok(0)
+        }
+        SockOpt::Info(i) => {
+            let v = linux_tcp_info(&i);
+            let n = (room as usize).min(std::mem::size_of::<libc::tcp_info>());
+            // SAFETY: writing n <= *len bytes to the caller's buffer.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    &v as *const libc::tcp_info as *const u8,
+                    val as *mut u8,
+                    n,
+                );
+                *len = n as libc::socklen_t;
+            }
+            Ok(0)
+        }
+    }
 }
 
 /// The stack's TCP_INFO in Linux's `struct tcp_info` layout (fields the
@@ -641,26 +747,28 @@ fn linux_tcp_info(i: &crate::tcp::TcpInfo) -> libc::tcp_info {
 /// fcntl(2) for F_GETFL / F_SETFL (O_NONBLOCK) and F_GETFD / F_SETFD.
 #[no_mangle]
 pub extern "C" fn rs_fcntl(fd: c_int, cmd: c_int, arg: c_int) -> c_int {
-    call("rs_fcntl", || {
-        let s = api::global()?;
-        match cmd {
-            libc::F_GETFL => Ok(libc::O_RDWR
-                | if s.nonblocking(fd)? {
-                    libc::O_NONBLOCK
-                } else {
-                    0
-                }),
-            libc::F_SETFL => s
-                .set_nonblocking(fd, arg & libc::O_NONBLOCK != 0)
-                .map(|_| 0),
-            libc::F_GETFD => Ok(if s.cloexec(fd)? { libc::FD_CLOEXEC } else { 0 }),
-            libc::F_SETFD => s.set_cloexec(fd, arg & libc::FD_CLOEXEC != 0).map(|_| 0),
-            _ => {
-                s.nonblocking(fd)?;
-                Err(Error::Invalid)
-            }
+    call("rs_fcntl", || fcntl_on(api::global()?, fd, cmd, arg))
+}
+
+/// [`rs_fcntl`] on the sockets `s`.
+pub(crate) fn fcntl_on(s: &Sockets, fd: c_int, cmd: c_int, arg: c_int) -> Result<c_int> {
+    match cmd {
+        libc::F_GETFL => Ok(libc::O_RDWR
+            | if s.nonblocking(fd)? {
+                libc::O_NONBLOCK
+            } else {
+                0
+            }),
+        libc::F_SETFL => s
+            .set_nonblocking(fd, arg & libc::O_NONBLOCK != 0)
+            .map(|_| 0),
+        libc::F_GETFD => Ok(if s.cloexec(fd)? { libc::FD_CLOEXEC } else { 0 }),
+        libc::F_SETFD => s.set_cloexec(fd, arg & libc::FD_CLOEXEC != 0).map(|_| 0),
+        _ => {
+            s.nonblocking(fd)?;
+            Err(Error::Invalid)
         }
-    })
+    }
 }
 
 /// poll(2) over rstcp descriptors (unknown ones report POLLNVAL).
@@ -673,33 +781,46 @@ pub unsafe extern "C" fn rs_poll(
     n: libc::nfds_t,
     timeout_ms: c_int,
 ) -> c_int {
-    call("rs_poll", || {
-        let s = api::global()?;
-        if n > 65536 {
-            return Err(Error::Invalid);
-        }
-        if fds.is_null() && n > 0 {
-            return Err(Error::Fault);
-        }
-        let raw: &mut [libc::pollfd] = if n == 0 {
-            &mut []
-        } else {
-            // SAFETY: non-null and n entries per the contract.
-            unsafe { std::slice::from_raw_parts_mut(fds, n as usize) }
-        };
-        let mut set: Vec<PollFd> = raw
-            .iter()
-            .map(|p| PollFd {
-                fd: p.fd,
-                events: p.events,
-                revents: 0,
-            })
-            .collect();
-        let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
-        let ready = s.poll(&mut set, timeout)?;
-        for (r, p) in raw.iter_mut().zip(set.iter()) {
-            r.revents = p.revents;
-        }
-        Ok(ready as c_int)
+    // SAFETY: per this function's contract.
+    call("rs_poll", || unsafe {
+        poll_on(api::global()?, fds, n, timeout_ms)
     })
+}
+
+/// [`rs_poll`] on the sockets `s`.
+///
+/// # Safety
+/// As for [`rs_poll`].
+pub(crate) unsafe fn poll_on(
+    s: &Sockets,
+    fds: *mut libc::pollfd,
+    n: libc::nfds_t,
+    timeout_ms: c_int,
+) -> Result<c_int> {
+    if n > 65536 {
+        return Err(Error::Invalid);
+    }
+    if fds.is_null() && n > 0 {
+        return Err(Error::Fault);
+    }
+    let raw: &mut [libc::pollfd] = if n == 0 {
+        &mut []
+    } else {
+        // SAFETY: non-null and n entries per the contract.
+        unsafe { std::slice::from_raw_parts_mut(fds, n as usize) }
+    };
+    let mut set: Vec<PollFd> = raw
+        .iter()
+        .map(|p| PollFd {
+            fd: p.fd,
+            events: p.events,
+            revents: 0,
+        })
+        .collect();
+    let timeout = (timeout_ms >= 0).then(|| Duration::from_millis(timeout_ms as u64));
+    let ready = s.poll(&mut set, timeout)?;
+    for (r, p) in raw.iter_mut().zip(set.iter()) {
+        r.revents = p.revents;
+    }
+    Ok(ready as c_int)
 }

@@ -140,6 +140,19 @@ impl Shared {
         self.origin + Duration::from_micros(t.micros())
     }
 
+    /// Runs one received packet through the stack in the calling thread,
+    /// for a link fed from outside the I/O thread (packetdrill's
+    /// netdev_send): when this returns, its effects are visible to calls
+    /// and any answer is queued, the I/O thread woken to send it.
+    pub fn deliver(&self, packet: &[u8]) {
+        if self.is_dead() {
+            return;
+        }
+        let mut inner = self.lock();
+        let now = self.now();
+        inner.stack.on_packet(now, packet);
+    }
+
     /// Asks the I/O thread to run the stack (something is queued to send).
     pub fn wake(&self) {
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
