@@ -570,7 +570,8 @@ impl Tcb {
                 self.autotune(now);
                 self.changed = true;
                 self.segs_unacked += 1;
-                if had_holes || self.segs_unacked >= 2 {
+                let quick = self.quick_ack(now);
+                if had_holes || quick || self.segs_unacked >= 2 {
                     self.ack_now = true;
                 } else if self.ack_deadline.is_none() {
                     self.ack_deadline = Some(now + self.cfg.delayed_ack);
@@ -591,6 +592,26 @@ impl Tcb {
                 self.owe_ack();
             }
         }
+    }
+
+    /// Linux's quick-ACK mode: the first segments of a connection, and
+    /// those after the peer was silent for longer than an RTO, are
+    /// acknowledged at once (up to 16, or half the window in segments), so
+    /// a sender in slow start is not held by our delayed ACKs.
+    fn quick_ack(&mut self, now: Instant) -> bool {
+        let quiet = self
+            .last_data_recv
+            .is_none_or(|t| now.saturating_since(t) > self.rtt.rto());
+        self.last_data_recv = Some(now);
+        if quiet {
+            let half_window = self.recv_buf.capacity() / (2 * self.cfg.mss.max(1) as usize);
+            self.quick_acks = half_window.clamp(2, 16) as u8;
+        }
+        if self.quick_acks > 0 {
+            self.quick_acks -= 1;
+            return true;
+        }
+        false
     }
 
     fn owe_ack(&mut self) {

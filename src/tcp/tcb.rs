@@ -138,6 +138,10 @@ pub struct Tcb {
     pub(super) acks_owed: u8,
     pub(super) ack_deadline: Option<Instant>,
     pub(super) segs_unacked: u32,
+    /// Segments still to acknowledge at once (quick-ACK mode).
+    pub(super) quick_acks: u8,
+    /// When in-order data last arrived.
+    pub(super) last_data_recv: Option<Instant>,
     pub(super) persist_deadline: Option<Instant>,
     pub(super) persist_backoff: u32,
     pub(super) persist_probe: bool,
@@ -241,6 +245,8 @@ impl Tcb {
             acks_owed: 0,
             ack_deadline: None,
             segs_unacked: 0,
+            quick_acks: 0,
+            last_data_recv: None,
             persist_deadline: None,
             persist_backoff: 0,
             persist_probe: false,

@@ -297,6 +297,13 @@ impl Script {
         }
     }
 
+    /// As if the connection were past its first segments: quick-ACK mode
+    /// over, so the delayed-ACK rules show.
+    fn no_quick_acks(&mut self) {
+        self.tcb.quick_acks = 0;
+        self.tcb.last_data_recv = Some(self.now);
+    }
+
     /// Moves the clock forward and runs the timers that expired.
     fn advance(&mut self, ms: u64) {
         self.advance_us(ms * 1000);

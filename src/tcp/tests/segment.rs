@@ -146,6 +146,7 @@ fn nagle_does_not_hold_full_segments() {
 #[test]
 fn one_segment_is_acked_after_the_delayed_ack_time() {
     let mut t = Script::established(&simple());
+    t.no_quick_acks();
     t.inject(seg(PSH | ACK, 5001, 1001).data(&bytes(100)));
     t.expect_nothing();
     t.advance(39);
@@ -158,6 +159,7 @@ fn one_segment_is_acked_after_the_delayed_ack_time() {
 #[test]
 fn two_full_segments_are_acked_at_once() {
     let mut t = Script::established(&simple());
+    t.no_quick_acks();
     t.inject(seg(ACK, 5001, 1001).data(&bytes(1460)));
     t.expect_nothing();
     t.inject(seg(ACK, 6461, 1001).data(&bytes(1460)));
@@ -198,4 +200,28 @@ fn tcp_info_reports_the_connection_in_linux_units() {
     t.expect_len(ACK, 1001, 5001, 1460);
     let i = t.tcb.info(t.now);
     assert_eq!((i.retransmits, i.ca_state, i.total_retrans), (1, 4, 1));
+}
+
+#[test]
+fn the_first_segments_are_acked_at_once_like_linux_quick_ack() {
+    // A sender in slow start waits for our ACKs: the first segments of a
+    // connection (half the window's worth, at most 16) are acknowledged
+    // at once, then the delayed-ACK rules apply.
+    let cfg = Config {
+        recv_buffer: 64 * 1024,
+        ..simple()
+    };
+    let mut t = Script::established(&cfg);
+    for i in 0..16u32 {
+        t.inject(seg(PSH | ACK, 5001 + i * 100, 1001).data(&bytes(100)));
+        t.expect(ACK, 1001, 5101 + i * 100);
+    }
+    t.inject(seg(PSH | ACK, 6601, 1001).data(&bytes(100)));
+    t.expect_nothing();
+    t.advance(40);
+    t.expect(ACK, 1001, 6701);
+    // Silent for longer than an RTO: quick ACKs again.
+    t.advance(1000);
+    t.inject(seg(PSH | ACK, 6701, 1001).data(&bytes(100)));
+    t.expect(ACK, 1001, 6801);
 }

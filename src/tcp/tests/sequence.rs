@@ -218,6 +218,7 @@ fn with_delayed_acks_the_echoed_timestamp_is_the_oldest_unacked_segments() {
     // Last.ACK.sent, so an ACK that covers two segments echoes the first
     // one's clock and the peer's RTT sample includes the ACK's delay.
     let (mut t, ts) = timestamped_open();
+    t.no_quick_acks();
     t.inject(seg(ACK, 5001, 1001).data(&bytes(100)).opts(ts(1100)));
     t.expect_nothing();
     t.inject(seg(ACK, 5101, 1001).data(&bytes(100)).opts(ts(1200)));
