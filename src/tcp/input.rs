@@ -236,6 +236,11 @@ impl Tcb {
                     self.time_wait_deadline = Some(now + self.cfg.msl * 2);
                 }
                 if !f.contains(TcpFlags::RST) {
+                    let data_end = seq_start.wrapping_add(payload.len() as u32);
+                    if self.sack_ok && !payload.is_empty() && seq::le(data_end, self.rcv_nxt) {
+                        // Old data again: the ACK reports it as a D-SACK.
+                        self.dsack = Some((seq_start, data_end));
+                    }
                     self.oow_ack(now, seg);
                 }
                 return;
@@ -547,6 +552,12 @@ impl Tcb {
         let mut payload = payload;
         if seq::lt(start, self.rcv_nxt) {
             let skip = seq::dist(start, self.rcv_nxt);
+            // Bytes we already had: a D-SACK tells the sender (RFC 2883),
+            // so it can see a needless retransmission.
+            let dup_end = start.wrapping_add(skip.min(payload.len()) as u32);
+            if self.sack_ok {
+                self.dsack = Some((start, dup_end));
+            }
             if skip >= payload.len() {
                 self.owe_ack();
                 return;

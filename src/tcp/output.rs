@@ -457,6 +457,10 @@ impl Tcb {
                 options.timestamps = Some((self.ts_now(now), self.ts_recent));
             }
             if self.sack_ok && flags.contains(TcpFlags::ACK) {
+                // A D-SACK block goes first, once (RFC 2883).
+                if let Some((start, end)) = self.dsack.take() {
+                    options.push_sack(SackBlock { start, end });
+                }
                 let ranges = self.recv_buf.out_of_order();
                 // RFC 2018, 4: the block holding the segment that arrived
                 // last comes first, then the others in sequence order.
@@ -465,7 +469,8 @@ impl Tcb {
                     ranges.iter().position(|&(s, e)| s <= offset && offset < e)
                 });
                 let others = (0..ranges.len()).filter(|&i| Some(i) != recent);
-                for i in recent.into_iter().chain(others).take(3) {
+                let room = 3 - options.sack().len().min(3);
+                for i in recent.into_iter().chain(others).take(room) {
                     let (s, e) = ranges[i];
                     let start = self.rcv_nxt.wrapping_add(s as u32);
                     let end = self.rcv_nxt.wrapping_add(e as u32);

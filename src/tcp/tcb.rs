@@ -111,6 +111,8 @@ pub struct Tcb {
     /// Where the latest out-of-order segment started: its SACK block goes
     /// first (RFC 2018, 4).
     pub(super) sack_recent: Option<u32>,
+    /// Duplicate bytes received, to report once as a D-SACK block.
+    pub(super) dsack: Option<(u32, u32)>,
     /// A FIN that arrived beyond a hole: its sequence number.
     pub(super) ooo_fin: Option<u32>,
     /// The application shut down reading.
@@ -245,6 +247,7 @@ impl Tcb {
             acks_owed: 0,
             ack_deadline: None,
             segs_unacked: 0,
+            dsack: None,
             quick_acks: 0,
             last_data_recv: None,
             persist_deadline: None,

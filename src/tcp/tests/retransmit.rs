@@ -689,3 +689,44 @@ fn blocks_of_one_ack_in_any_order_are_not_reordering() {
     // Three segments SACKed, no reordering: both holes are lost at once.
     t.expect_len(ACK, 1001, 5001, 1000);
 }
+
+#[test]
+fn a_segment_received_twice_is_reported_with_a_dsack_block() {
+    // RFC 2883: the ACK for a duplicate carries its range as the first SACK
+    // block (below the cumulative ACK), once, so the sender can tell a
+    // needless retransmission from a loss.
+    let mut t = Script::established_sack(1000);
+    let data = bytes(500);
+    t.inject(seg(PSH | ACK, 5001, 1001).data(&data));
+    t.expect(ACK, 1001, 5501);
+    // (seq, len) sent, then the ACK expected and its SACK blocks.
+    let steps: [(u32, usize, u32, &[SackBlock]); 3] = [
+        (
+            5001,
+            500,
+            5501,
+            &[SackBlock {
+                start: 5001,
+                end: 5501,
+            }],
+        ),
+        // Partly new: the old part is reported, the new part taken.
+        (
+            5301,
+            400,
+            5701,
+            &[SackBlock {
+                start: 5301,
+                end: 5501,
+            }],
+        ),
+        // Reported once only.
+        (5701, 100, 5801, &[]),
+    ];
+    for (seq, len, ack, blocks) in steps {
+        t.inject(seg(PSH | ACK, seq, 1001).data(&bytes(len)));
+        t.advance(40);
+        let out = t.expect(ACK, 1001, ack);
+        assert_eq!(out.options.sack(), blocks, "after {seq}+{len}");
+    }
+}
