@@ -28,7 +28,19 @@ pub struct Congestion {
     /// After a retransmission timeout, the highest sequence number sent
     /// then: duplicate ACKs below it start no fast retransmit (RFC 6582, 4).
     rto_recover: Option<u32>,
+    /// The algorithm as it was before the last loss episode cut the window,
+    /// and the episode's retransmissions not yet shown needless: when
+    /// D-SACKs show every one was (reordering, not loss), the cut is undone
+    /// (RFC 3708's detection, Linux's DSACK undo). Only a D-SACK for one of
+    /// those resends counts: the network duplicating an original says
+    /// nothing about the episode. An episode with more resends than are
+    /// remembered was real loss: it is not undone.
+    undo: Option<Controller>,
+    undo_ranges: Vec<(u32, u32)>,
 }
+
+/// Resends of one episode remembered for undo.
+const UNDO_RANGES: usize = 16;
 
 /// RFC 6928's initial window: min(10·MSS, max(2·MSS, 14600)).
 fn initial_window(mss: usize) -> usize {
@@ -56,6 +68,8 @@ impl Congestion {
             sack: false,
             syn_lost: false,
             rto_recover: None,
+            undo: None,
+            undo_ranges: Vec::new(),
         }
     }
 
@@ -193,11 +207,52 @@ impl Congestion {
     }
 
     /// A loss was detected: the window shrinks once, and recovery lasts
-    /// until everything sent so far (`snd_max`) is acknowledged.
+    /// until everything sent so far (`snd_max`) is acknowledged. `flight`
+    /// is SND.MAX − SND.UNA.
     pub fn enter_recovery(&mut self, now: Instant, snd_max: u32, flight: usize) {
+        self.undo = Some(self.cc.clone());
+        self.undo_ranges.clear();
         self.cc.on_congestion(now, flight);
         self.inflation = if self.sack { 0 } else { 3 * self.mss };
         self.recover = Some(snd_max);
+    }
+
+    /// `[start, end)` was sent again during recovery.
+    pub fn on_retransmit(&mut self, start: u32, end: u32) {
+        if self.recover.is_none() || self.undo.is_none() {
+            return;
+        }
+        if self.undo_ranges.len() >= UNDO_RANGES {
+            self.undo = None;
+            return;
+        }
+        if self.undo_ranges.capacity() == 0 {
+            self.undo_ranges.reserve_exact(UNDO_RANGES);
+        }
+        self.undo_ranges.push((start, end));
+    }
+
+    /// A D-SACK reported `[start, end)` received twice. Returns true when
+    /// such reports have covered every resend of the last episode: its
+    /// window cut is undone (and recovery, if still on, ends).
+    pub fn on_dsack(&mut self, start: u32, end: u32) -> bool {
+        use super::seq;
+        if self.undo.is_none() || self.undo_ranges.is_empty() {
+            return false;
+        }
+        self.undo_ranges
+            .retain(|&(s, e)| !(seq::le(start, s) && seq::le(e, end)));
+        if !self.undo_ranges.is_empty() {
+            return false;
+        }
+        if let Some(before) = self.undo.take() {
+            if before.window() > self.cc.window() {
+                self.cc = before;
+            }
+        }
+        self.recover = None;
+        self.inflation = 0;
+        true
     }
 
     /// Limited transmit (RFC 3042): segments beyond the window that the
@@ -215,6 +270,7 @@ impl Congestion {
     /// The retransmission timer expired (RFC 5681, 3.1, equation 4);
     /// `snd_max` is the highest sequence number sent so far.
     pub fn on_timeout(&mut self, now: Instant, flight: usize, snd_max: u32) {
+        self.undo = None;
         if self.rto_recover.is_some() {
             // Backed-off timeouts of the same flight: the window was cut
             // once for it (as Linux does in its loss state).

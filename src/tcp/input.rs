@@ -328,6 +328,9 @@ impl Tcb {
         let window = (seg.window as u32) << self.snd_wscale;
         if self.sack_ok {
             let una = seq::max(seg.ack, self.snd_una);
+            if is_dsack(seg, una) {
+                self.on_dsack(seg);
+            }
             for b in seg.options.sack() {
                 self.note_sack_block(now, b, una);
                 self.scoreboard.add(b.start, b.end, una, self.snd_max);
@@ -366,8 +369,7 @@ impl Tcb {
                 .cc
                 .on_dup_ack_with(now, self.snd_max, flight, threshold)
             {
-                self.fast_retransmit = true;
-                self.rtt_probe = None;
+                self.resend_head();
             } else if in_recovery {
                 self.detect_lost_retransmission(now);
             }
@@ -502,7 +504,7 @@ impl Tcb {
         let srtt = self.rtt.srtt().unwrap_or(self.cfg.initial_rto);
         if start == self.snd_una && now - sent > srtt + srtt / 4 + Duration::from_millis(1) {
             self.una_resent = None;
-            self.fast_retransmit = true;
+            self.resend_head();
             self.stats.lost_retransmissions += 1;
         }
     }

@@ -55,6 +55,19 @@ impl Tcb {
         latest.map(|at| now.saturating_since(at))
     }
 
+    /// The peer got a segment twice (its first SACK block is a D-SACK):
+    /// reordering or a needless resend, never a loss.
+    pub(super) fn on_dsack(&mut self, seg: &crate::wire::TcpSegment) {
+        let Some(b) = seg.options.sack().first() else {
+            return;
+        };
+        self.stats.dsacks_received += 1;
+        self.rack.on_dsack();
+        if self.cc.on_dsack(b.start, b.end) {
+            self.stats.spurious_recoveries_undone += 1;
+        }
+    }
+
     /// True when RACK finds losses on this connection (it needs SACK to
     /// see deliveries beyond SND.UNA).
     pub(super) fn rack_on(&self) -> bool {
@@ -99,8 +112,26 @@ impl Tcb {
     pub(super) fn start_recovery(&mut self, now: Instant) {
         let flight = seq::dist(self.snd_una, self.snd_max);
         self.cc.enter_recovery(now, self.snd_max, flight);
-        self.fast_retransmit = true;
+        if self.sack_ok {
+            self.force_resend = true;
+        } else {
+            self.fast_retransmit = true;
+        }
         self.rtt_probe = None;
         self.pto_deadline = None;
+    }
+
+    /// The segment at SND.UNA must go again now, whatever the pipe (fast
+    /// retransmit on duplicate ACKs, a lost retransmission). With SACK it
+    /// is marked lost, so it goes once even if recovery restarts; without,
+    /// NewReno resends the first hole.
+    pub(super) fn resend_head(&mut self) {
+        self.rtt_probe = None;
+        if self.sack_ok {
+            self.sent.mark_lost(0);
+            self.force_resend = true;
+        } else {
+            self.fast_retransmit = true;
+        }
     }
 }

@@ -286,13 +286,16 @@ impl Tcb {
     /// Resends the first segment marked lost if the pipe (RFC 6675: what
     /// is neither SACKed nor lost) leaves room in the congestion window.
     fn resend_lost(&mut self, now: Instant, buf: &mut [u8], mss: usize) -> Option<usize> {
+        let forced = std::mem::take(&mut self.force_resend);
         let (_, s) = self.sent.first_lost(0)?;
         let (start, end) = (s.start, s.end);
         let outstanding = seq::dist(self.snd_una, self.snd_nxt);
         let pipe = outstanding
             .saturating_sub(self.scoreboard.sacked_below(self.snd_nxt))
             .saturating_sub(self.sent.lost_bytes());
-        if pipe >= self.cc.window() {
+        if forced {
+            self.stats.fast_retransmits += 1;
+        } else if pipe >= self.cc.window() {
             return None;
         }
         let data_seq = self.data_seq();
@@ -387,6 +390,7 @@ impl Tcb {
         self.sent.on_send(start, end, now);
         if seq::lt(start, self.snd_max) {
             self.stats.retransmitted_segments += 1;
+            self.cc.on_retransmit(start, end);
             // Karn's rule: an ACK of a resent segment times neither send;
             // nor does a cumulative ACK that a resent hole below the timed
             // segment released.

@@ -24,6 +24,8 @@ pub struct Rack {
     /// A segment arrived out of order without being resent: the path
     /// reorders, so the reordering window stays open.
     reordering_seen: bool,
+    /// How many quarters of the minimum RTT the window spans, less one.
+    reo_wnd_mult: u32,
 }
 
 impl Rack {
@@ -58,6 +60,15 @@ impl Rack {
         }
     }
 
+    /// A D-SACK arrived: a segment was resent needlessly, so the path
+    /// reorders by more than the window allowed. The window opens, and
+    /// widens by a quarter of the minimum RTT per D-SACK (RFC 8985, 6.2
+    /// step 4), never past SRTT.
+    pub fn on_dsack(&mut self) {
+        self.reordering_seen = true;
+        self.reo_wnd_mult = self.reo_wnd_mult.saturating_add(1).min(4);
+    }
+
     /// The ACK's deliveries are all in: its highest becomes the reference
     /// for the next ACK's reordering check.
     pub fn end_of_ack(&mut self) {
@@ -83,7 +94,7 @@ impl Rack {
         if !self.reordering_seen && (in_recovery || sacked_segments >= 3) {
             return Duration::ZERO;
         }
-        (min_rtt / 4).min(srtt)
+        (min_rtt / 4 * (self.reo_wnd_mult + 1)).min(srtt)
     }
 
     /// Marks lost every segment sent before the latest delivered one and

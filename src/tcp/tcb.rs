@@ -46,6 +46,10 @@ pub struct TcbStats {
     pub window_probes: u32,
     /// Times receive autotuning doubled the receive buffer.
     pub recv_buffer_grown: u32,
+    /// D-SACKs received: segments the peer got twice.
+    pub dsacks_received: u32,
+    /// Window cuts undone because D-SACKs showed the loss was reordering.
+    pub spurious_recoveries_undone: u32,
 }
 
 /// One TCP connection.
@@ -162,6 +166,9 @@ pub struct Tcb {
     pub(super) last_heard: Instant,
     pub(super) fin_wait2_deadline: Option<Instant>,
     pub(super) fast_retransmit: bool,
+    /// The first segment marked lost goes now, whatever the pipe (the
+    /// first retransmission of a recovery, RFC 6675 5 step 4.3).
+    pub(super) force_resend: bool,
     /// Tail loss probe timer (RFC 8985, 7): fires well before the RTO.
     pub(super) pto_deadline: Option<Instant>,
     /// A tail loss probe is due.
@@ -262,6 +269,7 @@ impl Tcb {
             last_heard: Instant::ZERO,
             fin_wait2_deadline: None,
             fast_retransmit: false,
+            force_resend: false,
             pto_deadline: None,
             tlp_pending: false,
             tlp_done: false,
@@ -526,6 +534,7 @@ impl Tcb {
         self.ack_now = false;
         self.acks_owed = 0;
         self.fast_retransmit = false;
+        self.force_resend = false;
         self.changed = true;
         self.release_storage();
     }
@@ -583,7 +592,11 @@ impl Tcb {
 
     /// True if something should be sent now (so the caller wakes the I/O thread).
     pub fn wants_transmit(&self) -> bool {
-        if self.pending_rst.is_some() || self.ack_now || self.acks_owed > 0 || self.fast_retransmit
+        if self.pending_rst.is_some()
+            || self.ack_now
+            || self.acks_owed > 0
+            || self.fast_retransmit
+            || self.force_resend
         {
             return true;
         }

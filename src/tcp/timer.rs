@@ -99,6 +99,7 @@ impl Tcb {
         // Go back N: everything after SND.UNA is sent again, window permitting.
         self.snd_nxt = self.snd_una;
         self.fast_retransmit = false;
+        self.force_resend = false;
         // Go back N resends everything; loss marks say nothing more.
         self.sent.unmark_all();
         self.rack_deadline = None;

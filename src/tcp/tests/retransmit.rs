@@ -730,3 +730,51 @@ fn a_segment_received_twice_is_reported_with_a_dsack_block() {
         assert_eq!(out.options.sack(), blocks, "after {seq}+{len}");
     }
 }
+
+#[test]
+fn a_dsack_for_every_resend_undoes_the_window_cut_and_opens_the_reordering_window() {
+    // The first segment is only late. Three SACKed segments above it and
+    // no reordering seen yet: RACK calls it lost, the window is cut and it
+    // goes again. Then the original arrives, and the peer reports the
+    // resend as a duplicate: the cut was needless, and is undone.
+    let mut t = rack_flight();
+    let before = t.tcb.congestion_window();
+    t.advance(100);
+    t.inject(seg(ACK, 5001, 1001).opts(TcpOptions {
+        sack_blocks: [
+            SackBlock {
+                start: 2001,
+                end: 5001,
+            },
+            SackBlock::default(),
+            SackBlock::default(),
+            SackBlock::default(),
+        ],
+        sack_len: 1,
+        ..TcpOptions::default()
+    }));
+    t.expect_len(ACK, 1001, 5001, 1000);
+    assert!(t.tcb.congestion_window() < before);
+    t.inject(seg(ACK, 5001, 11001));
+    let dsack = |start, end| TcpOptions {
+        sack_blocks: [
+            SackBlock { start, end },
+            SackBlock::default(),
+            SackBlock::default(),
+            SackBlock::default(),
+        ],
+        sack_len: 1,
+        ..TcpOptions::default()
+    };
+    // The network duplicating a segment sent once says nothing.
+    t.inject(seg(ACK, 5001, 11001).opts(dsack(6001, 7001)));
+    assert_eq!(t.tcb.stats().spurious_recoveries_undone, 0);
+    t.inject(seg(ACK, 5001, 11001).opts(dsack(1001, 2001)));
+    assert_eq!(t.tcb.stats().spurious_recoveries_undone, 1);
+    assert!(
+        t.tcb.congestion_window() >= before,
+        "{}",
+        t.tcb.congestion_window()
+    );
+    assert!(t.tcb.rack.reordering_seen());
+}
