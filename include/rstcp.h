@@ -13,6 +13,84 @@
 #include <poll.h>
 
 /*
+ One socket, as `rs_netstat` fills it. States use Linux's TCP state
+ numbers (1 ESTABLISHED, 2 SYN_SENT, … 7 CLOSE, 10 LISTEN, as in
+ `tcp_info`); the TCP_INFO figures are zero for sockets that are not
+ connections.
+ */
+typedef struct rs_sockinfo {
+  /*
+   The lowest rstcp descriptor referring to the socket, or -1 (in an
+   accept queue, or closed and finishing in the background).
+   */
+  int fd;
+  /*
+   Linux's TCP state number.
+   */
+  int state;
+  /*
+   Bytes received and not read (a listener: connections to accept).
+   */
+  uint32_t recv_q;
+  /*
+   Bytes not yet acknowledged (a listener: its backlog).
+   */
+  uint32_t send_q;
+  /*
+   Local address (zero before bind).
+   */
+  struct sockaddr_in local;
+  /*
+   Peer address (zero when not connected).
+   */
+  struct sockaddr_in peer;
+  /*
+   Smoothed round-trip time, µs.
+   */
+  uint32_t rtt_us;
+  /*
+   RTT variation, µs.
+   */
+  uint32_t rttvar_us;
+  /*
+   Smallest RTT measured, µs.
+   */
+  uint32_t min_rtt_us;
+  /*
+   Retransmission timeout, µs.
+   */
+  uint32_t rto_us;
+  /*
+   Segment size in use.
+   */
+  uint32_t snd_mss;
+  /*
+   Congestion window, in segments.
+   */
+  uint32_t snd_cwnd;
+  /*
+   Slow-start threshold, in segments (0x7fffffff before any loss).
+   */
+  uint32_t snd_ssthresh;
+  /*
+   Segments sent and not acknowledged.
+   */
+  uint32_t unacked;
+  /*
+   Segments the peer SACKed.
+   */
+  uint32_t sacked;
+  /*
+   Segments marked lost and not sent again yet.
+   */
+  uint32_t lost;
+  /*
+   Segments sent again over the connection's life.
+   */
+  uint32_t total_retrans;
+} rs_sockinfo;
+
+/*
  Configures the stack before first use: TUN device name, own address
  with prefix ("10.77.0.2/24") and the kernel side's address; NULL means
  the environment's value or the default. Returns 0, or -1 with errno
@@ -143,5 +221,17 @@ int rs_fcntl(int fd, int cmd, int arg);
  `fds` must be NULL (with `n` = 0) or point to `n` pollfd structs.
  */
 int rs_poll(struct pollfd *fds, nfds_t n, int timeout_ms);
+
+/*
+ Fills `out` with up to `max` of this process's sockets (ordered by
+ descriptor; those without one last) and returns how many there are,
+ which may be more than `max` (call again with a larger array). `out`
+ may be NULL when `max` is 0. Errors: EINVAL for a negative `max`,
+ EFAULT for a NULL `out` with `max` > 0; the stack's start-up errors.
+
+ # Safety
+ `out` must be NULL or point to `max` writable `rs_sockinfo`s.
+ */
+int rs_netstat(struct rs_sockinfo *out, int max);
 
 #endif  /* RSTCP_H */

@@ -23,6 +23,13 @@ banner() {
 
 start=$(now)
 
+# Programs the tests run answer rstcp-stat on a Unix socket each: keep those
+# in a directory of this run's own, not in /run/rstcp.
+RSTCP_STAT_DIR=$(mktemp -d /tmp/rstcp-test-stat.XXXXXX)
+export RSTCP_STAT_DIR
+remove_stat_dir() { rm -rf "$RSTCP_STAT_DIR"; }
+on_exit remove_stat_dir
+
 banner "cargo build --release && cargo test --release"
 # The build makes librstcp_preload.so and rstcp-run, which the preload
 # tests run programs under.

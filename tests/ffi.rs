@@ -752,6 +752,90 @@ fn random_calls_never_panic() {
     }
 }
 
+fn netstat_and_the_stat_endpoint() {
+    use rstcp::ffi::netstat::{rs_netstat, rs_sockinfo};
+    let kl = TcpListener::bind((KERNEL, 7301)).unwrap();
+    let l = listener(7302);
+    let c = connect_to(KERNEL, 7301);
+    let (mut k, _) = kl.accept().unwrap();
+    assert_eq!(send(c, b"hello", 0), 5);
+    let mut got = [0u8; 5];
+    k.read_exact(&mut got).unwrap();
+    k.write_all(b"unread").unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+
+    fails!(unsafe { rs_netstat(null_mut(), 1) }, libc::EFAULT);
+    fails!(unsafe { rs_netstat(null_mut(), -1) }, libc::EINVAL);
+    let n = unsafe { rs_netstat(null_mut(), 0) };
+    assert!(n >= 2, "{n} sockets");
+    // SAFETY: rs_sockinfo is plain integers and addresses; zero is valid.
+    let mut rows = vec![unsafe { std::mem::zeroed::<rs_sockinfo>() }; n as usize + 4];
+    // A short array takes what fits and still reports the total.
+    assert_eq!(unsafe { rs_netstat(rows.as_mut_ptr(), 1) }, n);
+    let n = unsafe { rs_netstat(rows.as_mut_ptr(), rows.len() as i32) } as usize;
+    let find = |fd: i32| rows[..n].iter().find(|r| r.fd == fd).copied().unwrap();
+    let lr = find(l);
+    assert_eq!(
+        (lr.state, u16::from_be(lr.local.sin_port)),
+        (10, 7302),
+        "LISTEN"
+    );
+    let cr = find(c);
+    assert_eq!(cr.state, 1, "ESTABLISHED");
+    assert_eq!(u16::from_be(cr.peer.sin_port), 7301);
+    assert_eq!(cr.recv_q, 6, "unread bytes");
+    assert!(cr.snd_mss > 0 && cr.snd_cwnd > 0 && cr.rto_us >= 200_000);
+
+    // rstcp-stat reads the same table from the process's endpoint.
+    let dir = std::env::var("RSTCP_STAT_DIR").unwrap();
+    let stat = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rstcp-stat"))
+            .args(["-d", &dir])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "rstcp-stat {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let pid = std::process::id().to_string();
+    let conns = stat(&[]);
+    let line = conns
+        .lines()
+        .find(|l| l.contains("10.77.0.1:7301"))
+        .unwrap_or_else(|| panic!("no connection in:\n{conns}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        words[..5],
+        [pid.as_str(), &c.to_string(), "ESTAB", "6", "0"],
+        "{line}"
+    );
+    assert!(!conns.contains("LISTEN"), "{conns}");
+    let listening = stat(&["-l", "-p", &pid]);
+    assert!(
+        listening.contains("LISTEN") && listening.contains("10.77.0.2:7302"),
+        "{listening}"
+    );
+    let info = stat(&["-i"]);
+    assert!(info.contains("rtt:") && info.contains("cwnd:"), "{info}");
+    let counters = stat(&["-s"]);
+    assert!(
+        counters.contains("active opens") && counters.contains("segments sent"),
+        "{counters}"
+    );
+    let none = std::process::Command::new(env!("CARGO_BIN_EXE_rstcp-stat"))
+        .args(["-d", &dir, "-p", "999999999"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        none.status.code(),
+        Some(1),
+        "an unknown process is an error"
+    );
+    assert_eq!(rs_close(c), 0);
+    assert_eq!(rs_close(l), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn init_after_start_is_ealready() {
     fails!(rs_init(null(), null(), null()), libc::EALREADY);
 }
@@ -781,12 +865,21 @@ fn main() {
             send_and_recv_from_two_threads_on_one_socket,
         ),
         ("random_calls_never_panic", random_calls_never_panic),
+        (
+            "netstat_and_the_stat_endpoint",
+            netstat_and_the_stat_endpoint,
+        ),
         ("init_after_start_is_ealready", init_after_start_is_ealready),
     ];
     common::run_cases(
         "ffi",
         Duration::from_secs(300),
-        || std::env::set_var("RSTCP_MSL_MS", "500"),
+        || {
+            std::env::set_var("RSTCP_MSL_MS", "500");
+            // The stat endpoint goes to a directory of this run's own.
+            let dir = std::env::temp_dir().join(format!("rstcp-ffi-stat-{}", std::process::id()));
+            std::env::set_var("RSTCP_STAT_DIR", dir);
+        },
         cases,
     );
 }

@@ -107,6 +107,11 @@ impl FdTable {
         self.map.read().keys().copied().collect()
     }
 
+    /// Every open descriptor with its socket.
+    pub fn entries(&self) -> Vec<(i32, SocketId)> {
+        self.map.read().iter().map(|(&fd, e)| (fd, e.id)).collect()
+    }
+
     /// Number of open descriptors.
     pub fn len(&self) -> usize {
         self.map.read().len()

@@ -2,8 +2,10 @@
 //! calls, timeouts, readiness. The C ABI in `ffi/` is a thin layer on this.
 
 pub mod fd_table;
+pub mod netstat;
 pub mod options;
 mod poll;
+pub mod stat;
 
 use std::net::SocketAddrV4;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -618,10 +620,16 @@ pub fn global() -> Result<&'static Sockets> {
     });
     match r {
         Ok(s) if s.shared.is_dead() => Err(Error::Io),
-        Ok(s) => Ok(s),
+        Ok(s) => {
+            STAT.get_or_init(|| stat::start_global(s));
+            Ok(s)
+        }
         Err(e) => Err(*e),
     }
 }
+
+/// The process-wide stat endpoint (rstcp-stat), once the sockets run.
+static STAT: OnceLock<Option<stat::StatEndpoint>> = OnceLock::new();
 
 /// Runs at process exit: delivers what closing connections still owe.
 extern "C" fn finish_at_exit() {
@@ -630,6 +638,9 @@ extern "C" fn finish_at_exit() {
         return;
     }
     let _ = std::panic::catch_unwind(|| {
+        if let Some(Some(e)) = STAT.get() {
+            e.remove();
+        }
         if let Some(Ok(s)) = GLOBAL.get() {
             let linger = *EXIT_LINGER.lock();
             if !s.shut_down(linger) {

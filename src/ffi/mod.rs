@@ -3,6 +3,7 @@
 //! signatures into `include/rstcp.h`.
 
 pub mod guard;
+pub mod netstat;
 pub mod sockaddr;
 
 use std::ffi::{c_char, c_int, c_void, CStr};

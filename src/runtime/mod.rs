@@ -297,7 +297,7 @@ impl Drop for Runtime {
 /// The I/O thread takes no signals: one sent to the process (Ctrl-C, an
 /// alarm) must reach an application thread, where it interrupts a blocked
 /// call, not this thread, which no handler of the program expects.
-fn block_signals() {
+pub(crate) fn block_signals() {
     // SAFETY: a full set built by sigfillset, applied to this thread only.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();

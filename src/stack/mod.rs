@@ -6,6 +6,7 @@
 
 mod calls;
 mod input;
+pub mod netstat;
 pub mod ports;
 pub mod socket_table;
 pub mod syncookie;
