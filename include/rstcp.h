@@ -91,11 +91,14 @@ typedef struct rs_sockinfo {
 } rs_sockinfo;
 
 /*
- Configures the stack before first use: TUN device name, own address
- with prefix ("10.77.0.2/24") and the kernel side's address; NULL means
- the environment's value or the default. Returns 0, or -1 with errno
- (EALREADY once the stack runs, EINVAL for malformed values, ENODEV /
- EPERM when the device cannot be opened).
+ Configures the stack before first use and starts it: TUN device name,
+ own address with prefix ("10.77.0.2/24") and the kernel side's address;
+ NULL means the environment's value or the default (a value given here
+ replaces a malformed variable). Returns 0, or -1 with errno (EALREADY
+ once the stack runs, EINVAL for malformed values, ENODEV / EPERM /
+ EBUSY when the device cannot be had — explained on stderr). After a
+ failed start, whether from rs_init or the first call, rs_init may be
+ called again.
  */
 int rs_init(const char *tun_name, const char *addr_cidr, const char *peer_addr);
 

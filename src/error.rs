@@ -67,6 +67,8 @@ pub enum Error {
     OutOfDomain,
     /// ENOENT: no such thing (an unknown TCP_CONGESTION algorithm).
     NotFound,
+    /// EBUSY: a resource another process holds (the TUN device).
+    Busy,
 }
 
 impl Error {
@@ -105,6 +107,7 @@ impl Error {
             ConnectionAborted => libc::ECONNABORTED,
             OutOfDomain => libc::EDOM,
             NotFound => libc::ENOENT,
+            Busy => libc::EBUSY,
         }
     }
 }

@@ -1,6 +1,8 @@
-//! A minimal stderr logger switched by `RSTCP_LOG` (error, warn, info, debug, trace).
+//! A minimal stderr logger switched by `RSTCP_LOG` (off, error, warn, info,
+//! debug, trace). Whatever the level, a failure to start the stack is
+//! explained once ([`explain`]) unless `RSTCP_LOG=off`.
 
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Once;
 
 /// Severity of a log line.
@@ -20,20 +22,43 @@ pub enum Level {
 }
 
 static MAX: AtomicU8 = AtomicU8::new(0);
+/// `RSTCP_LOG=off`: not even setup failures are explained.
+static SILENT: AtomicBool = AtomicBool::new(false);
 static INIT: Once = Once::new();
+
+/// The levels `RSTCP_LOG` accepts, for messages about a bad value.
+pub const LEVELS: &str = "off, error, warn, info, debug or trace";
+
+/// `RSTCP_LOG`'s value as a level number (0 for "off"); None if unknown.
+pub fn parse_level(v: &str) -> Option<u8> {
+    Some(match v {
+        "off" => 0,
+        "error" => 1,
+        "warn" => 2,
+        "info" => 3,
+        "debug" => 4,
+        "trace" => 5,
+        _ => return None,
+    })
+}
 
 fn init() {
     INIT.call_once(|| {
-        let level = match std::env::var("RSTCP_LOG").as_deref() {
-            Ok("error") => 1,
-            Ok("warn") => 2,
-            Ok("info") => 3,
-            Ok("debug") => 4,
-            Ok("trace") => 5,
-            _ => 0,
-        };
-        MAX.store(level, Ordering::Relaxed);
+        let v = std::env::var("RSTCP_LOG").unwrap_or_default();
+        SILENT.store(v == "off", Ordering::Relaxed);
+        MAX.store(parse_level(&v).unwrap_or(0), Ordering::Relaxed);
     });
+}
+
+/// Explains why the stack could not start, and what to do: printed
+/// whatever `RSTCP_LOG` says (unless "off"), since the errno alone
+/// (ENODEV, EPERM…) rarely tells a newcomer enough.
+pub fn explain(args: std::fmt::Arguments<'_>) {
+    init();
+    if !SILENT.load(Ordering::Relaxed) {
+        let line = format!("rstcp: {args}\n");
+        let _ = crate::sys::write(2, line.as_bytes());
+    }
 }
 
 /// True if lines of `level` are printed.

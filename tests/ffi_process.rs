@@ -135,11 +135,88 @@ fn a_panic_in_an_application_thread_fails_the_stack() {
     assert_eq!(errno(), libc::EIO);
 }
 
+/// Runs this test program again as a child in `mode` (see [`child`]),
+/// with `env` set; its exit code and stderr.
+fn run_child(mode: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("RSTCP_FFI_CHILD", mode)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// What a child started by [`run_child`] does; its exit code says which
+/// step went wrong (0: all as expected).
+fn child(mode: &str) -> i32 {
+    let socket = || rs_socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+    match mode {
+        // RSTCP_ADDR is malformed: calls fail with EINVAL (without trying
+        // again each time), and rs_init with a good address starts it.
+        "bad_variable_then_init" => {
+            if socket() != -1 || errno() != libc::EINVAL {
+                return 10;
+            }
+            if socket() != -1 || errno() != libc::EINVAL {
+                return 11;
+            }
+            let addr = c"10.77.9.2/24";
+            if rs_init(std::ptr::null(), addr.as_ptr(), std::ptr::null()) != 0 {
+                return 12;
+            }
+            let fd = socket();
+            if fd < 0 || rs_close(fd) != 0 {
+                return 13;
+            }
+            0
+        }
+        // The device is held by the parent: EBUSY, explained.
+        "busy_device" => {
+            if socket() != -1 || errno() != libc::EBUSY {
+                return 20;
+            }
+            0
+        }
+        _ => 99,
+    }
+}
+
+fn a_failed_start_is_explained_once_and_rs_init_can_retry() {
+    let (code, err) = run_child(
+        "bad_variable_then_init",
+        &[("RSTCP_ADDR", "bogus"), ("RSTCP_TUN", "rstcpretry0")],
+    );
+    assert_eq!(code, Some(0), "child: {err}");
+    let said = err.matches("RSTCP_ADDR=\"bogus\" is not valid").count();
+    assert_eq!(said, 1, "explained once: {err}");
+    assert!(
+        err.contains("address/prefix"),
+        "says what is accepted: {err}"
+    );
+    let dev = std::env::var("RSTCP_TUN").unwrap();
+    let (code, err) = run_child("busy_device", &[("RSTCP_TUN", &dev)]);
+    assert_eq!(code, Some(0), "child: {err}");
+    assert!(err.contains("in use by another process"), "{err}");
+    // RSTCP_LOG=off silences even that.
+    let (code, err) = run_child("busy_device", &[("RSTCP_TUN", &dev), ("RSTCP_LOG", "off")]);
+    assert_eq!((code, err.as_str()), (Some(0), ""));
+}
+
 fn main() {
+    if let Ok(mode) = std::env::var("RSTCP_FFI_CHILD") {
+        std::process::exit(child(&mode));
+    }
     let cases: &[(&str, fn())] = &[
         (
             "a_forked_child_leaves_the_parents_connections_alone",
             a_forked_child_leaves_the_parents_connections_alone,
+        ),
+        (
+            "a_failed_start_is_explained_once_and_rs_init_can_retry",
+            a_failed_start_is_explained_once_and_rs_init_can_retry,
         ),
         (
             "a_panic_in_an_application_thread_fails_the_stack",

@@ -529,18 +529,33 @@ impl Sockets {
     }
 }
 
-static GLOBAL: OnceLock<std::result::Result<Sockets, Error>> = OnceLock::new();
-static EXPLICIT: Mutex<Option<RuntimeConfig>> = Mutex::new(None);
+static GLOBAL: OnceLock<Sockets> = OnceLock::new();
 
-/// Sets the configuration of the process-wide sockets before first use;
-/// EALREADY once they are running.
+/// How far starting the process-wide sockets got: the configuration
+/// `rs_init` gave, and the error of the last attempt. A failed start is
+/// not retried by every call (each would try the device again and explain
+/// again); it is by the next `init`.
+struct Start {
+    explicit: Option<RuntimeConfig>,
+    failed: Option<Error>,
+}
+
+static START: Mutex<Start> = Mutex::new(Start {
+    explicit: None,
+    failed: None,
+});
+
+/// Sets the configuration of the process-wide sockets before first use
+/// and starts them; EALREADY once they are running. After a failed start
+/// (a bad variable, a busy device) it tries again with `cfg`.
 pub fn init(cfg: RuntimeConfig) -> Result<()> {
-    let mut explicit = EXPLICIT.lock();
+    let mut start = START.lock();
     if GLOBAL.get().is_some() {
         return Err(Error::Already);
     }
-    *explicit = Some(cfg);
-    drop(explicit);
+    start.explicit = Some(cfg);
+    start.failed = None;
+    drop(start);
     global().map(|_| ())
 }
 
@@ -584,7 +599,7 @@ pub fn mark_forked_child() {
 /// Marks the process-wide stack failed (a panic was caught in a caller):
 /// every blocked and later call fails with EIO.
 pub fn fail_global() {
-    if let Some(Ok(s)) = GLOBAL.get() {
+    if let Some(s) = GLOBAL.get() {
         s.shared.fail();
     }
 }
@@ -603,29 +618,48 @@ pub fn global() -> Result<&'static Sockets> {
         }
         return Err(Error::Io);
     }
-    let r = GLOBAL.get_or_init(|| {
-        let cfg = match EXPLICIT.lock().clone() {
-            Some(cfg) => cfg,
-            None => RuntimeConfig::from_env()?,
-        };
-        let s = Sockets::start(&cfg)?;
-        OWNER.store(crate::sys::getpid(), Ordering::Release);
-        *EXIT_LINGER.lock() = cfg.exit_linger;
-        // SAFETY: registering plain extern "C" functions with no arguments.
-        unsafe {
-            libc::atexit(finish_at_exit);
-            libc::pthread_atfork(None, None, Some(after_fork_in_child));
-        }
-        Ok(s)
-    });
-    match r {
-        Ok(s) if s.shared.is_dead() => Err(Error::Io),
-        Ok(s) => {
-            STAT.get_or_init(|| stat::start_global(s));
-            Ok(s)
-        }
-        Err(e) => Err(*e),
+    if let Some(s) = GLOBAL.get() {
+        return running(s);
     }
+    let mut start = START.lock();
+    if let Some(s) = GLOBAL.get() {
+        return running(s);
+    }
+    if let Some(e) = start.failed {
+        return Err(e);
+    }
+    let started = match start.explicit.clone() {
+        Some(cfg) => Ok(cfg),
+        None => RuntimeConfig::from_env(),
+    }
+    .and_then(|cfg| Ok((Sockets::start(&cfg)?, cfg)));
+    let (s, cfg) = match started {
+        Ok(v) => v,
+        Err(e) => {
+            start.failed = Some(e);
+            return Err(e);
+        }
+    };
+    OWNER.store(crate::sys::getpid(), Ordering::Release);
+    *EXIT_LINGER.lock() = cfg.exit_linger;
+    // SAFETY: registering plain extern "C" functions with no arguments;
+    // this runs once, for the one successful start.
+    unsafe {
+        libc::atexit(finish_at_exit);
+        libc::pthread_atfork(None, None, Some(after_fork_in_child));
+    }
+    let s = GLOBAL.get_or_init(|| s);
+    drop(start);
+    running(s)
+}
+
+/// The global sockets, unless their stack failed.
+fn running(s: &'static Sockets) -> Result<&'static Sockets> {
+    if s.shared.is_dead() {
+        return Err(Error::Io);
+    }
+    STAT.get_or_init(|| stat::start_global(s));
+    Ok(s)
 }
 
 /// The process-wide stat endpoint (rstcp-stat), once the sockets run.
@@ -641,7 +675,7 @@ extern "C" fn finish_at_exit() {
         if let Some(Some(e)) = STAT.get() {
             e.remove();
         }
-        if let Some(Ok(s)) = GLOBAL.get() {
+        if let Some(s) = GLOBAL.get() {
             let linger = *EXIT_LINGER.lock();
             if !s.shut_down(linger) {
                 crate::rs_log!(

@@ -31,11 +31,14 @@ fn opt_str(p: *const c_char) -> Result<Option<String>> {
     Ok(Some(s.to_str().map_err(|_| Error::Invalid)?.to_owned()))
 }
 
-/// Configures the stack before first use: TUN device name, own address
-/// with prefix ("10.77.0.2/24") and the kernel side's address; NULL means
-/// the environment's value or the default. Returns 0, or -1 with errno
-/// (EALREADY once the stack runs, EINVAL for malformed values, ENODEV /
-/// EPERM when the device cannot be opened).
+/// Configures the stack before first use and starts it: TUN device name,
+/// own address with prefix ("10.77.0.2/24") and the kernel side's address;
+/// NULL means the environment's value or the default (a value given here
+/// replaces a malformed variable). Returns 0, or -1 with errno (EALREADY
+/// once the stack runs, EINVAL for malformed values, ENODEV / EPERM /
+/// EBUSY when the device cannot be had — explained on stderr). After a
+/// failed start, whether from rs_init or the first call, rs_init may be
+/// called again.
 #[no_mangle]
 pub extern "C" fn rs_init(
     tun_name: *const c_char,
@@ -43,7 +46,13 @@ pub extern "C" fn rs_init(
     peer_addr: *const c_char,
 ) -> c_int {
     call("rs_init", || {
-        let mut cfg = RuntimeConfig::from_env()?;
+        let given = [
+            (!tun_name.is_null()).then_some("RSTCP_TUN"),
+            (!addr_cidr.is_null()).then_some("RSTCP_ADDR"),
+            (!peer_addr.is_null()).then_some("RSTCP_PEER"),
+        ];
+        let skip: Vec<&str> = given.into_iter().flatten().collect();
+        let mut cfg = RuntimeConfig::from_vars(|n| std::env::var(n).ok(), &skip)?;
         if let Some(t) = opt_str(tun_name)? {
             if t.is_empty() || t.len() > 15 {
                 return Err(Error::Invalid);

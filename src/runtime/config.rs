@@ -66,43 +66,129 @@ pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8)> {
 
 impl RuntimeConfig {
     /// Defaults overridden by whatever `RSTCP_*` variables are set. A
-    /// malformed variable is an error (EINVAL), not silently ignored.
+    /// malformed variable is an error (EINVAL), explained on stderr with the
+    /// form it must take, not silently ignored.
     pub fn from_env() -> Result<RuntimeConfig> {
+        RuntimeConfig::from_vars(|name| std::env::var(name).ok(), &[])
+    }
+
+    /// Like [`from_env`](Self::from_env) with the variables read through
+    /// `get`, leaving out those in `skip` (values `rs_init` gives instead).
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>, skip: &[&str]) -> Result<RuntimeConfig> {
         let mut cfg = RuntimeConfig::default();
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let var = |name: &str| {
+            if skip.contains(&name) {
+                return None;
+            }
+            get(name).filter(|v| !v.is_empty())
+        };
+        let bad = |name: &str, v: &str, form: &str| {
+            crate::log::explain(format_args!(
+                "{name}={v:?} is not valid: expected {form}; the stack does not start"
+            ));
+            Error::Invalid
+        };
         if let Some(v) = var("RSTCP_TUN") {
+            if v.len() > 15 || v.contains('/') || v.contains(char::is_whitespace) {
+                return Err(bad(
+                    "RSTCP_TUN",
+                    &v,
+                    "an interface name of at most 15 characters",
+                ));
+            }
             cfg.tun = v;
         }
         if let Some(v) = var("RSTCP_ADDR") {
-            let (ip, len) = parse_cidr(&v).inspect_err(|_| {
-                rs_log!(Error, "RSTCP_ADDR={v:?} is not an address/prefix");
+            (cfg.addr, cfg.prefix_len) = parse_cidr(&v).map_err(|_| {
+                bad(
+                    "RSTCP_ADDR",
+                    &v,
+                    "address/prefix, e.g. 10.77.0.2/24 (prefix 1..30)",
+                )
             })?;
-            cfg.addr = ip;
-            cfg.prefix_len = len;
         }
         if let Some(v) = var("RSTCP_PEER") {
-            cfg.peer = Some(v.parse().map_err(|_| {
-                rs_log!(Error, "RSTCP_PEER={v:?} is not an IPv4 address");
-                Error::Invalid
-            })?);
+            cfg.peer = Some(
+                v.parse()
+                    .map_err(|_| bad("RSTCP_PEER", &v, "an IPv4 address, e.g. 10.77.0.1"))?,
+            );
         }
         if let Some(v) = var("RSTCP_MTU") {
-            cfg.mtu = v.parse().ok().filter(|m| *m >= 576).ok_or(Error::Invalid)?;
+            cfg.mtu = v
+                .parse()
+                .ok()
+                .filter(|m| *m >= 576)
+                .ok_or_else(|| bad("RSTCP_MTU", &v, "a number from 576 to 65535"))?;
         }
+        let millis = |name: &str, v: &str| {
+            v.parse()
+                .map(Duration::from_millis)
+                .map_err(|_| bad(name, v, "a whole number of milliseconds"))
+        };
         if let Some(v) = var("RSTCP_MSL_MS") {
-            cfg.msl = Duration::from_millis(v.parse().map_err(|_| Error::Invalid)?);
+            cfg.msl = millis("RSTCP_MSL_MS", &v)?;
         }
         if let Some(v) = var("RSTCP_EXIT_LINGER_MS") {
-            cfg.exit_linger = Duration::from_millis(v.parse().map_err(|_| Error::Invalid)?);
+            cfg.exit_linger = millis("RSTCP_EXIT_LINGER_MS", &v)?;
         }
         cfg.pcap = var("RSTCP_PCAP");
         if let Some(v) = var("RSTCP_FAULTS") {
             cfg.faults = Some(FaultConfig::parse(&v).map_err(|e| {
-                rs_log!(Error, "RSTCP_FAULTS: {e}");
-                Error::Invalid
+                bad(
+                    "RSTCP_FAULTS",
+                    &v,
+                    &format!("key=value pairs as the README lists ({e})"),
+                )
             })?);
         }
+        if let Some(v) = var("RSTCP_LOG") {
+            if crate::log::parse_level(&v).is_none() {
+                return Err(bad("RSTCP_LOG", &v, crate::log::LEVELS));
+            }
+        }
+        if let Some(v) = var("RSTCP_STAT") {
+            if v != "0" && v != "1" {
+                return Err(bad("RSTCP_STAT", &v, "0 (no stat endpoint) or 1"));
+            }
+        }
         Ok(cfg)
+    }
+
+    /// Says on stderr why the TUN device could not be had and what to do,
+    /// and picks the errno for it.
+    fn explain_open_failure(&self, e: &std::io::Error) -> Error {
+        let dev = &self.tun;
+        let (errno, what) = match e.raw_os_error() {
+            Some(libc::EPERM) | Some(libc::EACCES) => (
+                Error::Permission,
+                format!(
+                    "creating or opening TUN device {dev} needs CAP_NET_ADMIN: run as root, \
+                     or create it first (ip tuntap add dev {dev} mode tun user $USER; \
+                     ip addr add {}/{} dev {dev}; ip link set {dev} up) and run as that user",
+                    self.peer_addr(),
+                    self.prefix_len
+                ),
+            ),
+            Some(libc::EBUSY) => (
+                Error::Busy,
+                format!(
+                    "TUN device {dev} is in use by another process (one process per device): \
+                     set RSTCP_TUN to another name"
+                ),
+            ),
+            Some(libc::ENOENT) | Some(libc::ENXIO) | Some(libc::ENODEV) => (
+                Error::NoDevice,
+                "no /dev/net/tun: load the tun module (modprobe tun), or in a container \
+                 give it the device (--device /dev/net/tun)"
+                    .to_string(),
+            ),
+            _ => (
+                Error::NoDevice,
+                format!("TUN device {dev} cannot be opened"),
+            ),
+        };
+        crate::log::explain(format_args!("{what} ({e}); the stack does not start"));
+        errno
     }
 
     /// The kernel side's address: RSTCP_PEER, or the first host of the prefix.
@@ -141,14 +227,7 @@ impl RuntimeConfig {
             prefix_len: self.prefix_len,
             mtu: self.mtu,
         })
-        .map_err(|e| {
-            rs_log!(Error, "cannot open TUN device {}: {e}", self.tun);
-            match e.raw_os_error() {
-                Some(libc::EPERM) | Some(libc::EACCES) => Error::Permission,
-                Some(libc::EBUSY) => Error::AddressInUse,
-                _ => Error::NoDevice,
-            }
-        })?;
+        .map_err(|e| self.explain_open_failure(&e))?;
         rs_log!(
             Info,
             "attached to {} as {}/{}",
@@ -162,7 +241,9 @@ impl RuntimeConfig {
         }
         if let Some(path) = &self.pcap {
             link = Box::new(PcapTee::new(link, path).map_err(|e| {
-                rs_log!(Error, "cannot write pcap {path}: {e}");
+                crate::log::explain(format_args!(
+                    "RSTCP_PCAP={path:?} cannot be written ({e}); the stack does not start"
+                ));
                 Error::Invalid
             })?);
         }
@@ -189,5 +270,52 @@ mod tests {
             ..RuntimeConfig::default()
         };
         assert_eq!(cfg.peer_addr(), Ipv4Addr::new(10, 77, 0, 2));
+    }
+
+    fn from(vars: &[(&str, &str)], skip: &[&str]) -> Result<RuntimeConfig> {
+        RuntimeConfig::from_vars(
+            |n| {
+                vars.iter()
+                    .find(|(k, _)| *k == n)
+                    .map(|(_, v)| v.to_string())
+            },
+            skip,
+        )
+    }
+
+    #[test]
+    fn every_malformed_variable_is_rejected() {
+        for (name, value) in [
+            ("RSTCP_TUN", "a-name-far-too-long"),
+            ("RSTCP_TUN", "a/b"),
+            ("RSTCP_ADDR", "10.77.0.2/33"),
+            ("RSTCP_PEER", "nowhere"),
+            ("RSTCP_MTU", "100"),
+            ("RSTCP_MSL_MS", "-5"),
+            ("RSTCP_EXIT_LINGER_MS", "soon"),
+            ("RSTCP_FAULTS", "loss=2"),
+            ("RSTCP_LOG", "verbose"),
+            ("RSTCP_STAT", "yes"),
+        ] {
+            assert_eq!(
+                from(&[(name, value)], &[]).err(),
+                Some(Error::Invalid),
+                "{name}={value}"
+            );
+        }
+        let ok = from(
+            &[
+                ("RSTCP_LOG", "off"),
+                ("RSTCP_STAT", "0"),
+                ("RSTCP_MTU", "9000"),
+                ("RSTCP_TUN", "tun7"),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!((ok.mtu, ok.tun.as_str()), (9000, "tun7"));
+        // A value rs_init gives replaces the variable, malformed or not.
+        let skipped = from(&[("RSTCP_ADDR", "bogus")], &["RSTCP_ADDR"]).unwrap();
+        assert_eq!(skipped.addr, RuntimeConfig::default().addr);
     }
 }
