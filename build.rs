@@ -1,4 +1,5 @@
-//! Generates include/rstcp.h from the extern "C" functions in src/ffi/.
+//! Generates include/rstcp.h from the extern "C" functions in src/ffi/,
+//! and gives librstcp.so its SONAME.
 //! The header is committed; it is rewritten only when its content changes,
 //! so an unchanged header does not trigger rebuilds.
 
@@ -7,6 +8,13 @@ use std::path::Path;
 fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
+    // librstcp.so is installed as librstcp.so.<version> with the SONAME
+    // librstcp.so.<major>, which programs linked against it record. Not
+    // rustc-cdylib-link-arg: cargo passes that on to every cdylib that
+    // depends on this crate, and librstcp_preload.so would get this SONAME
+    // too. rustc-link-arg stays in this package (tests get it too, harmlessly).
+    let major = std::env::var("CARGO_PKG_VERSION_MAJOR").expect("cargo sets the version");
+    println!("cargo:rustc-link-arg=-Wl,-soname,librstcp.so.{major}");
     let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let config = cbindgen::Config::from_file(Path::new(&dir).join("cbindgen.toml"))
         .expect("cbindgen.toml is valid");

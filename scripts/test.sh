@@ -5,7 +5,9 @@
 #   1. cargo build --release && cargo test --release   unit, stack-to-stack,
 #      kernel-namespace, FFI and LD_PRELOAD tests
 #   2. make -C c_examples
-#   3. scripts/c_examples_test.sh   the C examples against kernel peers
+#   3. scripts/install_test.sh      make install into temporary prefixes;
+#      builds the C examples and C/C++ files with pkg-config (no namespace)
+#   4. scripts/c_examples_test.sh   the C examples against kernel peers
 #
 # Stops at the first part that fails; exit status 0 only if all pass.
 set -euo pipefail
@@ -47,6 +49,9 @@ if git -C "$RSTCP_ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
     fi
 fi
 make -C c_examples --no-print-directory
+
+banner "scripts/install_test.sh"
+bash scripts/install_test.sh
 
 banner "scripts/c_examples_test.sh"
 bash scripts/c_examples_test.sh

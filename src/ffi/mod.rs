@@ -71,6 +71,8 @@ pub extern "C" fn rs_init(
 }
 
 /// socket(2): AF_INET + SOCK_STREAM (with SOCK_NONBLOCK / SOCK_CLOEXEC).
+/// Returns an rstcp descriptor, not a kernel one; the first call starts
+/// the stack.
 #[no_mangle]
 pub extern "C" fn rs_socket(domain: c_int, kind: c_int, protocol: c_int) -> c_int {
     call("rs_socket", || {
@@ -112,7 +114,8 @@ pub(crate) fn socket_on(s: &Sockets, kind: c_int, fd: Option<c_int>) -> Result<c
     Ok(fd)
 }
 
-/// bind(2).
+/// bind(2): to 0.0.0.0 or the stack's own address only (another is
+/// EADDRNOTAVAIL).
 ///
 /// # Safety
 /// `addr` must be NULL or point to `len` readable bytes.
@@ -144,7 +147,8 @@ pub(crate) unsafe fn bind_on(
     s.bind(fd, a).map(|_| 0)
 }
 
-/// listen(2).
+/// listen(2): the backlog (1..=4096) bounds the SYN queue and the accept
+/// queue each; a full SYN queue answers with SYN cookies.
 #[no_mangle]
 pub extern "C" fn rs_listen(fd: c_int, backlog: c_int) -> c_int {
     call("rs_listen", || {
@@ -152,7 +156,7 @@ pub extern "C" fn rs_listen(fd: c_int, backlog: c_int) -> c_int {
     })
 }
 
-/// accept(2).
+/// accept(2): the new descriptor is an rstcp descriptor.
 ///
 /// # Safety
 /// `addr` must be NULL or writable for `*len` bytes; `len` NULL or valid.
@@ -262,8 +266,8 @@ fn raise_sigpipe(e: Error, flags: c_int) -> Error {
     e
 }
 
-/// send(2): MSG_DONTWAIT and MSG_NOSIGNAL honoured; EPIPE raises SIGPIPE
-/// unless MSG_NOSIGNAL, as the kernel does.
+/// send(2): MSG_DONTWAIT and MSG_NOSIGNAL honoured, MSG_OOB refused
+/// (EOPNOTSUPP); EPIPE raises SIGPIPE unless MSG_NOSIGNAL, as the kernel does.
 ///
 /// # Safety
 /// `buf` must be NULL or point to `len` readable bytes.
@@ -313,7 +317,8 @@ pub(crate) unsafe fn send_on(
         .map_err(|e| raise_sigpipe(e, flags))
 }
 
-/// recv(2): MSG_PEEK, MSG_DONTWAIT and MSG_WAITALL honoured; 0 at end of stream.
+/// recv(2): MSG_PEEK, MSG_DONTWAIT and MSG_WAITALL honoured, MSG_OOB
+/// refused (EINVAL); 0 at end of stream.
 ///
 /// # Safety
 /// `buf` must be NULL or point to `len` writable bytes.
@@ -362,7 +367,9 @@ pub(crate) unsafe fn recv_on(
     s.recv(fd, out, f).map(|n| n as libc::ssize_t)
 }
 
-/// close(2): a connection closes in the background (FIN, TIME-WAIT).
+/// close(2) for rstcp descriptors (libc's close must not be given them):
+/// a connection closes in the background (FIN, TIME-WAIT); SO_LINGER as on
+/// Linux; threads blocked on the descriptor wake with EBADF.
 #[no_mangle]
 pub extern "C" fn rs_close(fd: c_int) -> c_int {
     call("rs_close", || {
@@ -754,7 +761,8 @@ fn linux_tcp_info(i: &crate::tcp::TcpInfo) -> libc::tcp_info {
     v
 }
 
-/// fcntl(2) for F_GETFL / F_SETFL (O_NONBLOCK) and F_GETFD / F_SETFD.
+/// fcntl(2) for F_GETFL / F_SETFL (O_NONBLOCK) and F_GETFD / F_SETFD;
+/// other commands are EINVAL (no F_DUPFD: there is no rs_dup).
 #[no_mangle]
 pub extern "C" fn rs_fcntl(fd: c_int, cmd: c_int, arg: c_int) -> c_int {
     call("rs_fcntl", || fcntl_on(api::global()?, fd, cmd, arg))
@@ -781,7 +789,8 @@ pub(crate) fn fcntl_on(s: &Sockets, fd: c_int, cmd: c_int, arg: c_int) -> Result
     }
 }
 
-/// poll(2) over rstcp descriptors (unknown ones report POLLNVAL).
+/// poll(2) over rstcp descriptors only: kernel descriptors cannot be
+/// waited on here (a number rstcp did not hand out reports POLLNVAL).
 ///
 /// # Safety
 /// `fds` must be NULL (with `n` = 0) or point to `n` pollfd structs.
