@@ -81,17 +81,23 @@ impl Tcb {
     }
 
     fn emit_ack(&mut self, now: Instant, buf: &mut [u8]) -> usize {
-        // SND.MAX, not SND.NXT: after a timeout rewinds SND.NXT the peer has
-        // already seen higher numbers and would find an older one unacceptable.
-        self.emit(
-            now,
-            buf,
-            self.snd_max,
-            self.rcv_nxt,
-            TcpFlags::ACK,
-            0,
-            false,
-        )
+        let seq = self.acceptable_seq();
+        self.emit(now, buf, seq, self.rcv_nxt, TcpFlags::ACK, 0, false)
+    }
+
+    /// The sequence number of a pure ACK: one the peer will accept, or it
+    /// drops the segment unread, ACK and all. SND.MAX, not SND.NXT (after a
+    /// timeout rewinds SND.NXT the peer has already seen higher numbers),
+    /// but never past the right edge of the peer's window: a peer that
+    /// shrank its window to zero accepts only SND.UNA (Linux's
+    /// tcp_acceptable_seq).
+    pub(super) fn acceptable_seq(&self) -> u32 {
+        let edge = self.snd_una.wrapping_add(self.snd_wnd);
+        if seq::gt(self.snd_max, edge) && self.state.is_synchronized() {
+            edge
+        } else {
+            self.snd_max
+        }
     }
 
     /// One data (and/or FIN) segment if the windows, Nagle and the state allow.

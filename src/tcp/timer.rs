@@ -37,9 +37,14 @@ impl Tcb {
         }
         if self.pto_deadline.is_some_and(|d| d <= now) {
             self.pto_deadline = None;
+            // Not into a window the peer shrank below what is out: it
+            // would drop the probe unread (the RTO and persist timer deal
+            // with a shut window).
+            let edge = self.snd_una.wrapping_add(self.snd_wnd);
             if self.snd_una != self.snd_max
                 && !self.cc.in_recovery()
                 && self.state.is_synchronized()
+                && !seq::gt(self.snd_max, edge)
             {
                 // Nothing came back for two round trips: resend the last
                 // segment so that a lost tail shows up as a SACK or a
