@@ -20,13 +20,17 @@ fn errno() -> i32 {
 }
 
 fn connect_to(port: u16) -> i32 {
+    connect_to_host(KERNEL, port)
+}
+
+fn connect_to_host(host: Ipv4Addr, port: u16) -> i32 {
     let fd = rs_socket(libc::AF_INET, libc::SOCK_STREAM, 0);
     assert!(fd >= 0, "rs_socket: errno {}", errno());
     let a = sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: port.to_be(),
         sin_addr: libc::in_addr {
-            s_addr: u32::from(KERNEL).to_be(),
+            s_addr: u32::from(host).to_be(),
         },
         sin_zero: [0; 8],
     };
@@ -180,6 +184,40 @@ fn child(mode: &str) -> i32 {
             }
             0
         }
+        // With RSTCP_PCAP set: a connection to the parent's listener sends
+        // a little, closes, and the process prints how many packets its
+        // stack moved, then dies of SIGTERM's default action (no atexit).
+        "capture_then_sigterm" => {
+            let port: u16 = std::env::var("PEER_PORT").unwrap().parse().unwrap();
+            let fd = connect_to_host(std::env::var("PEER_ADDR").unwrap().parse().unwrap(), port);
+            if send(fd, b"to be captured") != 14 || rs_close(fd) != 0 {
+                return 30;
+            }
+            let s = rstcp::api::global().unwrap();
+            // Until the close is done: FIN sent and acknowledged, the
+            // peer's FIN answered.
+            let until = Instant::now() + Duration::from_secs(5);
+            while s
+                .netstat()
+                .iter()
+                .any(|e| e.row.state != rstcp::tcp::State::TimeWait)
+            {
+                if Instant::now() > until {
+                    return 31;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let counters = s.counters();
+            let count = |name| counters.iter().find(|c| c.0 == name).unwrap().1;
+            println!(
+                "packets {}",
+                count("packets_received") + count("packets_sent")
+            );
+            use std::io::Write as _;
+            let _ = std::io::stdout().flush();
+            unsafe { libc::raise(libc::SIGTERM) };
+            32
+        }
         _ => 99,
     }
 }
@@ -205,6 +243,52 @@ fn a_failed_start_is_explained_once_and_rs_init_can_retry() {
     assert_eq!((code, err.as_str()), (Some(0), ""));
 }
 
+fn a_capture_is_complete_when_sigterm_ends_the_program() {
+    // The child makes a device of its own, 10.77.8.0/24, in this namespace.
+    let kl = TcpListener::bind(("0.0.0.0", 6300)).unwrap();
+    let accepting = std::thread::spawn(move || {
+        let (mut k, _) = kl.accept().unwrap();
+        let mut got = Vec::new();
+        k.read_to_end(&mut got).unwrap();
+        got
+    });
+    let pcap = std::env::temp_dir().join(format!("rstcp-capture-{}.pcap", std::process::id()));
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("RSTCP_FFI_CHILD", "capture_then_sigterm")
+        .env("RSTCP_TUN", "rstcpcap0")
+        .env("RSTCP_ADDR", "10.77.8.2/24")
+        .env("RSTCP_PCAP", &pcap)
+        .env("PEER_ADDR", "10.77.8.1")
+        .env("PEER_PORT", "6300")
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{out:?}");
+    assert_eq!(accepting.join().unwrap(), b"to be captured");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let moved: usize = text
+        .lines()
+        .find_map(|l| l.strip_prefix("packets "))
+        .unwrap_or_else(|| panic!("child said: {text}"))
+        .parse()
+        .unwrap();
+    // Every packet is in the file, and both readers take it.
+    for reader in [["tcpdump", "-nr"], ["tshark", "-nr"]] {
+        let r = std::process::Command::new(reader[0])
+            .args([reader[1], pcap.to_str().unwrap()])
+            .output()
+            .unwrap_or_else(|e| panic!("{} (Debian package {0}): {e}", reader[0]));
+        assert!(r.status.success(), "{} failed: {r:?}", reader[0]);
+        let lines = String::from_utf8_lossy(&r.stdout).lines().count();
+        assert_eq!(
+            lines, moved,
+            "{} reads {lines} of {moved} packets",
+            reader[0]
+        );
+    }
+    let _ = std::fs::remove_file(&pcap);
+}
+
 fn main() {
     if let Ok(mode) = std::env::var("RSTCP_FFI_CHILD") {
         std::process::exit(child(&mode));
@@ -217,6 +301,10 @@ fn main() {
         (
             "a_failed_start_is_explained_once_and_rs_init_can_retry",
             a_failed_start_is_explained_once_and_rs_init_can_retry,
+        ),
+        (
+            "a_capture_is_complete_when_sigterm_ends_the_program",
+            a_capture_is_complete_when_sigterm_ends_the_program,
         ),
         (
             "a_panic_in_an_application_thread_fails_the_stack",

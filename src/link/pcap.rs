@@ -4,15 +4,21 @@
 //! type `LINKTYPE_IPV4`, so Wireshark and tcpdump read it without any
 //! framing guesswork. Records carry wall-clock time, since the link's `now`
 //! has an arbitrary origin.
+//!
+//! Each record goes to the file in one write(2) as it happens, unbuffered:
+//! however the program ends short of a crash in the middle of that call
+//! (exit, a signal's default action, SIGKILL), the capture holds every
+//! packet up to the last and no torn record. A capture is for debugging,
+//! where a complete file is worth a system call per packet.
 
 use super::Link;
 use crate::sys::RawFile;
 use crate::time::Instant;
 use std::fs::File;
-use std::io::{self, BufWriter, Write};
+use std::io::{self, Write};
 use std::os::fd::RawFd;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Magic number of a classic pcap file with microsecond timestamps, written
 /// in native byte order (readers detect the order from it).
@@ -21,8 +27,6 @@ const MAGIC: u32 = 0xa1b2_c3d4;
 const SNAPLEN: u32 = 65535;
 /// `LINKTYPE_IPV4`: each record is a bare IPv4 packet.
 const LINKTYPE_IPV4: u32 = 228;
-/// How stale the file may get while packets keep flowing.
-const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Records every packet sent and received through the inner link.
 ///
@@ -32,8 +36,9 @@ const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
 #[derive(Debug)]
 pub struct PcapTee<L: Link> {
     inner: L,
-    out: Option<BufWriter<RawFile>>,
-    last_flush: std::time::Instant,
+    out: Option<RawFile>,
+    /// One record, header and packet, assembled for its single write.
+    record: Vec<u8>,
     error: Option<io::Error>,
 }
 
@@ -41,7 +46,7 @@ impl<L: Link> PcapTee<L> {
     /// Creates (or truncates) the file at `path`, writes the pcap header and
     /// wraps `inner`.
     pub fn new(inner: L, path: impl AsRef<Path>) -> io::Result<PcapTee<L>> {
-        let mut out = BufWriter::new(RawFile::new(File::create(path)?));
+        let mut out = RawFile::new(File::create(path)?);
         let mut header = [0u8; 24];
         header[0..4].copy_from_slice(&MAGIC.to_ne_bytes());
         header[4..6].copy_from_slice(&2u16.to_ne_bytes());
@@ -49,24 +54,14 @@ impl<L: Link> PcapTee<L> {
         // Bytes 8..16 (time zone offset and accuracy) stay zero, as usual.
         header[16..20].copy_from_slice(&SNAPLEN.to_ne_bytes());
         header[20..24].copy_from_slice(&LINKTYPE_IPV4.to_ne_bytes());
+        // Even a run that records nothing leaves a valid, empty capture.
         out.write_all(&header)?;
-        // The header reaches the disk at once, so even a run that records
-        // nothing leaves a valid, empty capture.
-        out.flush()?;
         Ok(PcapTee {
             inner,
             out: Some(out),
-            last_flush: std::time::Instant::now(),
+            record: Vec::new(),
             error: None,
         })
-    }
-
-    /// Writes buffered records to the file.
-    pub fn flush(&mut self) -> io::Result<()> {
-        if let Some(out) = self.out.as_mut() {
-            out.flush()?;
-        }
-        Ok(())
     }
 
     /// The first error met while writing the capture, if any (recording
@@ -89,18 +84,14 @@ impl<L: Link> PcapTee<L> {
         let Some(out) = self.out.as_mut() else {
             return;
         };
-        if let Err(err) = write_record(out, packet, &mut self.last_flush) {
+        if let Err(err) = write_record(out, &mut self.record, packet) {
             self.out = None;
             self.error = Some(err);
         }
     }
 }
 
-fn write_record(
-    out: &mut BufWriter<RawFile>,
-    packet: &[u8],
-    last_flush: &mut std::time::Instant,
-) -> io::Result<()> {
+fn write_record(out: &mut RawFile, record: &mut Vec<u8>, packet: &[u8]) -> io::Result<()> {
     // A clock set before 1970 is recorded as the epoch rather than failing.
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -113,13 +104,10 @@ fn write_record(
     header[4..8].copy_from_slice(&since_epoch.subsec_micros().to_ne_bytes());
     header[8..12].copy_from_slice(&incl_len.to_ne_bytes());
     header[12..16].copy_from_slice(&orig_len.to_ne_bytes());
-    out.write_all(&header)?;
-    out.write_all(&packet[..incl_len as usize])?;
-    if last_flush.elapsed() >= FLUSH_INTERVAL {
-        out.flush()?;
-        *last_flush = std::time::Instant::now();
-    }
-    Ok(())
+    record.clear();
+    record.extend_from_slice(&header);
+    record.extend_from_slice(&packet[..incl_len as usize]);
+    out.write_all(record)
 }
 
 impl<L: Link> Link for PcapTee<L> {
@@ -148,13 +136,6 @@ impl<L: Link> Link for PcapTee<L> {
 
     fn mtu(&self) -> usize {
         self.inner.mtu()
-    }
-}
-
-impl<L: Link> Drop for PcapTee<L> {
-    fn drop(&mut self) {
-        // Nothing useful can be done with an error while dropping.
-        let _ = self.flush();
     }
 }
 
@@ -222,13 +203,12 @@ mod tests {
     }
 
     #[test]
-    fn header_is_on_disk_before_any_packet() {
+    fn header_and_each_packet_are_on_disk_at_once() {
         let path = temp_path("empty");
         let (a, _b) = Pair::new(1500);
         let mut tee = PcapTee::new(a, &path).unwrap();
         assert!(parse(&std::fs::read(&path).unwrap()).is_empty());
         tee.send(Instant::ZERO, b"x").unwrap();
-        tee.flush().unwrap();
         assert_eq!(parse(&std::fs::read(&path).unwrap()), vec![b"x".to_vec()]);
         assert!(tee.take_error().is_none());
         drop(tee);
