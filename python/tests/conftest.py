@@ -94,9 +94,11 @@ class KernelServer:
     serves each connection in a thread of its own. Exceptions from handlers
     are raised again by close()."""
 
-    def __init__(self, handler: Callable[[socket.socket], None], ip: str = KERNEL_IP) -> None:
+    def __init__(
+        self, handler: Callable[[socket.socket], None], ip: str = KERNEL_IP, port: int = 0
+    ) -> None:
         self.handler = handler
-        self.listener = socket.create_server((ip, 0))
+        self.listener = socket.create_server((ip, port))
         self.address = self.listener.getsockname()
         self.port = self.address[1]
         self.errors: List[BaseException] = []
@@ -149,8 +151,10 @@ def kernel_server() -> Iterator[Callable[..., KernelServer]]:
     """Makes KernelServers that are closed (and checked) after the test."""
     made: List[KernelServer] = []
 
-    def make(handler: Callable[[socket.socket], None], ip: str = KERNEL_IP) -> KernelServer:
-        s = KernelServer(handler, ip)
+    def make(
+        handler: Callable[[socket.socket], None], ip: str = KERNEL_IP, port: int = 0
+    ) -> KernelServer:
+        s = KernelServer(handler, ip, port)
         made.append(s)
         return s
 

@@ -179,8 +179,8 @@ def test_selector_with_several_sockets(kernel_server):
         assert socks[2].recv(10) == b"abab"
         with pytest.raises(KeyError):
             sel.register(socks[0], rstcp.selectors.EVENT_READ)
-        with pytest.raises(ValueError):
-            sel.register(rstcp.socket(), 0)
+        with pytest.raises(ValueError), rstcp.socket() as other:
+            sel.register(other, 0)
         t0 = time.monotonic()
         assert sel.select(0.1) == []
         assert time.monotonic() - t0 >= 0.09
