@@ -13,7 +13,7 @@ import errno
 import os
 import socket as _std
 import struct
-from typing import Any, List, NoReturn, Optional, Tuple
+from typing import Any, Callable, List, NoReturn, Optional, Tuple
 
 __all__ = [
     "lib",
@@ -109,6 +109,7 @@ def _no_check() -> int:
     return 0
 
 
+_py_check_signals: Callable[[], int]
 try:
     _py_check_signals = ctypes.pythonapi.PyErr_CheckSignals
     _py_check_signals.argtypes = []
@@ -142,7 +143,7 @@ def _ipv4(host: Any) -> bytes:
         return _std.inet_aton(_std.gethostbyname(host))
 
 
-def sockaddr(address: Any) -> ctypes.Array:
+def sockaddr(address: Any) -> "ctypes.Array[ctypes.c_char]":
     """A ``struct sockaddr_in`` for ``(host, port)``, as the socket module
     takes it (a name is resolved with the system's resolver)."""
     if not isinstance(address, tuple):
@@ -158,7 +159,7 @@ def sockaddr(address: Any) -> ctypes.Array:
     return ctypes.create_string_buffer(raw, SOCKADDR_LEN)
 
 
-def parse_sockaddr(buf: ctypes.Array) -> Tuple[str, int]:
+def parse_sockaddr(buf: "ctypes.Array[ctypes.c_char]") -> Tuple[str, int]:
     """``(host, port)`` from a ``struct sockaddr_in``."""
     _family, port, addr = _SOCKADDR_IN.unpack(buf.raw[:SOCKADDR_LEN])
     return _std.inet_ntop(_std.AF_INET, addr), int.from_bytes(port, "big")

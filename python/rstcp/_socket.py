@@ -9,7 +9,7 @@ import os
 import socket as _std
 import time
 import warnings
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Callable, Optional, Tuple, Union, overload
 
 from . import _lib
 from ._lib import lib
@@ -185,11 +185,17 @@ class socket:
         raise TypeError(f"cannot pickle {self.__class__.__name__!r} object")
 
     def __del__(self) -> None:
+        # As socket.socket: an unclosed socket is closed, with a warning.
         fd = getattr(self, "_fd", -1)
-        if fd >= 0 and _lib is not None and lib is not None:
-            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self)
-            self._fd = -1
-            lib.rs_close(fd)
+        if fd < 0:
+            return
+        what = repr(self)
+        self._fd = -1
+        try:
+            warnings.warn(f"unclosed {what}", ResourceWarning, stacklevel=2, source=self)
+        finally:
+            if lib is not None:  # None late in interpreter shutdown
+                lib.rs_close(fd)
 
     # --- the retry loops ---------------------------------------------------
 
@@ -454,6 +460,12 @@ class socket:
         if r < 0:
             _lib.raise_errno()
 
+    @overload
+    def getsockopt(self, level: int, optname: int) -> int: ...
+
+    @overload
+    def getsockopt(self, level: int, optname: int, buflen: int) -> bytes: ...
+
     def getsockopt(self, level: int, optname: int, buflen: Optional[int] = None) -> Union[int, bytes]:
         """An int option, or with ``buflen`` the option's bytes (at most
         that many), as the socket module."""
@@ -517,14 +529,8 @@ class socket:
         """A file object over the socket, exactly as socket.socket.makefile
         (modes "r", "w", "b"; the socket closes when it and every file are
         closed)."""
-        return _std.socket.makefile(
-            self,  # type: ignore[arg-type]
-            mode,
-            buffering,
-            encoding=encoding,
-            errors=errors,
-            newline=newline,
-        )
+        make = _std.socket.makefile
+        return make(self, mode, buffering, encoding=encoding, errors=errors, newline=newline)  # type: ignore
 
 
 _F_GETFL = 3

@@ -4,15 +4,18 @@ pipe, timeouts; and bad input raises, never crashes."""
 from __future__ import annotations
 
 import errno
+import os
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 import rstcp
-from conftest import KERNEL_IP, RSTCP_IP, recv_all
+from conftest import KERNEL_IP, PYTHON_DIR, RSTCP_IP, recv_all
 
 # On the stack's subnet, but no host: the kernel drops what goes there.
 SILENT_IP = "10.91.0.77"
@@ -286,3 +289,22 @@ def test_bad_arguments_raise(what, call, exc, err):
             call(s)
         if err is not None:
             assert e.value.errno == err
+
+
+def test_a_missing_library_is_an_import_error(tmp_path):
+    env = dict(os.environ, RSTCP_LIB=str(tmp_path / "nothing.so"), PYTHONPATH=PYTHON_DIR)
+    r = subprocess.run(
+        [sys.executable, "-c", "import rstcp"], env=env, capture_output=True, text=True, timeout=20
+    )
+    assert r.returncode == 1
+    assert "ImportError: rstcp: cannot load librstcp.so" in r.stderr
+
+
+def test_an_unclosed_socket_is_closed_with_a_warning():
+    s = rstcp.socket()
+    fd = s.fileno()
+    with pytest.warns(ResourceWarning, match=f"unclosed <rstcp.socket fd={fd}"):
+        del s
+    with pytest.raises(OSError) as e:
+        rstcp.socket(fileno=fd)  # the descriptor was closed
+    assert e.value.errno == errno.EBADF

@@ -38,9 +38,12 @@ def signal_main_later():
     timers = []
     main = threading.get_ident()
 
-    def later(seconds, raise_=True):
+    def fire(raise_):
         state["raise"] = raise_
-        t = threading.Timer(seconds, signal.pthread_kill, (main, signal.SIGUSR1))
+        signal.pthread_kill(main, signal.SIGUSR1)
+
+    def later(seconds, raise_=True):
+        t = threading.Timer(seconds, fire, (raise_,))
         timers.append(t)
         t.start()
         return calls
@@ -102,6 +105,17 @@ def test_handler_exception_ends_accept_and_select(signal_main_later):
         calls = signal_main_later(0.1, raise_=False)
         assert sel.select(0.4) == []
         assert calls
+
+
+def test_signals_during_a_blocking_connect(signal_main_later):
+    # No host answers there: the connect waits until a handler raises.
+    with rstcp.socket() as s:
+        calls = signal_main_later(0.1, raise_=False)
+        signal_main_later(0.4)
+        t0 = time.monotonic()
+        with pytest.raises(Boom):
+            s.connect(("10.91.0.77", 80))
+        assert len(calls) == 2 and time.monotonic() - t0 < 3
 
 
 CHILD = textwrap.dedent(

@@ -159,3 +159,22 @@ def test_options_and_names(kernel_server):
         assert len(info) == 104 and info[0] == 1  # TCP_ESTABLISHED
         assert "rstcp.socket" in repr(s) and "raddr=" in repr(s)
         assert s.getsockopt(rstcp.SOL_SOCKET, rstcp.SO_ERROR) == 0
+
+
+def test_flags_and_buffer_types(kernel_server):
+    import array
+
+    words = array.array("i", range(1000))
+    srv = kernel_server(lambda conn: conn.sendall(recv_all(conn)))
+    with rstcp.create_connection(srv.address, timeout=10) as s:
+        s.sendall(memoryview(words))  # 4000 bytes, item size 4
+        s.sendall(memoryview(b"0123456789")[2:6])  # read-only slice
+        s.sendall(bytearray(b"tail"))
+        s.shutdown(rstcp.SHUT_WR)
+        assert s.recv(4, rstcp.MSG_PEEK) == words.tobytes()[:4]
+        got = s.recv(4000, rstcp.MSG_WAITALL)
+        assert got == words.tobytes()
+        back = array.array("b", bytes(8))
+        assert s.recv_into(back, 8, rstcp.MSG_WAITALL) == 8
+        assert back.tobytes() == b"2345tail"
+        assert s.recv(10) == b""
