@@ -308,3 +308,16 @@ def test_an_unclosed_socket_is_closed_with_a_warning():
     with pytest.raises(OSError) as e:
         rstcp.socket(fileno=fd)  # the descriptor was closed
     assert e.value.errno == errno.EBADF
+
+
+def test_non_blocking_connect_refused_shows_in_so_error():
+    port = closed_port()
+    with rstcp.socket() as s:
+        s.setblocking(False)
+        assert s.connect_ex((KERNEL_IP, port)) == errno.EINPROGRESS
+        sel = rstcp.selectors.RstcpSelector()
+        sel.register(s, rstcp.selectors.EVENT_WRITE)
+        assert sel.select(5)
+        assert s.getsockopt(rstcp.SOL_SOCKET, rstcp.SO_ERROR) == errno.ECONNREFUSED
+        assert s.getsockopt(rstcp.SOL_SOCKET, rstcp.SO_ERROR) == 0  # read and cleared
+        sel.close()
