@@ -8,6 +8,8 @@
 #   3. scripts/install_test.sh      make install into temporary prefixes;
 #      builds the C examples and C/C++ files with pkg-config (no namespace)
 #   4. scripts/c_examples_test.sh   the C examples against kernel peers
+#   5. pytest python/tests            the Python package (ctypes) against
+#      kernel peers, in a namespace of its own
 #
 # Stops at the first part that fails; exit status 0 only if all pass.
 set -euo pipefail
@@ -55,6 +57,24 @@ bash scripts/install_test.sh
 
 banner "scripts/c_examples_test.sh"
 bash scripts/c_examples_test.sh
+
+banner "pytest python/tests"
+# A python3 that has pytest (Debian's python3-pytest; a pyenv python3 first
+# on PATH may lack it).
+py=
+for cand in python3 /usr/bin/python3; do
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import pytest' 2>/dev/null; then
+        py=$cand
+        break
+    fi
+done
+if [ -z "$py" ]; then
+    echo "pytest not found: install python3-pytest" >&2
+    exit 1
+fi
+# No caches or bytecode written into the tree (the run is as root).
+RSTCP_LIB="$RSTCP_ROOT/target/release/librstcp.so" PYTHONDONTWRITEBYTECODE=1 \
+    timeout --kill-after=10 120 "$py" -m pytest -p no:cacheprovider -q python/tests
 
 leftover=$(ip netns list | awk '{ print $1 }' | grep '^rstcp' || true)
 if [ -n "$leftover" ]; then
