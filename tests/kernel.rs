@@ -24,19 +24,8 @@ fn setup(tag: &str) -> (Netns, Arc<Sockets>) {
 fn setup_with(tag: &str, faults: Option<&str>) -> (Netns, Arc<Sockets>) {
     let ns = Netns::new(tag);
     ns.enter();
-    let cfg = RuntimeConfig {
-        tun: ns.dev_name(),
-        addr: OURS,
-        prefix_len: 24,
-        msl: Duration::from_millis(500),
-        faults: faults.map(|f| rstcp::link::FaultConfig::parse(f).unwrap()),
-        pcap: std::env::var("RSTCP_TEST_PCAP")
-            .ok()
-            .map(|d| format!("{d}/{tag}.pcap")),
-        ..RuntimeConfig::default()
-    };
-    let s = Sockets::start(&cfg).expect("start rstcp on a TUN device in the namespace");
-    (ns, Arc::new(s))
+    let (s, _) = common::start_rstcp(&ns, tag, faults);
+    (ns, s)
 }
 
 /// The kernel side vanishes: its address goes away, so nothing answers.
@@ -355,16 +344,7 @@ fn icmp_unreachable_from_the_kernel_fails_a_connect_at_once() {
     tcp dport 7902 reject with icmp type host-unreachable
   }
 }";
-    let mut nft = ns.command("nft");
-    nft.args(["-f", "-"]).stdin(std::process::Stdio::piped());
-    let mut child = nft.spawn().expect("nft (Debian package nftables)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(rules.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "nft rules");
+    ns.nft(rules);
     for (port, want) in [
         (7901, Error::ConnectionRefused),
         (7902, Error::HostUnreachable),

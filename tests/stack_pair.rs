@@ -5,220 +5,20 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
 
-use rstcp::link::{FaultConfig, Faulty, Link, Pair, PairEnd};
-use rstcp::stack::{SocketId, Stack, StackConfig};
+use rstcp::link::FaultConfig;
+use rstcp::stack::{Stack, StackConfig};
 use rstcp::tcp::State;
-use rstcp::time::Instant;
 use rstcp::Error;
 
-const A: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 1);
-const B: Ipv4Addr = Ipv4Addr::new(10, 9, 0, 2);
+mod sim;
 
-struct Sim {
-    now: Instant,
-    a: Stack,
-    b: Stack,
-    la: Faulty<PairEnd>,
-    lb: Faulty<PairEnd>,
-    buf: Vec<u8>,
-}
-
-impl Sim {
-    fn new(faults: FaultConfig) -> Sim {
-        Sim::with_tcp(faults, rstcp::tcp::Config::default())
-    }
-
-    /// Two stacks whose connections use `tcp`.
-    fn with_tcp(faults: FaultConfig, tcp: rstcp::tcp::Config) -> Sim {
-        let (ea, eb) = Pair::new(1500);
-        let cfg = |addr| StackConfig {
-            addr,
-            tcp: tcp.clone(),
-            ..StackConfig::default()
-        };
-        // Each direction crosses one corrupting stage only: two bit flips in
-        // one packet can cancel out in the Internet checksum (RFC 1071), and
-        // then no TCP could tell.
-        let mut fb = faults.clone();
-        fb.seed = faults.seed.wrapping_add(1);
-        fb.corrupt = 0.0;
-        Sim {
-            now: Instant::from_millis(1000),
-            a: Stack::new(cfg(A)),
-            b: Stack::new(cfg(B)),
-            la: Faulty::new(ea, faults),
-            lb: Faulty::new(eb, fb),
-            buf: vec![0; 2048],
-        }
-    }
-
-    /// Moves packets and fires timers at the current time; returns whether anything happened.
-    fn pump(&mut self) -> bool {
-        let mut moved = false;
-        self.a.on_timer(self.now);
-        self.b.on_timer(self.now);
-        while let Some(n) = self.a.poll_transmit(self.now, &mut self.buf) {
-            self.la.send(self.now, &self.buf[..n]).unwrap();
-            moved = true;
-        }
-        while let Some(n) = self.b.poll_transmit(self.now, &mut self.buf) {
-            trace("B->", self.now, &self.buf[..n]);
-            self.lb.send(self.now, &self.buf[..n]).unwrap();
-            moved = true;
-        }
-        while let Some(n) = self.la.recv(self.now, &mut self.buf).unwrap() {
-            trace("->A", self.now, &self.buf[..n]);
-            self.a.on_packet(self.now, &self.buf[..n]);
-            moved = true;
-        }
-        while let Some(n) = self.lb.recv(self.now, &mut self.buf).unwrap() {
-            trace("->B", self.now, &self.buf[..n]);
-            self.b.on_packet(self.now, &self.buf[..n]);
-            moved = true;
-        }
-        moved
-    }
-
-    /// Pumps until nothing moves, then jumps to the next deadline.
-    fn step(&mut self) {
-        if self.pump() || self.la.inner().pending() > 0 || self.lb.inner().pending() > 0 {
-            return;
-        }
-        let next = [
-            self.a.poll_timeout(),
-            self.b.poll_timeout(),
-            self.la.next_release(),
-            self.lb.next_release(),
-        ]
-        .into_iter()
-        .flatten()
-        .min();
-        self.now = match next {
-            Some(t) if t > self.now => t,
-            _ => self.now + Duration::from_millis(1),
-        };
-    }
-
-    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&mut Sim) -> bool) {
-        let end = self.now + limit;
-        while !done(self) {
-            if self.now >= end {
-                for (_, t) in self.a.connections().chain(self.b.connections()) {
-                    eprintln!("{t:?}");
-                }
-            }
-            assert!(self.now < end, "timed out (virtual time)");
-            self.step();
-        }
-    }
-
-    fn connect(&mut self, port: u16) -> (SocketId, SocketId) {
-        let l = self.b.socket_tcp();
-        self.b.bind(l, SocketAddrV4::new(B, port)).unwrap();
-        self.b.listen(l, 8).unwrap();
-        let c = self.a.socket_tcp();
-        self.a
-            .connect(self.now, c, SocketAddrV4::new(B, port))
-            .unwrap();
-        let mut server = None;
-        self.run_until(Duration::from_secs(60), |s| {
-            if server.is_none() {
-                server = s.b.accept(l).ok();
-            }
-            server.is_some() && s.a.state(c).unwrap() == State::Established
-        });
-        (c, server.unwrap())
-    }
-}
-
-/// A deterministic byte stream (xorshift) so both ends can check content.
-struct Stream(u64);
-
-impl Stream {
-    fn fill(&mut self, out: &mut [u8]) {
-        for b in out {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            *b = self.0 as u8;
-        }
-    }
-}
-
-struct Flow {
-    total: usize,
-    sent: usize,
-    received: usize,
-    gen: Stream,
-    check: Stream,
-    pending: Vec<u8>,
-}
-
-impl Flow {
-    fn new(total: usize, seed: u64) -> Flow {
-        Flow {
-            total,
-            sent: 0,
-            received: 0,
-            gen: Stream(seed),
-            check: Stream(seed),
-            pending: Vec::new(),
-        }
-    }
-
-    fn pump(&mut self, now: Instant, tx: &mut Stack, txs: SocketId, rx: &mut Stack, rxs: SocketId) {
-        loop {
-            if self.pending.is_empty() && self.sent < self.total {
-                let n = (self.total - self.sent).min(16 * 1024);
-                self.pending.resize(n, 0);
-                self.gen.fill(&mut self.pending);
-            }
-            if self.pending.is_empty() {
-                break;
-            }
-            match tx.send(now, txs, &self.pending) {
-                Ok(n) => {
-                    self.sent += n;
-                    self.pending.drain(..n);
-                }
-                Err(Error::WouldBlock) => break,
-                Err(e) => panic!("send: {e}"),
-            }
-        }
-        let mut buf = [0u8; 8192];
-        let mut want = [0u8; 8192];
-        loop {
-            match rx.recv(now, rxs, &mut buf, false) {
-                Ok(0) => break,
-                Ok(n) => {
-                    self.check.fill(&mut want[..n]);
-                    if buf[..n] != want[..n] {
-                        let i = (0..n).find(|&i| buf[i] != want[i]).unwrap();
-                        let diffs: Vec<_> = (0..n)
-                            .filter(|&i| buf[i] != want[i])
-                            .map(|i| (i, buf[i] ^ want[i]))
-                            .take(10)
-                            .collect();
-                        panic!(
-                            "payload differs at byte {} (+{i}) of {n}: {:?}",
-                            self.received, diffs
-                        );
-                    }
-                    self.received += n;
-                }
-                Err(Error::WouldBlock) => break,
-                Err(e) => panic!("recv: {e}"),
-            }
-        }
-    }
-}
+use sim::{Flow, Sim, A, B};
 
 fn bulk_both_ways(faults: FaultConfig, bytes: usize) {
-    bulk_both_ways_with(faults, bytes, rstcp::tcp::Config::default());
+    bulk_both_ways_on(Sim::new(faults), bytes);
 }
 
-fn bulk_both_ways_with(faults: FaultConfig, bytes: usize, tcp: rstcp::tcp::Config) {
-    let mut sim = Sim::with_tcp(faults, tcp);
+fn bulk_both_ways_on(mut sim: Sim, bytes: usize) {
     let (c, s) = sim.connect(5001);
     let mut up = Flow::new(bytes, 1);
     let mut down = Flow::new(bytes, 2);
@@ -226,29 +26,32 @@ fn bulk_both_ways_with(faults: FaultConfig, bytes: usize, tcp: rstcp::tcp::Confi
         let now = sim.now;
         up.pump(now, &mut sim.a, c, &mut sim.b, s);
         down.pump(now, &mut sim.b, s, &mut sim.a, c);
-        up.received == bytes && down.received == bytes
+        up.done() && down.done()
     });
     for (_, t) in sim.a.connections().chain(sim.b.connections()) {
         eprintln!("{:?} virtual {:?}", t.stats(), sim.now);
     }
+    assert_eq!(up.sent_hash.finish(), up.received_hash.finish());
+    assert_eq!(down.sent_hash.finish(), down.received_hash.finish());
     // Orderly close from both sides: the active closer ends in TIME-WAIT.
-    sim.a.shutdown(sim.now, c, false, true).unwrap();
-    sim.run_until(Duration::from_secs(60), |sim| {
-        sim.b.state(s).unwrap() == State::CloseWait && sim.a.state(c).unwrap() == State::FinWait2
-    });
-    let mut buf = [0u8; 16];
-    assert_eq!(sim.b.recv(sim.now, s, &mut buf, false), Ok(0));
-    sim.b.close(sim.now, s).unwrap();
-    sim.run_until(Duration::from_secs(60), |sim| {
-        sim.a.state(c).unwrap() == State::TimeWait
-    });
-    sim.run_until(Duration::from_secs(120), |sim| {
-        sim.a.state(c).unwrap() == State::Closed
-    });
-    sim.a.close(sim.now, c).unwrap();
+    sim.close_from_a(c, s);
     sim.run_until(Duration::from_secs(5), |sim| {
         sim.a.socket_count() == 0 && sim.b.socket_count() == 1
     });
+}
+
+#[test]
+fn bulk_with_heavy_loss_on_the_alternatives_reno_and_rfc6675() {
+    // The defaults are CUBIC and RACK; the older pair stays correct.
+    let faults = FaultConfig::parse("loss=0.05,seed=8,delay=5ms").unwrap();
+    let mut fb = faults.clone();
+    fb.seed += 1;
+    let tcp = rstcp::tcp::Config {
+        congestion: rstcp::tcp::Algorithm::Reno,
+        loss_detection: rstcp::tcp::LossDetection::Rfc6675,
+        ..rstcp::tcp::Config::default()
+    };
+    bulk_both_ways_on(Sim::with_tcp(faults, fb, tcp), 2 << 20);
 }
 
 #[test]
@@ -269,38 +72,6 @@ fn bulk_with_loss_reorder_duplication_corruption() {
 fn bulk_with_heavy_loss() {
     let faults = FaultConfig::parse("loss=0.05,seed=7,delay=5ms").unwrap();
     bulk_both_ways(faults, 2 << 20);
-}
-
-#[test]
-fn bulk_with_heavy_loss_on_the_alternatives_reno_and_rfc6675() {
-    // The defaults are CUBIC and RACK; the older pair stays correct.
-    let faults = FaultConfig::parse("loss=0.05,seed=8,delay=5ms").unwrap();
-    let tcp = rstcp::tcp::Config {
-        congestion: rstcp::tcp::Algorithm::Reno,
-        loss_detection: rstcp::tcp::LossDetection::Rfc6675,
-        ..rstcp::tcp::Config::default()
-    };
-    bulk_both_ways_with(faults, 2 << 20, tcp);
-}
-
-fn trace(dir: &str, now: Instant, p: &[u8]) {
-    if std::env::var("TRACE").is_err() {
-        return;
-    }
-    let ip = rstcp::wire::parse_ipv4(p).unwrap();
-    match rstcp::wire::parse_tcp(ip.src, ip.dst, ip.payload) {
-        Ok(s) => eprintln!(
-            "{dir} {:?} {} seq={} ack={} win={} len={} opts={:?}",
-            now,
-            s.flags,
-            s.seq,
-            s.ack,
-            s.window,
-            s.payload.len(),
-            s.options
-        ),
-        Err(e) => eprintln!("{dir} bad {e:?}"),
-    }
 }
 
 #[test]
@@ -509,7 +280,7 @@ fn a_full_syn_queue_answers_with_cookies_and_the_connection_works() {
         let now = sim.now;
         up.pump(now, &mut sim.a, c, &mut sim.b, s);
         down.pump(now, &mut sim.b, s, &mut sim.a, c);
-        up.received == bytes && down.received == bytes
+        up.done() && down.done()
     });
     // A forged ACK with a wrong cookie gets a RST, not a connection.
     let header = TcpHeader {

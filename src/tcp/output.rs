@@ -497,7 +497,7 @@ impl Tcb {
             self.ack_deadline = None;
             self.segs_unacked = 0;
             let edge = ack.wrapping_add((window as u32) << if syn { 0 } else { self.rcv_wscale });
-            if seq::gt(edge, self.rcv_adv) || self.rcv_adv == 0 {
+            if seq::gt(edge, self.rcv_adv) {
                 self.rcv_adv = edge;
             }
         }

@@ -309,6 +309,7 @@ impl Tcb {
         tcb.passive = true;
         tcb.irs = syn.seq;
         tcb.rcv_nxt = syn.seq.wrapping_add(1);
+        tcb.rcv_adv = tcb.rcv_nxt;
         tcb.negotiate(syn);
         tcb.snd_wnd = syn.window as u32;
         tcb.max_snd_wnd = tcb.snd_wnd;

@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 use std::fs::File;
+use std::io::Write;
 use std::os::fd::AsRawFd;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -57,13 +58,7 @@ impl Netns {
     ///
     /// If the namespace cannot be entered.
     pub fn enter(&self) {
-        let path = format!("/run/netns/{}", self.name);
-        let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-        // SAFETY: setns on a descriptor we hold open; it affects this thread only.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        if rc != 0 {
-            panic!("setns {path}: {}", std::io::Error::last_os_error());
-        }
+        enter_netns(&self.name);
     }
 
     /// Runs a command inside the namespace (`ip netns exec <name> ...`) and
@@ -116,6 +111,27 @@ impl Netns {
             .unwrap_or_else(|e| panic!("spawn {cmd} in {}: {e}", self.name))
     }
 
+    /// Loads an nftables ruleset (`nft -f -`) inside the namespace.
+    ///
+    /// # Panics
+    ///
+    /// If nft is missing (Debian package nftables) or refuses the rules.
+    pub fn nft(&self, rules: &str) {
+        let mut child = self
+            .command("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("nft (Debian package nftables)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(rules.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "nft rules:\n{rules}");
+    }
+
     /// A device name unique to this namespace/test, ≤ 15 chars, e.g. "rt<counter><pid%...>".
     pub fn dev_name(&self) -> String {
         let dev = self.next_dev.fetch_add(1, Ordering::Relaxed);
@@ -154,6 +170,51 @@ impl Drop for Netns {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+/// Starts rstcp at 10.77.0.2/24 on a new TUN device in `ns`, whose kernel
+/// side is 10.77.0.1; the calling thread must have entered `ns`. TIME-WAIT
+/// lasts 1 s; `faults` (the `RSTCP_FAULTS` syntax) wrap the link; when
+/// RSTCP_TEST_PCAP names a directory, the packets go to `<dir>/<tag>.pcap`.
+/// Returns the sockets and the device's name.
+///
+/// # Panics
+///
+/// If the faults do not parse or the stack cannot start.
+pub fn start_rstcp(
+    ns: &Netns,
+    tag: &str,
+    faults: Option<&str>,
+) -> (std::sync::Arc<rstcp::api::Sockets>, String) {
+    let cfg = rstcp::runtime::RuntimeConfig {
+        tun: ns.dev_name(),
+        addr: std::net::Ipv4Addr::new(10, 77, 0, 2),
+        prefix_len: 24,
+        msl: std::time::Duration::from_millis(500),
+        faults: faults.map(|f| rstcp::link::FaultConfig::parse(f).unwrap()),
+        pcap: std::env::var("RSTCP_TEST_PCAP")
+            .ok()
+            .map(|d| format!("{d}/{tag}.pcap")),
+        ..rstcp::runtime::RuntimeConfig::default()
+    };
+    let s = rstcp::api::Sockets::start(&cfg).expect("start rstcp on a TUN device in the namespace");
+    (std::sync::Arc::new(s), cfg.tun)
+}
+
+/// Moves the calling thread into the namespace /run/netns/`name`, as
+/// [`Netns::enter`] does, for threads that hold only the name.
+///
+/// # Panics
+///
+/// If the namespace cannot be entered.
+pub fn enter_netns(name: &str) {
+    let path = format!("/run/netns/{name}");
+    let file = File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    // SAFETY: setns on a descriptor we hold open; it affects this thread only.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    if rc != 0 {
+        panic!("setns {path}: {}", std::io::Error::last_os_error());
     }
 }
 
