@@ -609,16 +609,13 @@ fn echo_32_mb_with_loss_bottleneck_20_ms_delay_and_reordering() {
 /// the peer: when the echo back is slow the server stops reading, and its
 /// kernel, its receive queue full, shrinks its window to zero.
 ///
-/// Stalls in one run out of five to four out of four (reported, not fixed
-/// here: src/tcp is being rewritten): rstcp sends its pure ACKs at SND.MAX
-/// and its tail loss probes and window probes with data, all beyond the
-/// zero window; Linux drops them without looking at their ACK field
-/// (netstat: BeyondWindow, TCPACKSkippedSeq), so the server's data is never
-/// acknowledged, its writes never finish and it never reads again, until
-/// its retransmissions time out and it resets. tests/stack_input.rs shows
-/// the segments deterministically.
+/// It stalled (one run in five to four in four) while rstcp sent its pure
+/// ACKs at SND.MAX and tail loss probes beyond the shrunk window: Linux
+/// drops such segments without looking at their ACK field (netstat:
+/// BeyondWindow, TCPACKSkippedSeq), so the server's data was never
+/// acknowledged, its writes never finished and it never read again.
+/// tests/stack_input.rs shows the segments deterministically.
 #[test]
-#[ignore = "rstcp's ACKs lie beyond a peer's zero window and are dropped: the echo stalls"]
 fn a_server_that_stops_reading_while_its_writes_block_gets_its_echo_acknowledged() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (r, stats) = rstcp_path("imp-block", None, EchoKind::Blocking);
