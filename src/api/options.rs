@@ -138,7 +138,8 @@ impl Sockets {
                 o.recv_buffer_locked = true;
             }
             SockOpt::SendBuffer(v) => {
-                o.send_buffer = v.saturating_mul(2).clamp(MIN_SNDBUF, MAX_BUF)
+                o.send_buffer = v.saturating_mul(2).clamp(MIN_SNDBUF, MAX_BUF);
+                o.send_buffer_locked = true;
             }
             SockOpt::UserTimeout(t) => o.user_timeout = t,
             SockOpt::MaxSeg(m) => o.max_seg = (m != 0).then_some(m as u16),
@@ -192,6 +193,9 @@ impl Sockets {
             };
             return Ok(SockOpt::MaxSeg(mss));
         }
+        // A connection's buffers grow by autotuning: report their size now,
+        // as Linux does.
+        let sizes = inner.stack.tcb(e.id).map(|t| t.buffer_sizes());
         let o = inner.stack.options(e.id)?;
         Ok(match name {
             SockOptName::ReuseAddr => SockOpt::ReuseAddr(o.reuse_addr),
@@ -201,8 +205,8 @@ impl Sockets {
             SockOptName::KeepInterval => SockOpt::KeepInterval(o.keepalive.interval),
             SockOptName::KeepCount => SockOpt::KeepCount(o.keepalive.count),
             SockOptName::NoDelay => SockOpt::NoDelay(o.nodelay),
-            SockOptName::RecvBuffer => SockOpt::RecvBuffer(o.recv_buffer),
-            SockOptName::SendBuffer => SockOpt::SendBuffer(o.send_buffer),
+            SockOptName::RecvBuffer => SockOpt::RecvBuffer(sizes.map_or(o.recv_buffer, |s| s.1)),
+            SockOptName::SendBuffer => SockOpt::SendBuffer(sizes.map_or(o.send_buffer, |s| s.0)),
             SockOptName::UserTimeout => SockOpt::UserTimeout(o.user_timeout),
             SockOptName::Congestion => SockOpt::Congestion(o.congestion),
             _ => return Err(Error::NoProtocolOption),

@@ -24,6 +24,7 @@ impl Stack {
             user_timeout: None,
             max_seg: None,
             recv_buffer_locked: false,
+            send_buffer_locked: false,
             congestion: self.cfg.tcp.congestion,
         };
         self.sockets.insert(Socket {
@@ -372,7 +373,9 @@ impl Stack {
         let o = sock.options.clone();
         if let Some(t) = sock.tcb_mut() {
             t.set_nodelay(o.nodelay);
-            t.set_send_buffer(o.send_buffer);
+            if o.send_buffer_locked {
+                t.set_send_buffer(o.send_buffer);
+            }
             if o.recv_buffer_locked {
                 t.set_recv_buffer(o.recv_buffer);
             }

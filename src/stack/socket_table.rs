@@ -102,6 +102,8 @@ pub struct SocketOptions {
     /// SO_RCVBUF was set: the receive buffer keeps that size (no
     /// autotuning), as on Linux.
     pub recv_buffer_locked: bool,
+    /// SO_SNDBUF was set: the send buffer keeps that size (no autotuning).
+    pub send_buffer_locked: bool,
     /// TCP_CONGESTION.
     pub congestion: crate::tcp::Algorithm,
 }
@@ -117,6 +119,7 @@ impl SocketOptions {
         cfg.user_timeout = self.user_timeout;
         cfg.congestion = self.congestion;
         cfg.recv_autotune = base.recv_autotune && !self.recv_buffer_locked;
+        cfg.send_autotune = base.send_autotune && !self.send_buffer_locked;
         if let Some(m) = self.max_seg {
             cfg.mss = cfg.mss.min(m);
         }

@@ -472,7 +472,9 @@ impl Tcb {
             rtt,
             min_rtt: self.rtt.min_rtt(),
         };
-        if self.cc.on_ack(&sample) && !self.rack_on() {
+        let partial = self.cc.on_ack(&sample);
+        self.grow_send_buffer();
+        if partial && !self.rack_on() {
             // A partial ACK in recovery: the next hole is lost too
             // (NewReno, RFC 6582; with RFC 6675 before three more SACKs
             // would say so).

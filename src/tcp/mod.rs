@@ -90,6 +90,11 @@ pub struct Config {
     pub recv_autotune: bool,
     /// The most autotuning grows the receive buffer to.
     pub recv_buffer_max: usize,
+    /// Grow the send buffer with the congestion window (off once the
+    /// application sets SO_SNDBUF, as on Linux).
+    pub send_autotune: bool,
+    /// The most autotuning grows the send buffer to.
+    pub send_buffer_max: usize,
     /// The congestion-control algorithm (TCP_CONGESTION).
     pub congestion: cc::Algorithm,
     /// How losses are found when the peer sends SACK.
@@ -131,6 +136,8 @@ impl Default for Config {
             user_timeout: None,
             recv_autotune: true,
             recv_buffer_max: 4 << 20,
+            send_autotune: true,
+            send_buffer_max: 4 << 20,
             congestion: cc::Algorithm::default(),
             loss_detection: LossDetection::default(),
         }

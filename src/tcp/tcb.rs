@@ -458,7 +458,29 @@ impl Tcb {
     /// Changes the send buffer size (SO_SNDBUF).
     pub fn set_send_buffer(&mut self, bytes: usize) {
         self.cfg.send_buffer = bytes;
+        self.cfg.send_autotune = false;
         self.send_buf.set_capacity(bytes);
+    }
+
+    /// The send and receive buffer sizes now (autotuning grows them).
+    pub fn buffer_sizes(&self) -> (usize, usize) {
+        (self.send_buf.capacity(), self.recv_buf.capacity())
+    }
+
+    /// Send-buffer autotuning (Linux's tcp_sndbuf_expand): room for twice
+    /// the congestion window, so the application can keep a growing window
+    /// full (one window in flight, one being written), up to the maximum.
+    /// It only grows; storage follows only as data is written.
+    pub(super) fn grow_send_buffer(&mut self) {
+        if !self.cfg.send_autotune {
+            return;
+        }
+        let want = (2 * self.cc.window()).min(self.cfg.send_buffer_max);
+        if want > self.send_buf.capacity() {
+            self.cfg.send_buffer = want;
+            self.send_buf.set_capacity(want);
+            self.changed = true;
+        }
     }
 
     /// Grows the receive buffer (SO_RCVBUF; the window is never withdrawn).

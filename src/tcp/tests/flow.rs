@@ -351,3 +351,32 @@ fn the_receive_buffer_grows_when_the_window_limits_the_peer() {
     }
     assert_eq!(fixed.tcb.stats().recv_buffer_grown, 0);
 }
+
+#[test]
+fn the_send_buffer_grows_to_twice_the_congestion_window_unless_set() {
+    // Linux's send-buffer autotuning: a growing window must be kept full,
+    // one window in flight and one being written. SO_SNDBUF fixes the size.
+    for fixed in [false, true] {
+        let cfg = Config {
+            send_buffer: 16 * 1024,
+            ..simple()
+        };
+        let mut t = Script::established_with(&cfg, 65535, Some(1000), 0);
+        if fixed {
+            t.tcb.set_send_buffer(16 * 1024);
+        }
+        t.tcb.set_nodelay(true);
+        t.send(&bytes(16 * 1024));
+        for i in 0..10 {
+            t.expect_len(ACK, 1001 + i * 1000, 5001, 1000);
+        }
+        // Slow start: ten segments acknowledged, cwnd 20 000.
+        t.inject(seg(ACK, 5001, 11001));
+        let (send, _) = t.tcb.buffer_sizes();
+        assert_eq!(
+            send,
+            if fixed { 16 * 1024 } else { 40_000 },
+            "fixed {fixed}"
+        );
+    }
+}
