@@ -52,6 +52,7 @@ from socket import (
 
 from . import _socket, selectors
 from ._lib import lib_path
+from ._netstat import SockInfo, netstat
 from ._socket import (
     create_connection,
     create_server,
@@ -65,5 +66,5 @@ error = OSError
 
 __version__ = "0.1.0"
 
-__all__ = _socket.__all__ + ["selectors", "lib_path", "error", "timeout"]
+__all__ = _socket.__all__ + ["selectors", "lib_path", "error", "timeout", "netstat", "SockInfo"]
 __all__ += sorted(name for name in dir() if name.isupper())
