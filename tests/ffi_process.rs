@@ -218,6 +218,21 @@ fn child(mode: &str) -> i32 {
             unsafe { libc::raise(libc::SIGTERM) };
             32
         }
+        // The stack runs; its stat endpoint is (or, RSTCP_STAT=0, is not)
+        // in RSTCP_STAT_DIR.
+        "stat_endpoint" => {
+            let fd = socket();
+            if fd < 0 {
+                return 40;
+            }
+            let dir = std::env::var("RSTCP_STAT_DIR").unwrap();
+            let file = std::path::Path::new(&dir).join(format!("{}.sock", std::process::id()));
+            let want = std::env::var("RSTCP_STAT").as_deref() != Ok("0");
+            if file.exists() != want {
+                return 41;
+            }
+            0
+        }
         _ => 99,
     }
 }
@@ -289,6 +304,24 @@ fn a_capture_is_complete_when_sigterm_ends_the_program() {
     let _ = std::fs::remove_file(&pcap);
 }
 
+fn rstcp_stat_0_turns_the_endpoint_off() {
+    let dir = std::env::temp_dir().join(format!("rstcp-stat-off-{}", std::process::id()));
+    let dir = dir.to_str().unwrap();
+    for (n, stat) in [(1, "1"), (2, "0")] {
+        let dev = format!("rstcpst{n}");
+        let addr = format!("10.77.{}.2/24", 20 + n);
+        let env = [
+            ("RSTCP_TUN", dev.as_str()),
+            ("RSTCP_ADDR", addr.as_str()),
+            ("RSTCP_STAT", stat),
+            ("RSTCP_STAT_DIR", dir),
+        ];
+        let (code, err) = run_child("stat_endpoint", &env);
+        assert_eq!(code, Some(0), "RSTCP_STAT={stat}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 fn main() {
     if let Ok(mode) = std::env::var("RSTCP_FFI_CHILD") {
         std::process::exit(child(&mode));
@@ -301,6 +334,10 @@ fn main() {
         (
             "a_failed_start_is_explained_once_and_rs_init_can_retry",
             a_failed_start_is_explained_once_and_rs_init_can_retry,
+        ),
+        (
+            "rstcp_stat_0_turns_the_endpoint_off",
+            rstcp_stat_0_turns_the_endpoint_off,
         ),
         (
             "a_capture_is_complete_when_sigterm_ends_the_program",
