@@ -153,6 +153,30 @@ fn run_child(mode: &str, env: &[(&str, &str)]) -> (Option<i32>, String) {
     )
 }
 
+/// In a child: one connection to PEER_ADDR:PEER_PORT that sends `data`
+/// and closes, waited for until it is in TIME-WAIT (FIN sent and
+/// acknowledged, the peer's FIN answered). Err: the step that failed.
+fn one_connection(data: &[u8]) -> Result<(), i32> {
+    let port: u16 = std::env::var("PEER_PORT").unwrap().parse().unwrap();
+    let fd = connect_to_host(std::env::var("PEER_ADDR").unwrap().parse().unwrap(), port);
+    if send(fd, data) != data.len() as isize || rs_close(fd) != 0 {
+        return Err(30);
+    }
+    let s = rstcp::api::global().unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while s
+        .netstat()
+        .iter()
+        .any(|e| e.row.state != rstcp::tcp::State::TimeWait)
+    {
+        if Instant::now() > until {
+            return Err(31);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
+}
+
 /// What a child started by [`run_child`] does; its exit code says which
 /// step went wrong (0: all as expected).
 fn child(mode: &str) -> i32 {
@@ -188,26 +212,10 @@ fn child(mode: &str) -> i32 {
         // a little, closes, and the process prints how many packets its
         // stack moved, then dies of SIGTERM's default action (no atexit).
         "capture_then_sigterm" => {
-            let port: u16 = std::env::var("PEER_PORT").unwrap().parse().unwrap();
-            let fd = connect_to_host(std::env::var("PEER_ADDR").unwrap().parse().unwrap(), port);
-            if send(fd, b"to be captured") != 14 || rs_close(fd) != 0 {
-                return 30;
+            if let Err(code) = one_connection(b"to be captured") {
+                return code;
             }
-            let s = rstcp::api::global().unwrap();
-            // Until the close is done: FIN sent and acknowledged, the
-            // peer's FIN answered.
-            let until = Instant::now() + Duration::from_secs(5);
-            while s
-                .netstat()
-                .iter()
-                .any(|e| e.row.state != rstcp::tcp::State::TimeWait)
-            {
-                if Instant::now() > until {
-                    return 31;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let counters = s.counters();
+            let counters = rstcp::api::global().unwrap().counters();
             let count = |name| counters.iter().find(|c| c.0 == name).unwrap().1;
             println!(
                 "packets {}",
@@ -218,6 +226,12 @@ fn child(mode: &str) -> i32 {
             unsafe { libc::raise(libc::SIGTERM) };
             32
         }
+        // One short connection to the parent's listener, closed to
+        // TIME-WAIT, for the log.
+        "one_connection" => match one_connection(b"logged") {
+            Ok(()) => 0,
+            Err(code) => code,
+        },
         // The stack runs; its stat endpoint is (or, RSTCP_STAT=0, is not)
         // in RSTCP_STAT_DIR.
         "stat_endpoint" => {
@@ -304,6 +318,60 @@ fn a_capture_is_complete_when_sigterm_ends_the_program() {
     let _ = std::fs::remove_file(&pcap);
 }
 
+fn rstcp_log_debug_shows_transitions_and_trace_each_packet() {
+    let kl = TcpListener::bind(("0.0.0.0", 6310)).unwrap();
+    let accepting = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut k, _) = kl.accept().unwrap();
+            let mut got = Vec::new();
+            k.read_to_end(&mut got).unwrap();
+            assert_eq!(got, b"logged");
+        }
+    });
+    let run = |n: u8, level: &str| {
+        let dev = format!("rstcplog{n}");
+        let addr = format!("10.77.{}.2/24", 30 + n);
+        let peer = format!("10.77.{}.1", 30 + n);
+        let env = [
+            ("RSTCP_TUN", dev.as_str()),
+            ("RSTCP_ADDR", addr.as_str()),
+            ("RSTCP_LOG", level),
+            ("PEER_ADDR", peer.as_str()),
+            ("PEER_PORT", "6310"),
+        ];
+        let (code, err) = run_child("one_connection", &env);
+        assert_eq!(code, Some(0), "{err}");
+        err
+    };
+    let debug = run(1, "debug");
+    for want in [
+        ": SYN-SENT",
+        "SYN-SENT -> ESTABLISHED",
+        "-> FIN-WAIT-1",
+        "-> TIME-WAIT",
+        "10.77.31.1:6310",
+    ] {
+        assert!(debug.contains(want), "no {want:?} in:\n{debug}");
+    }
+    assert!(!debug.contains("rstcp trace"), "{debug}");
+    let trace = run(2, "trace");
+    let out_syn = trace
+        .lines()
+        .find(|l| l.contains("rstcp trace: out") && l.contains("[SYN]"));
+    assert!(
+        out_syn.is_some_and(|l| l.contains("> 10.77.32.1:6310")),
+        "{trace}"
+    );
+    assert!(
+        trace
+            .lines()
+            .any(|l| l.contains("rstcp trace: in ") && l.contains("SYN|ACK")),
+        "{trace}"
+    );
+    assert!(trace.contains("len 6"), "the data segment: {trace}");
+    accepting.join().unwrap();
+}
+
 fn rstcp_stat_0_turns_the_endpoint_off() {
     let dir = std::env::temp_dir().join(format!("rstcp-stat-off-{}", std::process::id()));
     let dir = dir.to_str().unwrap();
@@ -334,6 +402,10 @@ fn main() {
         (
             "a_failed_start_is_explained_once_and_rs_init_can_retry",
             a_failed_start_is_explained_once_and_rs_init_can_retry,
+        ),
+        (
+            "rstcp_log_debug_shows_transitions_and_trace_each_packet",
+            rstcp_log_debug_shows_transitions_and_trace_each_packet,
         ),
         (
             "rstcp_stat_0_turns_the_endpoint_off",

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod readiness;
+mod trace;
 
 use std::ops::{Deref, DerefMut};
 use std::os::fd::RawFd;
@@ -334,6 +335,10 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
     let mut busy = false;
     let mut next_timer: Option<Instant> = None;
     let link_fd = link.readable_fd();
+    let mut events = Vec::new();
+    if crate::log::enabled(crate::log::Level::Debug) {
+        shared.inner.lock().stack.record_events(true);
+    }
     rs_log!(Info, "I/O thread started (MTU {})", link.mtu());
     while !shared.stop.load(Ordering::Acquire) {
         if !busy {
@@ -369,6 +374,12 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
                 }
             }
         }
+        let trace_packets = trace::packets_on();
+        if trace_packets {
+            for (buf, &len) in rx.iter().zip(rx_len.iter()).take(n_rx) {
+                trace::log_packet("in ", &buf[..len]);
+            }
+        }
         let mut n_tx = 0;
         {
             let mut inner = shared.inner.lock();
@@ -392,8 +403,14 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
             if inner.dispatch() {
                 shared.signal_readiness();
             }
+            inner.stack.take_events(&mut events);
         }
+        trace::log_events(&events);
+        events.clear();
         for (buf, &len) in tx.iter().zip(tx_len.iter()).take(n_tx) {
+            if trace_packets {
+                trace::log_packet("out", &buf[..len]);
+            }
             if let Err(e) = link.send(now, &buf[..len]) {
                 rs_log!(Warn, "link send failed: {e}");
             }

@@ -38,6 +38,7 @@ impl Stack {
             changed: false,
             key: None,
             in_time_wait: false,
+            reported_state: None,
         })
     }
 

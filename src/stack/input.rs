@@ -221,6 +221,7 @@ impl Stack {
             changed: false,
             key: Some(key),
             in_time_wait: false,
+            reported_state: None,
         });
         self.sockets.conns.insert(key, child);
         self.ports.add(local.port(), child);

@@ -13,7 +13,7 @@ pub mod syncookie;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::error::{Error, Result};
 use crate::tcp::{self, IsnGenerator, State, Tcb};
@@ -121,6 +121,29 @@ pub struct Stack {
     /// Connections now in TIME-WAIT.
     time_wait: usize,
     stats: Stats,
+    /// Connection events since the runtime last took them, when it asked
+    /// for them ([`Stack::record_events`]; its debug log).
+    events: Option<Vec<ConnEvent>>,
+}
+
+/// Something that happened to a connection, for logs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnEvent {
+    /// Our end.
+    pub local: SocketAddrV4,
+    /// The peer's.
+    pub remote: SocketAddrV4,
+    /// What happened.
+    pub kind: ConnEventKind,
+}
+
+/// What happened to a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnEventKind {
+    /// It moved from one state to another (`None`: it was just made).
+    State(Option<State>, State),
+    /// Its socket was freed: closed by the application and finished.
+    Freed,
 }
 
 impl Stack {
@@ -141,6 +164,20 @@ impl Stack {
             earlier_deadline: false,
             time_wait: 0,
             stats: Stats::default(),
+            events: None,
+        }
+    }
+
+    /// Starts (or stops) recording connection events for
+    /// [`Stack::take_events`]; off by default, so nothing accumulates.
+    pub fn record_events(&mut self, on: bool) {
+        self.events = on.then(Vec::new);
+    }
+
+    /// The connection events recorded since the last call, appended to `out`.
+    pub fn take_events(&mut self, out: &mut Vec<ConnEvent>) {
+        if let Some(events) = self.events.as_mut() {
+            out.append(events);
         }
     }
 
@@ -262,6 +299,26 @@ impl Stack {
             closed_conn = t.state() == State::Closed;
             established_child = sock.parent.is_some() && t.state() != State::SynReceived;
             dead = t.is_finished() && sock.app_closed && !sock.in_tx_queue;
+            if let Some(events) = self.events.as_mut() {
+                let (local, remote) = (t.local(), t.remote());
+                if sock.reported_state != Some(t.state()) {
+                    let kind = ConnEventKind::State(sock.reported_state, t.state());
+                    events.push(ConnEvent {
+                        local,
+                        remote,
+                        kind,
+                    });
+                    sock.reported_state = Some(t.state());
+                }
+                if dead {
+                    let kind = ConnEventKind::Freed;
+                    events.push(ConnEvent {
+                        local,
+                        remote,
+                        kind,
+                    });
+                }
+            }
         } else if sock.app_closed {
             dead = true;
         }

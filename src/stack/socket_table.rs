@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use crate::tcp::Tcb;
+use crate::tcp::{State, Tcb};
 use crate::time::Instant;
 
 /// A socket's slot in the stack's table and the generation of that slot.
@@ -150,6 +150,9 @@ pub struct Socket {
     pub key: Option<FourTuple>,
     /// Counted among the stack's TIME-WAIT connections.
     pub in_time_wait: bool,
+    /// The connection's state as last reported in an event (for the
+    /// debug log of state transitions).
+    pub reported_state: Option<State>,
 }
 
 impl Socket {
