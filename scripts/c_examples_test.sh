@@ -4,7 +4,7 @@
 # (cargo build --release && make -C c_examples), iproute2, iputils-ping,
 # python3, and nftables for the loss case (skipped without nft).
 #
-#   sudo bash scripts/c_examples_test.sh [CASE ...]     (default: all cases)
+#   bash scripts/c_examples_test.sh [CASE ...]     (as root; default: all cases)
 #
 # Every case runs in a fresh bash process with its own network namespace
 # (rstcp-cex-<pid>), deleted when the case ends, passes or not. The last line
@@ -264,7 +264,7 @@ if [ "${1:-}" = --case ]; then
     exit 0
 fi
 
-need_root
+need_root "$0" "$@"
 for bin in echo_server upload_client http_get; do
     if [ ! -x "$RSTCP_BIN/$bin" ]; then
         echo "$RSTCP_BIN/$bin is missing: run 'cargo build --release && make -C c_examples' first" >&2

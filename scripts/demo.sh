@@ -2,7 +2,8 @@
 # The demo: rstcp's three C examples talking TCP with the Linux kernel, and
 # an unmodified curl on rstcp through the LD_PRELOAD shim.
 #
-#   sudo bash scripts/demo.sh          (SKIP_BUILD=1 to skip the build step)
+#   bash scripts/demo.sh     as root, or it runs itself again with sudo
+#                            (SKIP_BUILD=1 to skip the build step)
 #
 # Everything runs inside one network namespace that this script creates
 # (rstcp-demo-<pid>) and deletes at the end, also on failure or Ctrl-C.
@@ -25,7 +26,8 @@ set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-need_root
+need_root "$0" "$@"
+ensure_packages "${DEMO_PACKAGES[@]}"
 build
 
 NS=rstcp-demo-$$
@@ -118,7 +120,7 @@ step2() {
     have=$(sha256_of "$got")
     size=$(stat -c %s "$got")
     echo "      served   sha256 $want  1048576 bytes"
-    echo "      received sha256 $have  $size bytes in $secs s"
+    echo "      received sha256 $have  $size bytes in $secs s ($(mbits "$size" "$secs"))"
     if [ "$rc" != 0 ]; then
         show_log http.server "$log"
         fail "http_get exited with status $rc"
@@ -154,7 +156,7 @@ step3() {
     sed 's/^/      /' "$err"
     local want
     want=$(sha256_of "$file")
-    echo "      sent     sha256 $want  2097152 bytes in $secs s"
+    echo "      sent     sha256 $want  2097152 bytes in $secs s ($(mbits 2097152 "$secs"))"
     echo "      kernel's reply: $(head -c 200 "$reply")"
     if [ "$rc" != 0 ]; then
         show_log sha_server "$log"
@@ -193,7 +195,7 @@ step4() {
     want=$(sha256_of "$www/big.bin")
     have=$(sha256_of "$got")
     echo "      served   sha256 $want  20971520 bytes"
-    echo "      received sha256 $have in $secs s"
+    echo "      received sha256 $have in $secs s ($(mbits "$(stat -c %s "$got" 2>/dev/null || echo 0)" "$secs"))"
     grep -o '10\.80\.0\.2 - - .*"GET /big.bin[^"]*"' "$log" | sed 's/^/      http.server log: /' || true
     if [ "$rc" != 0 ]; then
         show_log http.server "$log"

@@ -15,22 +15,50 @@ _LIB_NAMESPACES=()
 _LIB_PIDS=()
 _LIB_EXIT_HOOKS=()
 
+# need_root SCRIPT [ARGS...]: network namespaces and TUN devices need root.
+# Not root: runs SCRIPT again under sudo if there is sudo, else says to run
+# it as root.
 need_root() {
-    if [ "$(id -u)" != 0 ]; then
-        echo "$(basename "$0"): needs root (network namespaces and TUN devices); try: sudo bash $0" >&2
-        exit 1
-    fi
-    local tool
-    for tool in ip ping python3 timeout sha256sum ss; do
-        if ! command -v "$tool" >/dev/null 2>&1; then
-            echo "$(basename "$0"): '$tool' not found; install: iproute2 iputils-ping python3 coreutils" >&2
+    if [ "$(id -u)" = 0 ]; then
+        if [ ! -c /dev/net/tun ]; then
+            echo "$(basename "$0"): /dev/net/tun is missing: load the tun module (modprobe tun), or in a container give it the device (--device /dev/net/tun)" >&2
             exit 1
         fi
-    done
-    if [ ! -c /dev/net/tun ]; then
-        echo "$(basename "$0"): /dev/net/tun is missing (no TUN support in this kernel or container)" >&2
-        exit 1
+        return 0
     fi
+    if command -v sudo >/dev/null 2>&1; then
+        echo "$(basename "$0"): needs root (network namespaces and TUN devices): running it again with sudo" >&2
+        exec sudo --preserve-env=SKIP_BUILD,RSTCP_LOG bash "$@"
+    fi
+    echo "$(basename "$0"): needs root (network namespaces and TUN devices), and there is no sudo: run it as root" >&2
+    exit 1
+}
+
+# What the demo needs: ip, a C compiler for the examples, python3 for the
+# kernel-side peers, curl for the shim's step, ping to see the stack answer.
+DEMO_PACKAGES=(iproute2 iputils-ping python3 gcc libc6-dev make curl coreutils procps)
+# What the whole test suite needs besides: g++ and pkg-config (the install
+# test), nftables (loss in kernel tests), netcat, iperf3 (programs the shim
+# runs), tcpdump and tshark (captures read back), pytest (the Python
+# package's tests).
+TEST_PACKAGES=("${DEMO_PACKAGES[@]}" g++ pkg-config nftables netcat-openbsd iperf3 tcpdump tshark python3-pytest)
+
+# ensure_packages PKG...: installs the Debian packages that are missing
+# (apt-get, as root); elsewhere, names them and fails.
+ensure_packages() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} = 0 ] && return 0
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "missing packages: ${missing[*]} (install them with your package manager)" >&2
+        return 1
+    fi
+    echo "Installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # Runs on EXIT: stops our background processes, then deletes our namespaces.
@@ -183,7 +211,21 @@ _listening() {
 }
 
 # wait_ping NS IP SECONDS: waits until IP answers ping from inside NS.
+# Without ping, waits for a TCP answer (a refusal counts) instead.
 wait_ping() {
+    if ! command -v ping >/dev/null 2>&1; then
+        retry "$3" ip netns exec "$1" python3 -c "
+import socket, sys
+s = socket.socket()
+s.settimeout(1)
+try:
+    s.connect(('$2', 9))
+except ConnectionRefusedError:
+    pass
+except OSError:
+    sys.exit(1)"
+        return
+    fi
     local ns=$1 ip=$2 secs=$3
     retry "$secs" ip netns exec "$ns" ping -n -c1 -W1 "$ip"
 }
@@ -205,6 +247,11 @@ now() {
 # elapsed START: seconds since START (from now), with two decimals.
 elapsed() {
     awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.2f", e - s }'
+}
+
+# mbits BYTES SECONDS: the rate in Mbit/s.
+mbits() {
+    awk -v b="$1" -v s="$2" 'BEGIN { if (s <= 0) s = 0.001; printf "%.0f Mbit/s", b * 8 / s / 1e6 }'
 }
 
 # show_log TITLE FILE: prints the last lines of FILE, indented.
@@ -256,11 +303,12 @@ build() {
     if [ "${SKIP_BUILD:-0}" = 1 ]; then
         return 0
     fi
-    echo "Building: cargo build --release && make -C c_examples"
+    echo "Building: cargo build --release && make -C c_examples (a first build takes a few minutes)"
     if ! as_builder sh -c 'command -v cargo' >/dev/null 2>&1; then
-        echo "cargo not found: install Rust with rustup, or build first and run with SKIP_BUILD=1" >&2
+        echo "cargo not found: install Rust with rustup (https://rustup.rs: curl --proto '=https' -sSf https://sh.rustup.rs | sh), or build first and run with SKIP_BUILD=1" >&2
         return 1
     fi
-    (cd "$RSTCP_ROOT" && as_builder cargo build --release --quiet)
+    # cargo shows its progress (crates compiled) while it builds.
+    (cd "$RSTCP_ROOT" && as_builder cargo build --release)
     as_builder make -C "$RSTCP_ROOT/c_examples" --no-print-directory >/dev/null
 }

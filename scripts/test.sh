@@ -17,7 +17,8 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$RSTCP_ROOT"
 
-need_root
+need_root "$0" "$@"
+ensure_packages "${TEST_PACKAGES[@]}"
 find_cargo
 
 banner() {
