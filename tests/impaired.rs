@@ -573,6 +573,9 @@ fn report(case: &str, kernel_link: &str, r: &Run, rstcp: &TcbStats, k: &Run, bbr
 
 #[test]
 fn echo_32_mb_with_2_percent_loss_behind_200_mbit() {
+    if common::skip_without_root() {
+        return;
+    }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (r, stats) = rstcp_path("imp-loss", None, EchoKind::Buffered);
     let k = veth_path("imp-lossk", "cubic");
@@ -582,6 +585,9 @@ fn echo_32_mb_with_2_percent_loss_behind_200_mbit() {
 
 #[test]
 fn echo_32_mb_with_loss_bottleneck_20_ms_delay_and_reordering() {
+    if common::skip_without_root() {
+        return;
+    }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     // 10 ms each way is 20 ms more round trip; 1 % reordered each way.
     let faults = "delay=10ms,reorder=0.01,seed=5";
@@ -617,6 +623,9 @@ fn echo_32_mb_with_loss_bottleneck_20_ms_delay_and_reordering() {
 /// tests/stack_input.rs shows the segments deterministically.
 #[test]
 fn a_server_that_stops_reading_while_its_writes_block_gets_its_echo_acknowledged() {
+    if common::skip_without_root() {
+        return;
+    }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (r, stats) = rstcp_path("imp-block", None, EchoKind::Blocking);
     eprintln!(

@@ -128,6 +128,9 @@ fn listen(s: &Sockets, port: u16, backlog: i32) -> i32 {
 
 #[test]
 fn kernel_client_to_our_server_echo() {
+    if common::skip_without_root() {
+        return;
+    }
     let (_ns, s) = setup("echo");
     let l = listen(&s, 7000, 16);
     let kernel = std::thread::spawn(|| {
@@ -155,6 +158,9 @@ fn kernel_client_to_our_server_echo() {
 
 #[test]
 fn our_client_to_kernel_server() {
+    if common::skip_without_root() {
+        return;
+    }
     let (_ns, s) = setup("client");
     let kl = TcpListener::bind((KERNEL, 7001)).unwrap();
     let kernel = std::thread::spawn(move || {
@@ -182,6 +188,9 @@ fn our_client_to_kernel_server() {
 
 #[test]
 fn hundred_concurrent_connections_both_ways() {
+    if common::skip_without_root() {
+        return;
+    }
     let (_ns, s) = setup("hundred");
     let l = listen(&s, 7002, 128);
     let server = {
@@ -259,6 +268,9 @@ fn hundred_concurrent_connections_both_ways() {
 
 #[test]
 fn half_close_each_direction() {
+    if common::skip_without_root() {
+        return;
+    }
     let (_ns, s) = setup("half");
     // We close our sending side first; the kernel still answers afterwards.
     let kl = TcpListener::bind((KERNEL, 7004)).unwrap();
@@ -320,6 +332,9 @@ fn half_close_each_direction() {
 
 #[test]
 fn refused_both_ways() {
+    if common::skip_without_root() {
+        return;
+    }
     let (_ns, s) = setup("refused");
     let c = s.socket(false, None).unwrap();
     assert_eq!(
@@ -333,6 +348,9 @@ fn refused_both_ways() {
 
 #[test]
 fn icmp_unreachable_from_the_kernel_fails_a_connect_at_once() {
+    if common::skip_without_root() {
+        return;
+    }
     // The kernel answers our SYNs to two ports with ICMP errors (nftables
     // reject rules); without ICMP handling the connects would retry their
     // SYN for minutes.
@@ -364,6 +382,9 @@ fn icmp_unreachable_from_the_kernel_fails_a_connect_at_once() {
 
 #[test]
 fn ping_gets_echo_replies() {
+    if common::skip_without_root() {
+        return;
+    }
     let (ns, s) = setup("ping");
     let out = ns.exec(&["ping", "-c", "3", "-i", "0.2", "-W", "2", "10.77.0.2"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("3 received"));
@@ -372,6 +393,9 @@ fn ping_gets_echo_replies() {
 
 #[test]
 fn backlog_full_drops_new_syns() {
+    if common::skip_without_root() {
+        return;
+    }
     let (_ns, s) = setup("backlog");
     let l = listen(&s, 7006, 2);
     // Nobody accepts: two handshakes complete, the third SYN is dropped.
@@ -387,6 +411,9 @@ fn backlog_full_drops_new_syns() {
 
 #[test]
 fn hundred_megabytes_each_way() {
+    if common::skip_without_root() {
+        return;
+    }
     let (_ns, s) = setup("bulk");
     let total = 100usize << 20;
     let l = listen(&s, 7007, 4);
@@ -418,6 +445,9 @@ fn hundred_megabytes_each_way() {
 
 #[test]
 fn lossy_reordering_duplicating_link_with_the_kernel() {
+    if common::skip_without_root() {
+        return;
+    }
     // Faults on our link layer, in both directions, against Linux's TCP.
     let (_ns, s) = setup_with(
         "faults",
@@ -449,6 +479,9 @@ fn lossy_reordering_duplicating_link_with_the_kernel() {
 
 #[test]
 fn caller_chosen_descriptors_and_a_readiness_eventfd() {
+    if common::skip_without_root() {
+        return;
+    }
     let (_ns, s) = setup("readiness");
     // SAFETY: a plain eventfd for the test; closed at the end.
     let efd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
@@ -527,6 +560,9 @@ fn caller_chosen_descriptors_and_a_readiness_eventfd() {
 
 #[test]
 fn mss_is_clamped_to_a_small_mtu() {
+    if common::skip_without_root() {
+        return;
+    }
     let ns = Netns::new("mtu");
     ns.enter();
     let cfg = RuntimeConfig {
@@ -567,6 +603,9 @@ fn mss_is_clamped_to_a_small_mtu() {
 
 #[test]
 fn so_reuseaddr_rebinds_a_port_held_by_time_wait() {
+    if common::skip_without_root() {
+        return;
+    }
     let (_ns, s) = setup("reuse");
     let reuse = |fd| {
         s.set_option(fd, rstcp::api::SockOpt::ReuseAddr(true))
@@ -625,6 +664,9 @@ fn so_reuseaddr_rebinds_a_port_held_by_time_wait() {
 
 #[test]
 fn keepalive_keeps_a_live_peer_and_drops_one_that_vanished() {
+    if common::skip_without_root() {
+        return;
+    }
     let (ns, s) = setup("keepalive");
     let kl = TcpListener::bind((KERNEL, 7013)).unwrap();
     let c = s.socket(false, None).unwrap();
@@ -656,6 +698,9 @@ fn keepalive_keeps_a_live_peer_and_drops_one_that_vanished() {
 
 #[test]
 fn a_user_timeout_ends_a_blocked_call_when_the_peer_vanishes() {
+    if common::skip_without_root() {
+        return;
+    }
     use rstcp::api::SockOpt;
     let (ns, s) = setup("usertimeout");
     let kl = TcpListener::bind((KERNEL, 7016)).unwrap();
@@ -683,6 +728,9 @@ fn a_user_timeout_ends_a_blocked_call_when_the_peer_vanishes() {
 
 #[test]
 fn tcp_maxseg_set_before_connect_is_the_mss_announced_to_the_kernel() {
+    if common::skip_without_root() {
+        return;
+    }
     use rstcp::api::SockOpt;
     use std::os::fd::AsRawFd;
     let (_ns, s) = setup("maxseg");
@@ -710,6 +758,9 @@ fn tcp_maxseg_set_before_connect_is_the_mss_announced_to_the_kernel() {
 
 #[test]
 fn a_syn_flood_does_not_keep_a_real_client_out() {
+    if common::skip_without_root() {
+        return;
+    }
     // 10,000 spoofed SYNs from hosts of the namespace's subnet that do not
     // exist; meanwhile a real kernel client connects and moves data. SYN
     // cookies keep the listener open however full its SYN queue is.
@@ -796,6 +847,9 @@ fn a_syn_flood_does_not_keep_a_real_client_out() {
 
 #[test]
 fn forged_segments_never_break_a_connection_or_its_data() {
+    if common::skip_without_root() {
+        return;
+    }
     // RFC 5961's attacks with crafted segments from a raw socket in the
     // namespace, all in the connection's 4-tuple: an RST out of the window,
     // an in-window RST not at RCV.NXT, a SYN, data beyond the window, an
@@ -867,6 +921,9 @@ fn forged_segments_never_break_a_connection_or_its_data() {
 
 #[test]
 fn a_peer_that_stops_reading_for_30_s_gets_everything_afterwards() {
+    if common::skip_without_root() {
+        return;
+    }
     use std::os::fd::AsRawFd;
     // The kernel side reads nothing for 30 s: its small receive buffer
     // fills, its window closes, and our persist timer probes it (with
@@ -913,6 +970,9 @@ fn a_peer_that_stops_reading_for_30_s_gets_everything_afterwards() {
 
 #[test]
 fn tcp_info_of_a_live_connection() {
+    if common::skip_without_root() {
+        return;
+    }
     use rstcp::api::options::SockOptName;
     use rstcp::api::SockOpt;
     let (_ns, s) = setup("tcpinfo");
@@ -953,6 +1013,9 @@ fn tcp_info_of_a_live_connection() {
 
 #[test]
 fn so_linger_zero_resets_and_a_timeout_makes_close_wait_for_delivery() {
+    if common::skip_without_root() {
+        return;
+    }
     use rstcp::api::SockOpt;
     use std::os::fd::AsRawFd;
     let (_ns, s) = setup("linger");
@@ -1011,6 +1074,9 @@ fn so_linger_zero_resets_and_a_timeout_makes_close_wait_for_delivery() {
 
 #[test]
 fn keepalive_turned_on_for_an_idle_connection_takes_effect() {
+    if common::skip_without_root() {
+        return;
+    }
     use rstcp::api::SockOpt;
     let (ns, s) = setup("kaidle");
     let kl = TcpListener::bind((KERNEL, 7015)).unwrap();

@@ -61,6 +61,9 @@ fn udp_packet(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
 
 #[test]
 fn tun_carries_udp_between_kernel_and_link() {
+    if common::skip_without_root() {
+        return;
+    }
     let ns = Netns::new("tun");
     ns.enter();
     let dev = ns.dev_name();
@@ -125,6 +128,9 @@ fn tun_carries_udp_between_kernel_and_link() {
 
 #[test]
 fn attaching_keeps_the_existing_configuration() {
+    if common::skip_without_root() {
+        return;
+    }
     let ns = Netns::new("attach");
     ns.enter();
     let dev = ns.dev_name();
@@ -148,6 +154,9 @@ fn attaching_keeps_the_existing_configuration() {
 
 #[test]
 fn devices_and_commands_stay_in_their_namespace() {
+    if common::skip_without_root() {
+        return;
+    }
     let a = Netns::new("iso");
     let b = Netns::new("iso");
     assert_ne!(a.name, b.name);
@@ -196,6 +205,9 @@ fn devices_and_commands_stay_in_their_namespace() {
 
 #[test]
 fn sweep_recognises_only_harness_names() {
+    if common::skip_without_root() {
+        return;
+    }
     assert_eq!(common::owner_pid("rstcp-tun-1234-0"), Some(1234));
     assert_eq!(common::owner_pid("rstcp-multi-part-tag-99-12"), Some(99));
     assert_eq!(common::owner_pid("rstcp-1234-0"), None);
@@ -205,6 +217,9 @@ fn sweep_recognises_only_harness_names() {
 
 #[test]
 fn stale_namespaces_of_dead_processes_are_swept() {
+    if common::skip_without_root() {
+        return;
+    }
     // A pid that is certainly dead: a child that has been reaped.
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead = child.id();

@@ -217,6 +217,9 @@ const MB: usize = 1 << 20;
 
 #[test]
 fn curl_downloads_50_mb_from_a_kernel_http_server() {
+    if common::skip_without_root() {
+        return;
+    }
     let lab = Lab::new("pl-curl");
     let (_, data) = lab.payload("blob", 50 * MB, 1);
     let server = spawn(lab.kernel(
@@ -256,6 +259,9 @@ fn curl_downloads_50_mb_from_a_kernel_http_server() {
 
 #[test]
 fn a_preloaded_http_server_serves_parallel_kernel_curls_and_loopback() {
+    if common::skip_without_root() {
+        return;
+    }
     let lab = Lab::new("pl-httpd");
     let (_, data) = lab.payload("blob", 50 * MB, 2);
     let mut server = spawn(lab.shim(
@@ -301,6 +307,9 @@ fn a_preloaded_http_server_serves_parallel_kernel_curls_and_loopback() {
 
 #[test]
 fn nc_in_both_roles_with_half_close() {
+    if common::skip_without_root() {
+        return;
+    }
     let lab = Lab::new("pl-nc");
     let (file, data) = lab.payload("up", 3 * MB, 3);
     // Client under the shim, stdin to the socket; -N half-closes at EOF and
@@ -399,6 +408,9 @@ fn report(out: &Output, what: &str) {
 
 #[test]
 fn python_socket_module_under_the_shim() {
+    if common::skip_without_root() {
+        return;
+    }
     let lab = Lab::new("pl-py");
     let echo = echo_server(&lab, 7000);
     let out = run(
@@ -431,16 +443,25 @@ fn c_program(tag: &str, name: &str, port: u16) {
 
 #[test]
 fn c_epoll_poll_select_and_fork_under_the_shim() {
+    if common::skip_without_root() {
+        return;
+    }
     c_program("pl-c", "events", 7100);
 }
 
 #[test]
 fn c_sendfile_vectors_batches_options_and_close_range_under_the_shim() {
+    if common::skip_without_root() {
+        return;
+    }
     c_program("pl-calls", "calls", 7200);
 }
 
 #[test]
 fn c_edge_cases_found_in_review_under_the_shim() {
+    if common::skip_without_root() {
+        return;
+    }
     c_program("pl-edge", "edge", 7400);
 }
 
@@ -522,6 +543,9 @@ fn kernel_veth_mbits(lab: &Lab, reverse: bool) -> f64 {
 
 #[test]
 fn iperf3_both_ways_beside_the_kernel() {
+    if common::skip_without_root() {
+        return;
+    }
     let lab = Lab::new("pl-iperf");
     let mut rows = Vec::new();
     for reverse in [false, true] {
@@ -586,6 +610,9 @@ sys.exit(os.waitstatus_to_exitcode(status))
 
 #[test]
 fn a_forked_child_accepts_on_an_inherited_listener_through_the_kernel() {
+    if common::skip_without_root() {
+        return;
+    }
     let lab = Lab::new("pl-fork");
     let mut server = spawn(lab.shim("python3", &["-c", PREFORK]));
     server.wait_for("listening");
@@ -606,6 +633,9 @@ fn a_forked_child_accepts_on_an_inherited_listener_through_the_kernel() {
 
 #[test]
 fn the_launcher_reports_its_errors_by_exit_status() {
+    if common::skip_without_root() {
+        return;
+    }
     let status = |args: &[&str]| {
         Command::new(launcher())
             .args(args)

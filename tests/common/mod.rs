@@ -20,6 +20,23 @@ const PREFIX: &str = "rstcp-";
 
 static NEXT_NS: AtomicU32 = AtomicU32::new(0);
 
+/// True (after printing one line) when this process may not make network
+/// namespaces and TUN devices, so the calling test should end at once:
+/// `cargo test` without root runs what needs no privileges and skips the
+/// rest. The line goes straight to stderr, past libtest's capture.
+pub fn skip_without_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return false;
+    }
+    let thread = std::thread::current();
+    let name = thread.name().unwrap_or("this test");
+    let line = format!("skipped {name}: needs root (network namespaces and TUN devices)\n");
+    // SAFETY: writing a buffer we own to fd 2.
+    unsafe { libc::write(2, line.as_ptr().cast(), line.len()) };
+    true
+}
+
 /// A network namespace created for one test and deleted when dropped (also on panic).
 #[derive(Debug)]
 pub struct Netns {
@@ -304,6 +321,14 @@ pub fn wait_readable(fd: std::os::fd::RawFd, timeout_ms: i32) -> bool {
 /// and exits. A watchdog ends a hung run after `limit`, deleting the
 /// namespace too.
 pub fn run_cases(tag: &str, limit: std::time::Duration, setup: fn(), cases: &[(&str, fn())]) -> ! {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!(
+            "{tag}: skipped {} tests: needs root (network namespaces and TUN devices)",
+            cases.len()
+        );
+        std::process::exit(0);
+    }
     let ns = Netns::new(tag);
     ns.enter();
     let ns_name = ns.name.clone();
