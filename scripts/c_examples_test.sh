@@ -15,6 +15,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CASES=(
+    readme_c_example
     echo_concurrent_and_sequential
     echo_custom_peer_address
     http_get_1mib
@@ -229,18 +230,21 @@ case_http_get_with_loss() {
     fi
     setup_case
     start_http cex7 10.78.0.1
-    # One TCP segment per packet on the kernel side: with GSO the output hook
-    # would see a few 64 kB super-packets instead of ~750 segments.
+    # One TCP segment per packet on the kernel side: with GSO the egress
+    # hook would see a few 64 kB super-packets instead of ~750 segments.
     ip -n "$NS" link set dev cex7 gso_max_segs 1
+    # Loss in the device's ingress and egress hooks: a drop in the IP
+    # output hook is reported to the kernel's TCP, which sends again at
+    # once without counting a loss, so that direction would not be lossy.
     ip netns exec "$NS" nft -f - <<'EOF'
-table inet rstcp_loss {
+table netdev rstcp_loss {
     chain in {
-        type filter hook input priority 0; policy accept;
-        iifname "cex7" numgen random mod 1000 < 20 counter drop
+        type filter hook ingress device "cex7" priority 0; policy accept;
+        numgen random mod 1000 < 20 counter drop
     }
     chain out {
-        type filter hook output priority 0; policy accept;
-        oifname "cex7" numgen random mod 1000 < 20 counter drop
+        type filter hook egress device "cex7" priority 0; policy accept;
+        numgen random mod 1000 < 20 counter drop
     }
 }
 EOF
@@ -249,12 +253,37 @@ EOF
         "$RSTCP_BIN/http_get" 10.78.0.1 8080 /blob.bin >"$WORK/body.bin" 2>"$WORK/http_get.log"
     cat "$WORK/http_get.log"
     local dropped
-    dropped=$(ip netns exec "$NS" nft list table inet rstcp_loss \
+    dropped=$(ip netns exec "$NS" nft list table netdev rstcp_loss \
         | awk '/counter packets/ { for (i = 1; i < NF; i++) if ($i == "packets") s += $(i + 1) } END { print s + 0 }')
     echo "packets dropped by nftables: $dropped"
     expect_eq "http_get exit status under loss" 0 "$rc"
     [ "$dropped" -gt 0 ] || die "nftables dropped no packet: the loss rule did not apply"
     expect_eq "body sha256 under loss" "$(sha256_of "$WORK/www/blob.bin")" "$(sha256_of "$WORK/body.bin")"
+}
+
+# The C program and the shell lines of the README's "Using it from C", run as
+# written (in a scratch directory, with this case's namespace name).
+case_readme_c_example() {
+    setup_case
+    local readme=$RSTCP_ROOT/README.md dir=$WORK/readme
+    mkdir -p "$dir"
+    awk '/^## Using it from C/ { on = 1 } on && /^```c$/ { grab = 1; next }
+         grab && /^```$/ { exit } grab { print }' "$readme" >"$dir/example.c"
+    awk '/^## Using it from C/ { on = 1 } on && /^```sh$/ { grab = 1; next }
+         grab && /^```$/ { exit } grab { print }' "$readme" >"$dir/run.sh"
+    [ -s "$dir/example.c" ] && [ -s "$dir/run.sh" ] || die "no C example or no commands in README.md"
+    # `make` is the tree's (already built); the commands make and delete a
+    # namespace of their own, named for this case (deleted at exit too).
+    local ex=$NS-ex
+    _LIB_NAMESPACES+=("$ex")
+    sed -e '/^make /d' -e "s/rstcp-example/$ex/g" -e "s|example\.c|$dir/example.c|" \
+        -e "s|-o example|-o $dir/example|" -e "s|\./example|$dir/example|" \
+        "$dir/run.sh" >"$dir/run2.sh"
+    local out rc=0
+    out=$(cd "$RSTCP_ROOT" && bash -e "$dir/run2.sh" 2>&1) || rc=$?
+    echo "$out"
+    expect_eq "README commands' exit status" 0 "$rc"
+    echo "$out" | grep -q '^got 6 bytes$' || die "the example did not print 'got 6 bytes'"
 }
 
 # --- the runner --------------------------------------------------------------
