@@ -33,12 +33,9 @@ MAJOR   := $(firstword $(subst ., ,$(VERSION)))
 # The SONAME build.rs gives the library.
 SONAME  := librstcp.so.$(MAJOR)
 
-# Programs from cargo. The optional ones are installed when cargo has built
-# them: rstcp-stat (on its way) goes here.
-PROGRAMS          := rstcp-run
-OPTIONAL_PROGRAMS := rstcp-stat
-INSTALLED_PROGRAMS = $(PROGRAMS) \
-	$(foreach p,$(OPTIONAL_PROGRAMS),$(if $(wildcard $(RELEASE)/$(p)),$(p)))
+# Programs from cargo: the shim's launcher and the socket table viewer.
+PROGRAMS           := rstcp-run rstcp-stat
+INSTALLED_PROGRAMS := $(PROGRAMS)
 
 BUILT := $(RELEASE)/librstcp.so $(RELEASE)/librstcp.a \
 	$(RELEASE)/librstcp_preload.so $(addprefix $(RELEASE)/,$(PROGRAMS))
@@ -82,4 +79,4 @@ uninstall:
 	rm -f $(D)$(INCLUDEDIR)/rstcp.h $(D)$(LIBDIR)/librstcp.so.$(VERSION) \
 		$(D)$(LIBDIR)/$(SONAME) $(D)$(LIBDIR)/librstcp.so $(D)$(LIBDIR)/librstcp.a \
 		$(D)$(LIBDIR)/librstcp_preload.so $(D)$(PKGCONFIGDIR)/rstcp.pc \
-		$(addprefix $(D)$(BINDIR)/,$(PROGRAMS) $(OPTIONAL_PROGRAMS))
+		$(addprefix $(D)$(BINDIR)/,$(PROGRAMS))

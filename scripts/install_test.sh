@@ -56,12 +56,14 @@ make --no-print-directory install DESTDIR="$tmp/stage" PREFIX=/usr >"$tmp/instal
     { cat "$tmp/install.log" >&2; fail "make install"; }
 stage=$tmp/stage/usr
 for f in include/rstcp.h "lib/librstcp.so.$version" lib/librstcp.a \
-    lib/librstcp_preload.so lib/pkgconfig/rstcp.pc bin/rstcp-run; do
+    lib/librstcp_preload.so lib/pkgconfig/rstcp.pc bin/rstcp-run bin/rstcp-stat; do
     [ -f "$stage/$f" ] || fail "not installed: /usr/$f"
 done
 [ "$(readlink "$stage/lib/$soname")" = "librstcp.so.$version" ] || fail "$soname is not a symlink to librstcp.so.$version"
 [ "$(readlink "$stage/lib/librstcp.so")" = "$soname" ] || fail "librstcp.so is not a symlink to $soname"
-ok "header, librstcp.so.$version + $soname + librstcp.so, librstcp.a, librstcp_preload.so, rstcp-run, rstcp.pc"
+ok "header, librstcp.so.$version + $soname + librstcp.so, librstcp.a, librstcp_preload.so, rstcp-run, rstcp-stat, rstcp.pc"
+"$stage/bin/rstcp-stat" -d "$tmp/no-processes" | grep -q '^PID ' || fail "installed rstcp-stat does not run"
+ok "installed rstcp-stat runs (no processes: the header only)"
 cmp -s include/rstcp.h "$stage/include/rstcp.h" || fail "installed rstcp.h differs from include/rstcp.h"
 grep -qx 'prefix=/usr' "$stage/lib/pkgconfig/rstcp.pc" || fail "rstcp.pc: prefix is not /usr"
 grep -qx 'libdir=${prefix}/lib' "$stage/lib/pkgconfig/rstcp.pc" || fail "rstcp.pc: libdir"
