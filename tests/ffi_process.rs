@@ -8,6 +8,7 @@ use std::ffi::c_void;
 use std::io::{ErrorKind, Read, Write};
 use std::mem::size_of;
 use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 use libc::{sockaddr, sockaddr_in, socklen_t};
@@ -208,6 +209,20 @@ fn child(mode: &str) -> i32 {
             }
             0
         }
+        // Run without CAP_NET_ADMIN (as nobody): EPERM, explained.
+        "no_permission" => {
+            if socket() != -1 || errno() != libc::EPERM {
+                return 21;
+            }
+            0
+        }
+        // Run where /dev/net/tun is missing: ENODEV, explained.
+        "no_tun_device" => {
+            if socket() != -1 || errno() != libc::ENODEV {
+                return 22;
+            }
+            0
+        }
         // With RSTCP_PCAP set: a connection to the parent's listener sends
         // a little, closes, and the process prints how many packets its
         // stack moved, then dies of SIGTERM's default action (no atexit).
@@ -267,6 +282,39 @@ fn a_failed_start_is_explained_once_and_rs_init_can_retry() {
     let (code, err) = run_child("busy_device", &[("RSTCP_TUN", &dev)]);
     assert_eq!(code, Some(0), "child: {err}");
     assert!(err.contains("in use by another process"), "{err}");
+    // Without CAP_NET_ADMIN: the commands that make the device beforehand.
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env("RSTCP_FFI_CHILD", "no_permission")
+        .env("RSTCP_TUN", "rstcpnoperm0")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "as nobody: {err}");
+    assert!(
+        err.contains("needs CAP_NET_ADMIN") && err.contains("ip tuntap add dev rstcpnoperm0"),
+        "{err}"
+    );
+    // No /dev/net/tun (hidden under an empty tmpfs in a mount namespace).
+    let out = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "sh",
+            "-c",
+            "mount -t tmpfs none /dev/net && exec \"$0\"",
+        ])
+        .arg(std::env::current_exe().unwrap())
+        .env("RSTCP_FFI_CHILD", "no_tun_device")
+        .env("RSTCP_TUN", "rstcpnotun0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "without /dev/net/tun: {err}");
+    assert!(
+        err.contains("no /dev/net/tun: load the tun module"),
+        "{err}"
+    );
     // RSTCP_LOG=off silences even that.
     let (code, err) = run_child("busy_device", &[("RSTCP_TUN", &dev), ("RSTCP_LOG", "off")]);
     assert_eq!((code, err.as_str()), (Some(0), ""));
