@@ -31,6 +31,44 @@ pub fn write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     check(unsafe { libc::syscall(libc::SYS_write, fd, buf.as_ptr(), buf.len()) })
 }
 
+/// readv(2) into two buffers: a header and the rest.
+pub fn read2(fd: RawFd, head: &mut [u8], body: &mut [u8]) -> io::Result<usize> {
+    let iov = [
+        libc::iovec {
+            iov_base: head.as_mut_ptr().cast(),
+            iov_len: head.len(),
+        },
+        libc::iovec {
+            iov_base: body.as_mut_ptr().cast(),
+            iov_len: body.len(),
+        },
+    ];
+    // SAFETY: both buffers are valid and writable for their lengths.
+    check(unsafe { libc::syscall(libc::SYS_readv, fd, iov.as_ptr(), 2) })
+}
+
+/// writev(2) of two buffers: a header and the rest.
+pub fn write2(fd: RawFd, head: &[u8], body: &[u8]) -> io::Result<usize> {
+    let iov = [
+        libc::iovec {
+            iov_base: head.as_ptr() as *mut libc::c_void,
+            iov_len: head.len(),
+        },
+        libc::iovec {
+            iov_base: body.as_ptr() as *mut libc::c_void,
+            iov_len: body.len(),
+        },
+    ];
+    // SAFETY: both buffers are valid and readable for their lengths.
+    check(unsafe { libc::syscall(libc::SYS_writev, fd, iov.as_ptr(), 2) })
+}
+
+/// ioctl(2) with an integer argument.
+pub fn ioctl_int(fd: RawFd, request: libc::c_ulong, arg: libc::c_ulong) -> io::Result<()> {
+    // SAFETY: the request takes its argument by value.
+    check(unsafe { libc::syscall(libc::SYS_ioctl, fd, request, arg) }).map(|_| ())
+}
+
 /// close(2).
 pub fn close(fd: RawFd) {
     // SAFETY: closing a descriptor this library owns.

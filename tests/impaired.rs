@@ -478,6 +478,8 @@ fn tun_in(ns: &Netns, name: &str, addr: Ipv4Addr) -> Tun {
             kernel_addr: addr,
             prefix_len: 24,
             mtu: 1500,
+            // The relay copies packets one by one between two devices.
+            offload: false,
         })
         .expect("TUN device")
     })

@@ -414,7 +414,23 @@ fn hundred_megabytes_each_way() {
     if common::skip_without_root() {
         return;
     }
-    let (_ns, s) = setup("bulk");
+    hundred_megabytes("bulk", true);
+}
+
+#[test]
+fn hundred_megabytes_each_way_without_offload() {
+    if common::skip_without_root() {
+        return;
+    }
+    hundred_megabytes("bulknooff", false);
+}
+
+/// 100 MB each way, byte-exact; with `offload` the kernel hands over its
+/// large segments whole (and must have), without it never.
+fn hundred_megabytes(tag: &str, offload: bool) {
+    let ns = Netns::new(tag);
+    ns.enter();
+    let (s, _) = common::start_rstcp_offload(&ns, tag, None, offload);
     let total = 100usize << 20;
     let l = listen(&s, 7007, 4);
     let kernel = std::thread::spawn(move || {
@@ -433,9 +449,15 @@ fn hundred_megabytes_each_way() {
     s.close(c).unwrap();
     let (n, up, down) = kernel.join().unwrap();
     assert_eq!(n, total);
+    let large = s.with_stack(|st| st.stats().rx_large_packets);
+    if offload {
+        assert!(large > 0, "no large segment came from the kernel");
+    } else {
+        assert_eq!(large, 0);
+    }
     let mbps = |d: Duration| (total as f64 * 8.0 / d.as_secs_f64()) / 1e6;
     eprintln!(
-        "100 MB kernel->rstcp in {:?} ({:.0} Mbit/s), rstcp->kernel in {:?} ({:.0} Mbit/s)",
+        "100 MB (offload {offload}) kernel->rstcp in {:?} ({:.0} Mbit/s), rstcp->kernel in {:?} ({:.0} Mbit/s); {large} large segments received",
         up,
         mbps(up),
         down,

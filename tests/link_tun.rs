@@ -16,6 +16,7 @@ fn config(name: String, subnet: u8) -> TunConfig {
         kernel_addr: Ipv4Addr::new(10, 77, subnet, 1),
         prefix_len: 24,
         mtu: 1500,
+        offload: false,
     }
 }
 

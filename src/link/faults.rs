@@ -244,7 +244,7 @@ impl Ord for Held {
 impl<L: Link> Faulty<L> {
     /// Wraps `inner`, injecting the faults of `config` in both directions.
     pub fn new(inner: L, config: FaultConfig) -> Faulty<L> {
-        let scratch = vec![0; inner.mtu().max(1)];
+        let scratch = vec![0; inner.max_packet().max(1)];
         Faulty {
             inner,
             rng: SplitMix64(config.seed),
@@ -446,6 +446,10 @@ impl<L: Link> Link for Faulty<L> {
 
     fn mtu(&self) -> usize {
         self.inner.mtu()
+    }
+
+    fn max_packet(&self) -> usize {
+        self.inner.max_packet()
     }
 }
 

@@ -11,6 +11,7 @@ pub mod faults;
 pub mod pair;
 pub mod pcap;
 pub mod tun;
+pub mod vnet;
 
 pub use self::tun::{Tun, TunConfig};
 pub use faults::{FaultConfig, Faulty};
@@ -26,7 +27,8 @@ pub trait Link: Send {
     /// Copies one received packet into `buf`; Ok(None) when nothing is waiting now (never blocks).
     ///
     /// A packet longer than `buf` is truncated to `buf.len()`, as read(2) on
-    /// a TUN device does; a buffer of [`Link::mtu`] bytes is always enough.
+    /// a TUN device does; a buffer of [`Link::max_packet`] bytes is always
+    /// enough.
     fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>>;
 
     /// Sends one packet (never blocks; a full device queue may drop it, as a network may).
@@ -45,6 +47,12 @@ pub trait Link: Send {
 
     /// The largest packet the link carries.
     fn mtu(&self) -> usize;
+
+    /// The largest packet `recv` may return: the MTU, or more when the
+    /// link hands over the kernel's large segments (receive offload).
+    fn max_packet(&self) -> usize {
+        self.mtu()
+    }
 }
 
 impl<L: Link + ?Sized> Link for Box<L> {
@@ -66,5 +74,9 @@ impl<L: Link + ?Sized> Link for Box<L> {
 
     fn mtu(&self) -> usize {
         (**self).mtu()
+    }
+
+    fn max_packet(&self) -> usize {
+        (**self).max_packet()
     }
 }

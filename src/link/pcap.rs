@@ -137,6 +137,10 @@ impl<L: Link> Link for PcapTee<L> {
     fn mtu(&self) -> usize {
         self.inner.mtu()
     }
+
+    fn max_packet(&self) -> usize {
+        self.inner.max_packet()
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@ pub struct RuntimeConfig {
     pub faults: Option<FaultConfig>,
     /// Maximum segment lifetime (`RSTCP_MSL_MS`, default 30 s; TIME-WAIT is twice this).
     pub msl: Duration,
+    /// Take the kernel's large segments whole (`RSTCP_OFFLOAD`, default on):
+    /// a TUN device with a virtio-net header and receive offload.
+    pub offload: bool,
     /// At process exit, how long to let closing connections finish sending
     /// (`RSTCP_EXIT_LINGER_MS`, default 10 s): the kernel would deliver them
     /// after the process is gone; we must do it before.
@@ -47,6 +50,7 @@ impl Default for RuntimeConfig {
             faults: None,
             msl: Duration::from_secs(30),
             exit_linger: Duration::from_secs(10),
+            offload: true,
         }
     }
 }
@@ -141,6 +145,13 @@ impl RuntimeConfig {
                 )
             })?);
         }
+        if let Some(v) = var("RSTCP_OFFLOAD") {
+            cfg.offload = match v.as_str() {
+                "0" => false,
+                "1" => true,
+                _ => return Err(bad("RSTCP_OFFLOAD", &v, "0 (off) or 1 (on)")),
+            };
+        }
         if let Some(v) = var("RSTCP_LOG") {
             if crate::log::parse_level(&v).is_none() {
                 return Err(bad("RSTCP_LOG", &v, crate::log::LEVELS));
@@ -226,6 +237,10 @@ impl RuntimeConfig {
             kernel_addr: self.peer_addr(),
             prefix_len: self.prefix_len,
             mtu: self.mtu,
+            // Faults act on packets as a wire carries them, MTU-sized: a
+            // 64 KiB segment of the kernel's offload lost whole would be
+            // forty-odd losses at once.
+            offload: self.offload && self.faults.is_none(),
         })
         .map_err(|e| self.explain_open_failure(&e))?;
         rs_log!(

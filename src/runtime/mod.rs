@@ -327,7 +327,7 @@ fn poll_fds(link_fd: Option<RawFd>, wake_fd: RawFd, timeout: Option<Duration>) -
 }
 
 fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
-    let size = link.mtu().max(1500) + 128;
+    let size = link.max_packet().max(1500) + 128;
     let mut rx: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0; size]).collect();
     let mut tx: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0; size]).collect();
     let mut rx_len = [0usize; BATCH];

@@ -16,6 +16,9 @@ impl Stack {
     /// and dropped, never a panic.
     pub fn on_packet(&mut self, now: Instant, packet: &[u8]) {
         self.stats.rx_packets += 1;
+        if packet.len() > self.cfg.mtu {
+            self.stats.rx_large_packets += 1;
+        }
         let ip = match parse_ipv4(packet) {
             Ok(ip) => ip,
             Err(WireError::Fragmented) => {

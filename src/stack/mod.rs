@@ -60,6 +60,9 @@ pub struct Stats {
     pub rx_packets: u64,
     /// Packets sent.
     pub tx_packets: u64,
+    /// Packets received larger than the MTU: segments the kernel's receive
+    /// offload glued together.
+    pub rx_large_packets: u64,
     /// IPv4 packets dropped as malformed (length, version, checksum).
     pub rx_bad_ip: u64,
     /// IPv4 fragments dropped (not reassembled).

@@ -204,7 +204,18 @@ pub fn start_rstcp(
     tag: &str,
     faults: Option<&str>,
 ) -> (std::sync::Arc<rstcp::api::Sockets>, String) {
+    start_rstcp_offload(ns, tag, faults, true)
+}
+
+/// [`start_rstcp`] with the TUN device's receive offload on or off.
+pub fn start_rstcp_offload(
+    ns: &Netns,
+    tag: &str,
+    faults: Option<&str>,
+    offload: bool,
+) -> (std::sync::Arc<rstcp::api::Sockets>, String) {
     let cfg = rstcp::runtime::RuntimeConfig {
+        offload,
         tun: ns.dev_name(),
         addr: std::net::Ipv4Addr::new(10, 77, 0, 2),
         prefix_len: 24,
