@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""Draws bench/results.json (written by rstcp-bench) as a PNG: one panel per
+figure, rstcp beside the kernel (offloads on and off), bars at the median
+with the min-max spread, and the ratio rstcp/kernel above each kernel bar.
+
+    python3 bench/chart.py bench/results.json bench/chart.png
+"""
+import json
+import statistics
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+COLORS = {"rstcp": "#d9641e", "kernel": "#3a6ea5", "kernel, offloads off": "#8fb3d9", "tun": "#777777"}
+
+
+def main(src, dst):
+    with open(src) as f:
+        data = json.load(f)
+    # The TUN ceilings (no kernel counterpart) share one panel.
+    figures = [f for f in data["figures"] if "tun" not in f["values"]]
+    tun = [f for f in data["figures"] if "tun" in f["values"]]
+    if tun:
+        figures.append({
+            "title": "raw TUN ceiling (ICMP echo through the device)",
+            "unit": tun[0]["unit"],
+            "higher_is_better": True,
+            "values": {f["title"].rsplit(", ", 1)[-1]: f["values"]["tun"] for f in tun},
+        })
+    cols = 4
+    rows = (len(figures) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(15, 3.6 * rows), dpi=72)
+    axes = list(axes.flat)
+    for ax, f in zip(axes, figures):
+        labels = [s for s in data["setups"] if s in f["values"]] or list(f["values"])
+        tun_panel = not any(s in f["values"] for s in data["setups"])
+        meds = [statistics.median(f["values"][s]) for s in labels]
+        lo = [m - min(f["values"][s]) for m, s in zip(meds, labels)]
+        hi = [max(f["values"][s]) - m for m, s in zip(meds, labels)]
+        xs = range(len(labels))
+        ax.bar(xs, meds, yerr=[lo, hi], capsize=4, color=[COLORS.get("tun" if tun_panel else s, "#999999") for s in labels])
+        ax.set_xticks(list(xs))
+        ax.set_xticklabels([s.replace(", ", ",\n") for s in labels], fontsize=8)
+        better = "higher is better" if f["higher_is_better"] else "lower is better"
+        ax.set_title(f"{f['title']}\n[{f['unit']}, {better}]", fontsize=9)
+        ax.tick_params(axis="y", labelsize=8)
+        if "rstcp" in f["values"]:
+            r = statistics.median(f["values"]["rstcp"])
+            for x, s, m in zip(xs, labels, meds):
+                if s != "rstcp" and m:
+                    ax.annotate(f"rstcp/this: {r / m:.2f}", (x, m), ha="center", va="bottom",
+                                fontsize=7, xytext=(0, 3), textcoords="offset points")
+        ax.margins(y=0.18)
+    for ax in axes[len(figures):]:
+        ax.axis("off")
+    fig.suptitle(
+        f"rstcp beside the Linux kernel (veth between namespaces): median and min-max of "
+        f"{data['runs']} runs, {data['seconds_per_figure']} s each; {data['idle_connections']} idle connections",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(dst)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: chart.py RESULTS.json CHART.png")
+    main(sys.argv[1], sys.argv[2])
