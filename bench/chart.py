@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLORS = {"rstcp": "#d9641e", "kernel": "#3a6ea5", "kernel, offloads off": "#8fb3d9", "tun": "#777777"}
+COLORS = {"rstcp": "#d9641e", "kernel": "#3a6ea5", "kernel, offloads off": "#8fb3d9", "smoltcp": "#6a9a4a", "tun": "#777777"}
 
 
 def main(src, dst):
@@ -57,7 +57,7 @@ def main(src, dst):
     for ax in axes[len(figures):]:
         ax.axis("off")
     fig.suptitle(
-        f"rstcp beside the Linux kernel (veth between namespaces): median and min-max of "
+        f"rstcp beside the Linux kernel (veth between namespaces) and smoltcp (TUN): median and min-max of "
         f"{data['runs']} runs, {data['seconds_per_figure']} s each; {data['idle_connections']} idle connections",
         fontsize=10,
     )

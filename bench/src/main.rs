@@ -7,11 +7,14 @@
 //! …-a (10.88.0.1) over a veth pair to namespace …-b (10.88.0.2, the
 //! clients), with the veth offloads on (the default) and off (ethtool -K
 //! tso/gso/gro off). The clients are the same code in every case and do the
-//! timing. Every figure is printed with the kernel's and the ratio.
+//! timing. Every figure is printed with the kernel's and the ratio. Beside
+//! them: smoltcp serving on a TUN device of its own (namespace …-s,
+//! 10.99.0.2), and the raw TUN ceiling (namespace …-t, no TCP at all).
 
 mod ceiling;
 mod netns;
 mod report;
+mod smol;
 mod subject;
 mod workloads;
 
@@ -30,11 +33,12 @@ struct Options {
     idle: usize,
     json: String,
     ceiling: bool,
+    smoltcp: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: rstcp-bench [--quick] [--runs N] [--secs S] [--idle N] [--json PATH] [--no-ceiling]\n\
+        "usage: rstcp-bench [--quick] [--runs N] [--secs S] [--idle N] [--json PATH] [--no-ceiling] [--no-smoltcp]\n\
          \x20 --quick      3 runs of 1 s per figure, 10,000 idle connections\n\
          \x20 default      5 runs of 3 s per figure, 50,000 idle connections"
     );
@@ -48,6 +52,7 @@ fn options() -> Options {
         idle: 50_000,
         json: "bench/results.json".into(),
         ceiling: true,
+        smoltcp: true,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -63,6 +68,7 @@ fn options() -> Options {
             "--idle" => o.idle = value().parse().unwrap_or_else(|_| usage()),
             "--json" => o.json = value(),
             "--no-ceiling" => o.ceiling = false,
+            "--no-smoltcp" => o.smoltcp = false,
             _ => usage(),
         }
     }
@@ -116,10 +122,11 @@ fn raise_fd_limit(want: usize) -> usize {
     lim.rlim_cur as usize
 }
 
-/// A configuration measured: its label, the stack that serves, its clients.
+/// A configuration measured: its label, the stack that serves (None:
+/// smoltcp, which serves from a thread of its own), its clients.
 struct Setup {
     label: &'static str,
-    subject: Subject,
+    subject: Option<Subject>,
     peer: Peer,
     /// For the kernel: the veth pair, and whether offloads are on.
     veth: Option<(String, String, bool)>,
@@ -166,7 +173,7 @@ fn run(o: &Options) -> Result<(), String> {
     let mut setups = vec![
         Setup {
             label: "rstcp",
-            subject: rstcp_subject.clone(),
+            subject: Some(rstcp_subject.clone()),
             peer: Peer {
                 ns: ns_r.name.clone(),
                 ip: Ipv4Addr::new(10, 77, 0, 2),
@@ -175,7 +182,7 @@ fn run(o: &Options) -> Result<(), String> {
         },
         Setup {
             label: "kernel",
-            subject: kernel_subject.clone(),
+            subject: Some(kernel_subject.clone()),
             peer: Peer {
                 ns: ns_b.name.clone(),
                 ip: Ipv4Addr::new(10, 88, 0, 1),
@@ -186,7 +193,7 @@ fn run(o: &Options) -> Result<(), String> {
     if ethtool {
         setups.push(Setup {
             label: "kernel, offloads off",
-            subject: kernel_subject.clone(),
+            subject: Some(kernel_subject.clone()),
             peer: Peer {
                 ns: ns_b.name.clone(),
                 ip: Ipv4Addr::new(10, 88, 0, 1),
@@ -197,6 +204,22 @@ fn run(o: &Options) -> Result<(), String> {
         println!(
             "note: ethtool is missing: no \"kernel, offloads off\" column (Debian package ethtool)"
         );
+    }
+    // smoltcp on a TUN device of its own in namespace s.
+    let mut smol_server = None;
+    let ns_s = Netns::new("s")?;
+    if o.smoltcp {
+        ns_s.exec(&["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"])?;
+        smol_server = Some(smol::start(&ns_s, &format!("rbs{pid}"))?);
+        setups.push(Setup {
+            label: "smoltcp",
+            subject: None,
+            peer: Peer {
+                ns: ns_s.name.clone(),
+                ip: Ipv4Addr::new(10, 99, 0, 2),
+            },
+            veth: None,
+        });
     }
     let labels: Vec<&str> = setups.iter().map(|s| s.label).collect();
     let mut results = Results::new(&labels, o);
@@ -211,8 +234,9 @@ fn run(o: &Options) -> Result<(), String> {
         println!("run {}/{}", run + 1, o.runs);
         for setup in &setups {
             let server = match setup.subject {
-                Subject::Rstcp(_) => &rstcp_server,
-                Subject::Kernel { .. } => &kernel_server,
+                Some(Subject::Rstcp(_)) => Some(&rstcp_server),
+                Some(Subject::Kernel { .. }) => Some(&kernel_server),
+                None => None,
             };
             if let Some((va, vb, on)) = &setup.veth {
                 let v = if *on { "on" } else { "off" };
@@ -234,6 +258,7 @@ fn run(o: &Options) -> Result<(), String> {
     }
     rstcp_server.stop();
     kernel_server.stop();
+    drop(smol_server);
 
     if o.ceiling {
         let ns_t = Netns::new("t")?;
@@ -246,8 +271,11 @@ fn run(o: &Options) -> Result<(), String> {
         // SAFETY: our descriptor.
         unsafe { libc::close(fd) };
     }
-    results.smoltcp =
-        Some("not built: an smoltcp server over the same TUN setup is not written yet".into());
+    results.smoltcp = Some(if o.smoltcp {
+        "smoltcp 0.14 serves on a TUN device of its own, like rstcp; no idle-connection figures (its sockets and their buffers are made in advance)".into()
+    } else {
+        "left out (--no-smoltcp)".into()
+    });
 
     results.print();
     results
@@ -259,23 +287,31 @@ fn run(o: &Options) -> Result<(), String> {
 }
 
 /// All figures of one setup, once.
-fn measure(setup: &Setup, server: &Server, o: &Options, r: &mut Results) -> std::io::Result<()> {
+fn measure(
+    setup: &Setup,
+    server: Option<&Server>,
+    o: &Options,
+    r: &mut Results,
+) -> std::io::Result<()> {
     let (p, l, secs) = (&setup.peer, setup.label, o.secs);
     r.add(Figure::BulkIn, l, p.bulk_in(secs)?);
     r.add(Figure::BulkOut, l, p.bulk_out(secs)?);
     r.add(Figure::RoundTrips, l, p.round_trips(secs)?);
     r.add(Figure::Connections, l, p.connections(secs)?);
+    let (Some(server), Some(subject)) = (server, &setup.subject) else {
+        return Ok(());
+    };
 
     // Idle connections: 10 open, the cost of a request; then up to o.idle,
     // memory per connection and the cost of a request again.
     let mut open = p.open_idle(server, 10, 10)?;
     r.add(Figure::Cost10, l, 1e6 / p.round_trips(secs)?);
-    let before = memory(setup);
+    let before = memory(subject);
     let t0 = Instant::now();
     open.extend(p.open_idle(server, o.idle - 10, o.idle)?);
     let opened = t0.elapsed();
-    let after = memory(setup);
-    let endpoints = match setup.subject {
+    let after = memory(subject);
+    let endpoints = match subject {
         // Only rstcp's side is in the process's heap; the kernel clients'
         // sockets are in the kernel.
         Subject::Rstcp(_) => 1.0,
@@ -291,7 +327,7 @@ fn measure(setup: &Setup, server: &Server, o: &Options, r: &mut Results) -> std:
     std::thread::sleep(Duration::from_millis(500));
     server.release_idle();
     let t0 = Instant::now();
-    settle(setup);
+    settle(subject);
     println!(
         "  {:<22} {} idle connections opened in {:.1} s, closed in {:.1} s",
         l,
@@ -305,8 +341,8 @@ fn measure(setup: &Setup, server: &Server, o: &Options, r: &mut Results) -> std:
 /// Memory that idle connections take: for rstcp the bytes its heap has in
 /// use (mallinfo2: arena and mmap'd chunks); for the kernel the bytes in
 /// use in all slab caches (/proc/slabinfo: active objects × object size).
-fn memory(setup: &Setup) -> i64 {
-    match setup.subject {
+fn memory(subject: &Subject) -> i64 {
+    match subject {
         Subject::Rstcp(_) => {
             // SAFETY: mallinfo2 has no preconditions.
             let m = unsafe { libc::mallinfo2() };
@@ -331,9 +367,9 @@ fn slab_bytes() -> i64 {
 
 /// Waits (up to 10 s) until closed connections have gone, so the next
 /// figure starts from a quiet stack.
-fn settle(setup: &Setup) {
+fn settle(subject: &Subject) {
     let t0 = Instant::now();
-    if let Subject::Rstcp(s) = &setup.subject {
+    if let Subject::Rstcp(s) = subject {
         while s.with_stack(|st| st.socket_count() - st.time_wait_count()) > 32
             && t0.elapsed() < Duration::from_secs(10)
         {

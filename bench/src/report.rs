@@ -185,7 +185,7 @@ impl Results {
         }
         let _ = writeln!(
             out,
-            "ratio = rstcp / kernel (medians of {} runs, {} s each); higher is better except for memory and request cost",
+            "ratio = rstcp / the column left of it (medians of {} runs, {} s each); higher is better except for memory and request cost",
             self.runs, self.secs
         );
         let _ = writeln!(
