@@ -12,6 +12,7 @@
 //! 10.99.0.2), and the raw TUN ceiling (namespace …-t, no TCP at all).
 
 mod ceiling;
+mod hold;
 mod netns;
 mod report;
 mod smol;
@@ -79,24 +80,17 @@ fn options() -> Options {
 }
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--hold") {
+        hold::child_main(&args[2..]);
+    }
     netns::clean_up_on_signals();
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("rstcp-bench: needs root (network namespaces, TUN devices): run bench/run.sh");
         std::process::exit(1);
     }
-    let mut o = options();
-    // The kernel's idle connections have both ends in this process.
-    let fds = raise_fd_limit(2 * o.idle + 512);
-    if 2 * o.idle + 512 > fds {
-        let fit = (fds.saturating_sub(512) / 2).max(100);
-        println!(
-            "note: {} idle connections do not fit in this process's descriptor limit ({fds}, which it may not raise \
-             here: no CAP_SYS_RESOURCE): measuring with {fit} (the kernel's connections have both ends in this process)",
-            o.idle
-        );
-        o.idle = fit;
-    }
+    let o = options();
     if let Err(e) = run(&o) {
         eprintln!("rstcp-bench: {e}");
         std::process::exit(1);
@@ -105,7 +99,7 @@ fn main() {
 
 /// Raises the descriptor limit to `want` if it may, else the soft limit to
 /// the hard one; returns the limit in force.
-fn raise_fd_limit(want: usize) -> usize {
+pub fn raise_fd_limit(want: usize) -> usize {
     let mut lim = libc::rlimit {
         rlim_cur: want as u64,
         rlim_max: want as u64,
@@ -304,11 +298,20 @@ fn measure(
 
     // Idle connections: 10 open, the cost of a request; then up to o.idle,
     // memory per connection and the cost of a request again.
-    let mut open = p.open_idle(server, 10, 10)?;
+    // Children hold the groups; each stays within the descriptor limit.
+    let group = raise_fd_limit(20_000)
+        .saturating_sub(256)
+        .clamp(1000, 15_000);
+    let kernel_ns = match subject {
+        Subject::Kernel { ns } => Some(ns.as_str()),
+        Subject::Rstcp(_) => None,
+    };
+    let mut port = 0;
+    let mut open = p.open_idle(kernel_ns, server, &mut port, (10, group, 10))?;
     r.add(Figure::Cost10, l, 1e6 / p.round_trips(secs)?);
     let before = memory(subject);
     let t0 = Instant::now();
-    open.extend(p.open_idle(server, o.idle - 10, o.idle)?);
+    open.extend(p.open_idle(kernel_ns, server, &mut port, (o.idle - 10, group, o.idle))?);
     let opened = t0.elapsed();
     let after = memory(subject);
     let endpoints = match subject {
@@ -323,9 +326,11 @@ fn measure(
     r.add(Figure::CostMany, l, 1e6 / p.round_trips(secs)?);
     // The clients close first; their FINs are in before the stack closes
     // (closing both at once would leave TIME-WAITs on both sides).
-    drop(open);
+    let (clients, servers): (Vec<_>, Vec<_>) = open.into_iter().partition(|h| h.clients);
+    drop(clients);
     std::thread::sleep(Duration::from_millis(500));
     server.release_idle();
+    drop(servers);
     let t0 = Instant::now();
     settle(subject);
     println!(

@@ -3,12 +3,13 @@
 //! load and time it (`Peer`), with the same code whichever stack serves.
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::net::{Ipv4Addr, Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::hold::Holder;
 use crate::subject::Subject;
 
 /// Reads until end of stream, then closes.
@@ -19,7 +20,8 @@ pub const SOURCE: u16 = 5002;
 pub const ECHO: u16 = 5003;
 /// One 64-byte request, one 64-byte reply, then waits for the close.
 pub const CRR: [u16; 4] = [5010, 5011, 5012, 5013];
-/// Accepts and holds connections open, idle.
+/// Accepts and holds connections open, idle: one port per group (rstcp
+/// only; for the kernel, `hold` children listen on these ports).
 pub const IDLE: [u16; 8] = [5100, 5101, 5102, 5103, 5104, 5105, 5106, 5107];
 
 #[derive(Clone, Copy)]
@@ -56,7 +58,9 @@ impl Server {
             (ECHO, Role::Echo),
         ];
         ports.extend(CRR.iter().map(|&p| (p, Role::Crr)));
-        ports.extend(IDLE.iter().map(|&p| (p, Role::Idle)));
+        if let Subject::Rstcp(_) = subject {
+            ports.extend(IDLE.iter().map(|&p| (p, Role::Idle)));
+        }
         for (port, role) in ports {
             let l = subject.listen(port)?;
             server.listeners.push(l);
@@ -248,34 +252,39 @@ impl Peer {
         })
     }
 
-    /// Opens `n` more idle connections (4 threads), spread over the idle
-    /// ports, and returns them; waits until the subject holds `total`.
-    pub fn open_idle(&self, server: &Server, n: usize, total: usize) -> io::Result<Vec<TcpStream>> {
-        let next = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..4)
-            .map(|_| {
-                let (next, ip) = (next.clone(), self.ip);
-                let ns = self.ns.clone();
-                std::thread::spawn(move || -> io::Result<Vec<TcpStream>> {
-                    crate::netns::enter(&ns);
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= n {
-                            return Ok(mine);
-                        }
-                        let port = IDLE[i % IDLE.len()];
-                        mine.push(connect_retrying(SocketAddrV4::new(ip, port))?);
-                    }
-                })
-            })
-            .collect();
-        let mut all = Vec::with_capacity(n);
-        for t in threads {
-            all.extend(t.join().expect("idle opener panicked")?);
+    /// Opens `n` more idle connections in groups of at most `group`, each
+    /// group held by child processes on the next idle port (`next_port`
+    /// counts them); for the kernel (`kernel_ns`, the subject's namespace)
+    /// a child holds the accepted ends too. Waits until the subject holds
+    /// `total` (rstcp's server counts them).
+    pub fn open_idle(
+        &self,
+        kernel_ns: Option<&str>,
+        server: &Server,
+        next_port: &mut usize,
+        (n, group, total): (usize, usize, usize),
+    ) -> io::Result<Vec<Holder>> {
+        let mut holders = Vec::new();
+        let mut left = n;
+        while left > 0 {
+            let k = left.min(group);
+            let port = *IDLE
+                .get(*next_port)
+                .ok_or_else(|| io::Error::other("more idle connections than idle ports"))?;
+            *next_port += 1;
+            let mut accepted = match kernel_ns {
+                Some(ns) => Some(Holder::spawn("server", ns, self.ip, port, k)?),
+                None => None,
+            };
+            holders.push(Holder::spawn("clients", &self.ns, self.ip, port, k)?);
+            if let Some(h) = accepted.as_mut() {
+                h.expect("ready")?;
+            }
+            holders.extend(accepted);
+            left -= k;
         }
         let t0 = Instant::now();
-        while server.held() < total {
+        while kernel_ns.is_none() && server.held() < total {
             if t0.elapsed() > Duration::from_secs(60) {
                 return Err(io::Error::other(format!(
                     "the subject accepted {} of {total} idle connections",
@@ -284,18 +293,6 @@ impl Peer {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        Ok(all)
-    }
-}
-
-/// connect(), retried for a while on a full queue or a lost SYN.
-fn connect_retrying(addr: SocketAddrV4) -> io::Result<TcpStream> {
-    let t0 = Instant::now();
-    loop {
-        match TcpStream::connect_timeout(&addr.into(), Duration::from_secs(5)) {
-            Ok(c) => return Ok(c),
-            Err(e) if t0.elapsed() > Duration::from_secs(20) => return Err(e),
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
+        Ok(holders)
     }
 }
