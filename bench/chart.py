@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Draws bench/results.json (written by rstcp-bench) as a PNG: one panel per
-figure, rstcp beside the kernel (offloads on and off), bars at the median
-with the min-max spread, and the ratio rstcp/kernel above each kernel bar.
+figure, rstcp beside the kernel (offloads on and off) and smoltcp, bars at
+the median with the min-max spread, and the ratio rstcp/this under the name (rstcp: 0.5× = half of this)
+of every other bar.
 
     python3 bench/chart.py bench/results.json bench/chart.png
 """
@@ -32,7 +33,7 @@ def main(src, dst):
         })
     cols = 4
     rows = (len(figures) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(15, 3.6 * rows), dpi=72)
+    fig, axes = plt.subplots(rows, cols, figsize=(15, 3.9 * rows), dpi=72)
     axes = list(axes.flat)
     for ax, f in zip(axes, figures):
         labels = [s for s in data["setups"] if s in f["values"]] or list(f["values"])
@@ -42,18 +43,18 @@ def main(src, dst):
         hi = [max(f["values"][s]) - m for m, s in zip(meds, labels)]
         xs = range(len(labels))
         ax.bar(xs, meds, yerr=[lo, hi], capsize=4, color=[COLORS.get("tun" if tun_panel else s, "#999999") for s in labels])
+        names = [s.replace(", ", ",\n") for s in labels]
+        if "rstcp" in f["values"]:
+            # The ratio rstcp / this bar, under each other bar's name.
+            r = statistics.median(f["values"]["rstcp"])
+            names = [n if s == "rstcp" or not m else f"{n}\n(rstcp: {r / m:.2f}×)"
+                     for n, s, m in zip(names, labels, meds)]
         ax.set_xticks(list(xs))
-        ax.set_xticklabels([s.replace(", ", ",\n") for s in labels], fontsize=8)
+        ax.set_xticklabels(names, fontsize=7.5)
         better = "higher is better" if f["higher_is_better"] else "lower is better"
         ax.set_title(f"{f['title']}\n[{f['unit']}, {better}]", fontsize=9)
         ax.tick_params(axis="y", labelsize=8)
-        if "rstcp" in f["values"]:
-            r = statistics.median(f["values"]["rstcp"])
-            for x, s, m in zip(xs, labels, meds):
-                if s != "rstcp" and m:
-                    ax.annotate(f"rstcp/this: {r / m:.2f}", (x, m), ha="center", va="bottom",
-                                fontsize=7, xytext=(0, 3), textcoords="offset points")
-        ax.margins(y=0.18)
+        ax.margins(y=0.05)
     for ax in axes[len(figures):]:
         ax.axis("off")
     fig.suptitle(
