@@ -380,6 +380,15 @@ fn settle(subject: &Subject) {
         {
             std::thread::sleep(Duration::from_millis(20));
         }
+        if t0.elapsed() >= Duration::from_secs(10) {
+            let mut states = std::collections::BTreeMap::new();
+            s.with_stack(|st| {
+                for (_, t) in st.connections() {
+                    *states.entry(format!("{:?}", t.state())).or_insert(0) += 1;
+                }
+            });
+            println!("  note: rstcp connections still open 10 s after the close: {states:?}");
+        }
     } else {
         std::thread::sleep(Duration::from_millis(500));
     }
