@@ -356,3 +356,26 @@ fn tcp_counters_add_up_like_netstat_s() {
     assert_eq!(b.tcp_out_segs, a.tcp_in_segs);
     assert_eq!(sim.a.tcp_retrans_segs(), 0);
 }
+
+#[test]
+fn sockets_with_data_take_turns_to_send() {
+    // Two connections with their windows' worth queued: the stack sends
+    // one packet of each in turn, not all of one and then the other.
+    let mut sim = Sim::new(FaultConfig::default());
+    let (c1, _) = sim.connect(5101);
+    let (c2, _) = sim.connect(5102);
+    let data = vec![7u8; 64 * 1024];
+    let now = sim.now;
+    assert_eq!(sim.a.send(now, c1, &data), Ok(data.len()));
+    assert_eq!(sim.a.send(now, c2, &data), Ok(data.len()));
+    let mut buf = [0u8; 2048];
+    let mut ports = Vec::new();
+    for _ in 0..8 {
+        let n = sim.a.poll_transmit(now, &mut buf).expect("data to send");
+        let ip = rstcp::wire::parse_ipv4(&buf[..n]).unwrap();
+        let seg = rstcp::wire::parse_tcp(ip.src, ip.dst, ip.payload).unwrap();
+        ports.push(seg.dst_port);
+    }
+    let alternations = ports.windows(2).filter(|w| w[0] != w[1]).count();
+    assert!(alternations >= 6, "sent in the order {ports:?}");
+}

@@ -403,7 +403,7 @@ impl Stack {
             self.stats.tx_packets += 1;
             return Some(n);
         }
-        while let Some(&id) = self.tx_queue.front() {
+        while let Some(id) = self.tx_queue.pop_front() {
             let sent = match self.sockets.get_mut(id).and_then(|s| s.tcb_mut()) {
                 Some(t) => t.poll_transmit(now, buf),
                 None => None,
@@ -411,9 +411,11 @@ impl Stack {
             if let Some(n) = sent {
                 self.stats.tx_packets += 1;
                 self.stats.tcp_out_segs += 1;
+                // Round-robin: one packet, then the next socket's turn, so
+                // no connection waits while another drains its window.
+                self.tx_queue.push_back(id);
                 return Some(n);
             }
-            self.tx_queue.pop_front();
             if let Some(s) = self.sockets.get_mut(id) {
                 s.in_tx_queue = false;
             }
