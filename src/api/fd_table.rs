@@ -2,7 +2,7 @@
 //! free one from 3, like the kernel) or given by the caller (the LD_PRELOAD
 //! shim hands out a kernel placeholder's number).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -66,14 +66,55 @@ impl FdEntry {
 /// The table itself.
 #[derive(Debug, Default)]
 pub struct FdTable {
-    map: RwLock<HashMap<i32, Arc<FdEntry>>>,
+    map: RwLock<Table>,
 }
+
+/// The entries, and which numbers are free for the next one: the lowest,
+/// as POSIX asks, in O(log n) instead of a scan from 3 (which made opening
+/// n descriptors cost O(n²)).
+#[derive(Debug, Default)]
+struct Table {
+    entries: HashMap<i32, Arc<FdEntry>>,
+    /// Free numbers below `next`.
+    free: BTreeSet<i32>,
+    /// Numbers from here up are free, unless taken by an explicit insert.
+    next: i32,
+}
+
+impl Table {
+    fn lowest_free(&mut self) -> i32 {
+        if let Some(n) = self.free.pop_first() {
+            return n;
+        }
+        self.next = self.next.max(FIRST_FD);
+        while self.entries.contains_key(&self.next) {
+            self.next += 1;
+        }
+        let n = self.next;
+        self.next += 1;
+        n
+    }
+
+    fn take(&mut self, fd: i32) {
+        self.free.remove(&fd);
+    }
+
+    fn release(&mut self, fd: i32) {
+        if (FIRST_FD..self.next).contains(&fd) {
+            self.free.insert(fd);
+        }
+    }
+}
+
+/// The lowest number handed out (0, 1 and 2 are stdin, stdout, stderr).
+const FIRST_FD: i32 = 3;
 
 impl FdTable {
     /// The entry of `fd`, or EBADF.
     pub fn get(&self, fd: i32) -> Result<Arc<FdEntry>> {
         self.map
             .read()
+            .entries
             .get(&fd)
             .cloned()
             .ok_or(Error::BadDescriptor)
@@ -82,43 +123,99 @@ impl FdTable {
     /// Registers `entry` under `fd` if given (EBADF if negative or taken),
     /// otherwise under the lowest free number from 3.
     pub fn insert(&self, fd: Option<i32>, entry: Arc<FdEntry>) -> Result<i32> {
-        let mut map = self.map.write();
-        if map.len() >= MAX_FDS {
+        let mut table = self.map.write();
+        if table.entries.len() >= MAX_FDS {
             return Err(Error::TooManyFiles);
         }
         let fd = match fd {
-            Some(fd) if fd < 0 || map.contains_key(&fd) => return Err(Error::BadDescriptor),
-            Some(fd) => fd,
-            None => (3..)
-                .find(|n| !map.contains_key(n))
-                .ok_or(Error::TooManyFiles)?,
+            Some(fd) if fd < 0 || table.entries.contains_key(&fd) => {
+                return Err(Error::BadDescriptor)
+            }
+            Some(fd) => {
+                table.take(fd);
+                fd
+            }
+            None => table.lowest_free(),
         };
-        map.insert(fd, entry);
+        table.entries.insert(fd, entry);
         Ok(fd)
     }
 
     /// Removes `fd`, returning its entry.
     pub fn remove(&self, fd: i32) -> Result<Arc<FdEntry>> {
-        self.map.write().remove(&fd).ok_or(Error::BadDescriptor)
+        let mut table = self.map.write();
+        let entry = table.entries.remove(&fd).ok_or(Error::BadDescriptor)?;
+        table.release(fd);
+        Ok(entry)
     }
 
     /// Every open descriptor number.
     pub fn open_fds(&self) -> Vec<i32> {
-        self.map.read().keys().copied().collect()
+        self.map.read().entries.keys().copied().collect()
     }
 
     /// Every open descriptor with its socket.
     pub fn entries(&self) -> Vec<(i32, SocketId)> {
-        self.map.read().iter().map(|(&fd, e)| (fd, e.id)).collect()
+        self.map
+            .read()
+            .entries
+            .iter()
+            .map(|(&fd, e)| (fd, e.id))
+            .collect()
     }
 
     /// Number of open descriptors.
     pub fn len(&self) -> usize {
-        self.map.read().len()
+        self.map.read().entries.len()
     }
 
     /// True when no descriptor is open.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Arc<FdEntry> {
+        Arc::new(FdEntry::new(SocketId::new(0, 0), false))
+    }
+
+    #[test]
+    fn numbers_are_the_lowest_free_from_three_also_around_explicit_ones() {
+        let t = FdTable::default();
+        let got: Vec<i32> = (0..4).map(|_| t.insert(None, entry()).unwrap()).collect();
+        assert_eq!(got, [3, 4, 5, 6]);
+        t.remove(4).unwrap();
+        t.remove(3).unwrap();
+        assert_eq!(t.insert(None, entry()), Ok(3));
+        // An explicit number beyond the others is skipped, and free again
+        // once removed; one below fills its hole.
+        assert_eq!(t.insert(Some(8), entry()), Ok(8));
+        assert_eq!(t.insert(Some(4), entry()), Ok(4));
+        assert_eq!(t.insert(Some(4), entry()), Err(Error::BadDescriptor));
+        assert_eq!(t.insert(None, entry()), Ok(7));
+        assert_eq!(t.insert(None, entry()), Ok(9));
+        t.remove(8).unwrap();
+        assert_eq!(t.insert(None, entry()), Ok(8));
+        // Numbers below 3 given explicitly never come back as free ones.
+        assert_eq!(t.insert(Some(1), entry()), Ok(1));
+        t.remove(1).unwrap();
+        assert_eq!(t.insert(None, entry()), Ok(10));
+    }
+
+    #[test]
+    fn holes_left_among_many_descriptors_are_filled_lowest_first() {
+        let t = FdTable::default();
+        for i in 0..50_000 {
+            assert_eq!(t.insert(None, entry()), Ok(3 + i));
+        }
+        for fd in [40_000, 7, 20_000] {
+            t.remove(fd).unwrap();
+        }
+        let again: Vec<i32> = (0..4).map(|_| t.insert(None, entry()).unwrap()).collect();
+        assert_eq!(again, [7, 20_000, 40_000, 50_003]);
     }
 }
