@@ -43,9 +43,10 @@ pub struct Inner {
 
 impl Inner {
     /// Recomputes the readiness of every socket the stack marked changed
-    /// and wakes whoever waits for it. Returns true if the queue of
-    /// changed sockets became non-empty.
-    fn dispatch(&mut self) -> bool {
+    /// and puts whoever waits for it into `wake`, to be woken once the lock
+    /// is released ([`wake_all`]). Returns true if the queue of changed
+    /// sockets became non-empty.
+    fn dispatch(&mut self, wake: &mut Vec<Arc<readiness::Waiter>>) -> bool {
         self.stack.take_changed(&mut self.changed);
         if self.changed.is_empty() {
             return false;
@@ -53,11 +54,25 @@ impl Inner {
         let mut queued = false;
         for id in self.changed.drain(..) {
             let mask = self.stack.readiness(id).unwrap_or(0);
-            queued |= self.readiness.update(id, mask);
+            queued |= self.readiness.update(id, mask, wake);
         }
-        self.readiness.wake_watchers();
+        self.readiness.defer_watchers(wake);
         queued
     }
+}
+
+/// Wakes the waiters a dispatch collected (outside the lock), leaving
+/// `wake` empty with its capacity for the next time.
+fn wake_all(wake: &mut Vec<Arc<readiness::Waiter>>) {
+    for w in wake.drain(..) {
+        w.wake();
+    }
+}
+
+thread_local! {
+    /// Each application thread's list of waiters to wake on release.
+    static TO_WAKE: std::cell::RefCell<Vec<Arc<readiness::Waiter>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// The stack's lock as application threads hold it: on release, readiness
@@ -90,9 +105,21 @@ impl Drop for Locked<'_> {
             // Unwinding from a bug: release the lock, touch nothing more.
             return;
         }
-        let queued = g.dispatch();
+        // (A thread being torn down has no thread-locals: a fresh list then.)
+        let mut to_wake = TO_WAKE
+            .try_with(|t| t.try_borrow_mut().map(|mut v| std::mem::take(&mut *v)))
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or_default();
+        let queued = g.dispatch(&mut to_wake);
         let wake = g.stack.needs_io_thread();
         drop(g);
+        wake_all(&mut to_wake);
+        let _ = TO_WAKE.try_with(|t| {
+            if let Ok(mut v) = t.try_borrow_mut() {
+                *v = to_wake;
+            }
+        });
         if queued {
             self.shared.signal_readiness();
         }
@@ -336,6 +363,7 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
     let mut next_timer: Option<Instant> = None;
     let link_fd = link.readable_fd();
     let mut events = Vec::new();
+    let mut to_wake = Vec::new();
     if crate::log::enabled(crate::log::Level::Debug) {
         shared.inner.lock().stack.record_events(true);
     }
@@ -381,6 +409,7 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
             }
         }
         let mut n_tx = 0;
+        let queued;
         {
             let mut inner = shared.inner.lock();
             let now = shared.now();
@@ -400,10 +429,13 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
             // Whatever a call armed before now is covered by this reading.
             inner.stack.needs_io_thread();
             next_timer = inner.stack.poll_timeout();
-            if inner.dispatch() {
-                shared.signal_readiness();
-            }
+            queued = inner.dispatch(&mut to_wake);
             inner.stack.take_events(&mut events);
+        }
+        // Wake-ups are system calls: made with the lock released.
+        wake_all(&mut to_wake);
+        if queued {
+            shared.signal_readiness();
         }
         trace::log_events(&events);
         events.clear();

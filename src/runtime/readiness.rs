@@ -74,6 +74,11 @@ impl Waiter {
         self.wake();
     }
 
+    /// Notes `token` now; the wake-up is the caller's, later.
+    fn note_only(&self, token: u64) {
+        self.notes.lock().push(token);
+    }
+
     /// An eventfd that becomes readable on every wake, for waits in ppoll
     /// beside kernel descriptors. Made on first use; the caller drains it.
     pub fn eventfd(&self) -> std::io::Result<RawFd> {
@@ -226,17 +231,23 @@ impl Readiness {
         }
     }
 
-    /// The socket's readiness is now `mask`: wakes the waiters one of whose
-    /// events is set, and queues the socket for the consumer. Returns true
-    /// if the queue went from empty to non-empty.
-    pub fn update(&mut self, id: SocketId, mask: i16) -> bool {
+    /// The socket's readiness is now `mask`: the waiters one of whose
+    /// events is set go into `wake` (their tokens noted now), for the
+    /// caller to wake once it has released the stack's lock — a wake-up is
+    /// a system call or two, and nobody should wait on the lock for it.
+    /// Queues the socket for the consumer. Returns true if the queue went
+    /// from empty to non-empty.
+    pub fn update(&mut self, id: SocketId, mask: i16, wake: &mut Vec<Arc<Waiter>>) -> bool {
         let Some(e) = self.entries.get_mut(&id) else {
             return false;
         };
         e.mask = mask;
         for w in &e.waiters {
             if w.events & mask != 0 {
-                w.fire();
+                if let Some(t) = w.token {
+                    w.waiter.note_only(t);
+                }
+                wake.push(w.waiter.clone());
             }
         }
         if !self.tracking || e.queued {
@@ -262,6 +273,11 @@ impl Readiness {
         for w in &self.watchers {
             w.wake();
         }
+    }
+
+    /// Adds the waiters woken by any change to `wake` (see [`Readiness::update`]).
+    pub fn defer_watchers(&self, wake: &mut Vec<Arc<Waiter>>) {
+        wake.extend(self.watchers.iter().cloned());
     }
 
     /// Turns the queue of changed sockets on or off.
@@ -304,6 +320,16 @@ impl Readiness {
 mod tests {
     use super::*;
 
+    /// `update`, then the wake-ups it deferred, as the runtime does.
+    fn update_now(r: &mut Readiness, id: SocketId, mask: i16) -> bool {
+        let mut wake = Vec::new();
+        let queued = r.update(id, mask, &mut wake);
+        for w in wake {
+            w.wake();
+        }
+        queued
+    }
+
     fn id(n: u32) -> SocketId {
         SocketId::new(n, 0)
     }
@@ -317,14 +343,14 @@ mod tests {
         r.watch(id(1), &reader, libc::POLLIN, None);
         r.watch(id(1), &writer, libc::POLLOUT, Some(41));
         let (tr, tw) = (reader.ticket(), writer.ticket());
-        r.update(id(1), libc::POLLOUT);
+        update_now(&mut r, id(1), libc::POLLOUT);
         assert_eq!(reader.ticket(), tr, "a reader is not woken by POLLOUT");
         assert_ne!(writer.ticket(), tw);
         let mut notes = Vec::new();
         writer.take_notes(&mut notes);
         assert_eq!(notes, [41], "a lasting watch leaves its token");
         let tw = writer.ticket();
-        r.update(id(1), libc::POLLHUP);
+        update_now(&mut r, id(1), libc::POLLHUP);
         assert_ne!(reader.ticket(), tr, "POLLHUP wakes every waiter");
         assert_ne!(writer.ticket(), tw);
         r.unwatch(id(1), &reader, None);
@@ -340,11 +366,14 @@ mod tests {
         let mut r = Readiness::default();
         r.add(id(1), 7, 0);
         r.add(id(2), 8, 0);
-        assert!(!r.update(id(1), libc::POLLIN), "nothing queued untracked");
+        assert!(
+            !update_now(&mut r, id(1), libc::POLLIN),
+            "nothing queued untracked"
+        );
         r.set_tracking(true);
-        assert!(r.update(id(1), libc::POLLIN));
-        assert!(!r.update(id(2), libc::POLLOUT));
-        assert!(!r.update(id(1), libc::POLLIN | libc::POLLOUT));
+        assert!(update_now(&mut r, id(1), libc::POLLIN));
+        assert!(!update_now(&mut r, id(2), libc::POLLOUT));
+        assert!(!update_now(&mut r, id(1), libc::POLLIN | libc::POLLOUT));
         let mut out = Vec::new();
         r.drain(&mut out);
         assert_eq!(
@@ -360,7 +389,7 @@ mod tests {
                 }
             ]
         );
-        r.update(id(2), 0);
+        update_now(&mut r, id(2), 0);
         r.remove(id(2));
         out.clear();
         r.drain(&mut out);
