@@ -105,7 +105,7 @@ impl StatEndpoint {
     /// its own that takes no signals.
     pub fn start(
         path: PathBuf,
-        sockets: impl AsRef<Sockets> + Send + 'static,
+        sockets: impl std::ops::Deref<Target = Sockets> + Send + 'static,
     ) -> std::io::Result<StatEndpoint> {
         if let Some(dir) = path.parent() {
             std::fs::DirBuilder::new()
@@ -124,7 +124,7 @@ impl StatEndpoint {
                     let Ok(mut conn) = conn else {
                         continue;
                     };
-                    let s = sockets.as_ref();
+                    let s = &*sockets;
                     let text = report(crate::sys::getpid(), &s.netstat(), &s.counters());
                     let _ = conn.write_all(text.as_bytes());
                 }
@@ -150,7 +150,7 @@ pub(super) fn start_global(sockets: &'static Sockets) -> Option<StatEndpoint> {
         return None;
     }
     let path = stat_dir().join(format!("{}.sock", crate::sys::getpid()));
-    match StatEndpoint::start(path, Static(sockets)) {
+    match StatEndpoint::start(path, sockets) {
         Ok(e) => Some(e),
         Err(e) => {
             rs_log!(
@@ -159,14 +159,5 @@ pub(super) fn start_global(sockets: &'static Sockets) -> Option<StatEndpoint> {
             );
             None
         }
-    }
-}
-
-/// The global sockets as an `AsRef` for the endpoint's thread.
-struct Static(&'static Sockets);
-
-impl AsRef<Sockets> for Static {
-    fn as_ref(&self) -> &Sockets {
-        self.0
     }
 }

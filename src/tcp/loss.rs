@@ -4,7 +4,6 @@
 //! when a loss is found.
 
 use super::seq;
-use super::state::State;
 use super::tcb::Tcb;
 use super::LossDetection;
 use crate::time::Instant;
@@ -101,7 +100,7 @@ impl Tcb {
         } else {
             super::sack_recovery::mark_lost(&mut self.sent, &self.scoreboard, mss)
         };
-        if newly && !self.cc.in_recovery() && self.state != State::Closed {
+        if newly && !self.cc.in_recovery() {
             self.start_recovery(now);
         }
     }

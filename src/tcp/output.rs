@@ -293,16 +293,22 @@ impl Tcb {
     /// is neither SACKed nor lost) leaves room in the congestion window.
     fn resend_lost(&mut self, now: Instant, buf: &mut [u8], mss: usize) -> Option<usize> {
         let forced = std::mem::take(&mut self.force_resend);
-        let (_, s) = self.sent.first_lost(0)?;
-        let (start, end) = (s.start, s.end);
+        if self.sent.lost_bytes() == 0 {
+            return None;
+        }
+        // The pipe first: while it is full, no scan of the record for the
+        // lost segment (this runs for every segment sent).
         let outstanding = seq::dist(self.snd_una, self.snd_nxt);
         let pipe = outstanding
             .saturating_sub(self.scoreboard.sacked_below(self.snd_nxt))
             .saturating_sub(self.sent.lost_bytes());
+        if !forced && pipe >= self.cc.window() {
+            return None;
+        }
+        let (_, s) = self.sent.first_lost(0)?;
+        let (start, end) = (s.start, s.end);
         if forced {
             self.stats.fast_retransmits += 1;
-        } else if pipe >= self.cc.window() {
-            return None;
         }
         let data_seq = self.data_seq();
         let data_end = data_seq.wrapping_add(self.send_buf.len() as u32);

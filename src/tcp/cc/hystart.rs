@@ -29,39 +29,29 @@ pub enum Phase {
 }
 
 /// HyStart++'s state for one connection.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct HyStart {
-    phase: Phase,
     /// The round ends when this sequence number is acknowledged.
     window_end: Option<u32>,
     last_round_min: Option<Duration>,
     current_round_min: Option<Duration>,
     samples: u32,
+    /// Set in conservative slow start: the round minimum that began it.
     css_baseline: Option<Duration>,
     css_rounds: u32,
     /// HyStart++ no longer watches: plain slow start (up to ssthresh).
     done: bool,
 }
 
-impl Default for HyStart {
-    fn default() -> HyStart {
-        HyStart {
-            phase: Phase::SlowStart,
-            window_end: None,
-            last_round_min: None,
-            current_round_min: None,
-            samples: 0,
-            css_baseline: None,
-            css_rounds: 0,
-            done: false,
-        }
-    }
-}
-
 impl HyStart {
-    /// The phase slow start is in.
-    pub fn phase(&self) -> Phase {
-        self.phase
+    /// The phase slow start is in (never `Exit`: that is an answer of
+    /// [`HyStart::on_ack`], once).
+    fn phase(&self) -> Phase {
+        if self.css_baseline.is_some() {
+            Phase::Conservative
+        } else {
+            Phase::SlowStart
+        }
     }
 
     /// Slow start is over for good (a loss, or HyStart++ ended it): RFC
@@ -86,7 +76,7 @@ impl HyStart {
             self.last_round_min = self.current_round_min;
             self.current_round_min = None;
             self.samples = 0;
-            if self.phase == Phase::Conservative {
+            if self.css_baseline.is_some() {
                 self.css_rounds += 1;
                 if self.css_rounds >= CSS_ROUNDS {
                     self.done = true;
@@ -98,32 +88,24 @@ impl HyStart {
             self.current_round_min = Some(self.current_round_min.map_or(rtt, |m| m.min(rtt)));
             self.samples += 1;
         }
-        if self.samples < N_RTT_SAMPLE {
-            return self.phase;
-        }
-        let Some(current) = self.current_round_min else {
-            return self.phase;
+        let current = match self.current_round_min {
+            Some(c) if self.samples >= N_RTT_SAMPLE => c,
+            _ => return self.phase(),
         };
-        match self.phase {
-            Phase::SlowStart => {
-                if let Some(last) = self.last_round_min {
-                    let thresh = (last / MIN_RTT_DIVISOR).clamp(MIN_RTT_THRESH, MAX_RTT_THRESH);
-                    if current >= last + thresh {
-                        self.css_baseline = Some(current);
-                        self.css_rounds = 0;
-                        self.phase = Phase::Conservative;
-                    }
+        match (self.css_baseline, self.last_round_min) {
+            (Some(baseline), _) if current < baseline => {
+                // The rise was a blip: back to ordinary slow start.
+                self.css_baseline = None;
+            }
+            (None, Some(last)) => {
+                let thresh = (last / MIN_RTT_DIVISOR).clamp(MIN_RTT_THRESH, MAX_RTT_THRESH);
+                if current >= last + thresh {
+                    self.css_baseline = Some(current);
+                    self.css_rounds = 0;
                 }
             }
-            Phase::Conservative => {
-                if self.css_baseline.is_some_and(|b| current < b) {
-                    // The rise was a blip: back to ordinary slow start.
-                    self.css_baseline = None;
-                    self.phase = Phase::SlowStart;
-                }
-            }
-            Phase::Exit => {}
+            _ => {}
         }
-        self.phase
+        self.phase()
     }
 }
