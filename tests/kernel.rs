@@ -187,6 +187,46 @@ fn our_client_to_kernel_server() {
 }
 
 #[test]
+fn requests_leave_from_the_calling_thread() {
+    if common::skip_without_root() {
+        return;
+    }
+    let (_ns, s) = setup("direct");
+    let kl = TcpListener::bind((KERNEL, 7009)).unwrap();
+    let kernel = std::thread::spawn(move || {
+        let (mut k, _) = kl.accept().unwrap();
+        let mut buf = [0u8; 100];
+        for _ in 0..100 {
+            k.read_exact(&mut buf).unwrap();
+            k.write_all(&buf).unwrap();
+        }
+    });
+    let c = s.socket(false, None).unwrap();
+    s.connect(c, SocketAddrV4::new(KERNEL, 7009)).unwrap();
+    let before = s.with_stack(|st| st.stats().tx_by_callers);
+    for i in 0..100u8 {
+        let request = [i; 100];
+        send_all(&s, c, &request);
+        let mut reply = [0u8; 100];
+        let mut got = 0;
+        while got < 100 {
+            got += s.recv(c, &mut reply[got..], MsgFlags::default()).unwrap();
+        }
+        assert_eq!(reply, request);
+    }
+    kernel.join().unwrap();
+    // Each request went out in the send call, written by this thread, not
+    // handed to the I/O thread (which may take one now and then, when it
+    // is writing at that moment).
+    let direct = s.with_stack(|st| st.stats().tx_by_callers) - before;
+    assert!(
+        direct >= 50,
+        "only {direct} of 100 requests sent by the caller"
+    );
+    s.close(c).unwrap();
+}
+
+#[test]
 fn hundred_concurrent_connections_both_ways() {
     if common::skip_without_root() {
         return;
@@ -426,7 +466,8 @@ fn hundred_megabytes_each_way_without_offload() {
 }
 
 /// 100 MB each way, byte-exact; with `offload` the kernel hands over its
-/// large segments whole (and must have), without it never.
+/// large segments whole and takes ours whole (and both must have happened),
+/// without it never.
 fn hundred_megabytes(tag: &str, offload: bool) {
     let ns = Netns::new(tag);
     ns.enter();
@@ -450,14 +491,16 @@ fn hundred_megabytes(tag: &str, offload: bool) {
     let (n, up, down) = kernel.join().unwrap();
     assert_eq!(n, total);
     let large = s.with_stack(|st| st.stats().rx_large_packets);
+    let sent_large = s.with_stack(|st| st.stats().tx_large_packets);
     if offload {
         assert!(large > 0, "no large segment came from the kernel");
+        assert!(sent_large > 0, "no large segment went to the kernel");
     } else {
-        assert_eq!(large, 0);
+        assert_eq!((large, sent_large), (0, 0));
     }
     let mbps = |d: Duration| (total as f64 * 8.0 / d.as_secs_f64()) / 1e6;
     eprintln!(
-        "100 MB (offload {offload}) kernel->rstcp in {:?} ({:.0} Mbit/s), rstcp->kernel in {:?} ({:.0} Mbit/s); {large} large segments received",
+        "100 MB (offload {offload}) kernel->rstcp in {:?} ({:.0} Mbit/s), rstcp->kernel in {:?} ({:.0} Mbit/s); {large} large segments received, {sent_large} sent",
         up,
         mbps(up),
         down,
@@ -491,6 +534,8 @@ fn lossy_reordering_duplicating_link_with_the_kernel() {
     send_stream(&s, c, total, 22);
     let stats = s.with_stack(|st| st.connections().map(|(_, t)| t.stats()).collect::<Vec<_>>());
     eprintln!("our sender's recovery: {stats:?}");
+    // The fault injector must see every packet: no thread writes past it.
+    assert_eq!(s.with_stack(|st| st.stats().tx_by_callers), 0);
     s.close(c).unwrap();
     assert_eq!(kernel.join().unwrap(), total);
     eprintln!(

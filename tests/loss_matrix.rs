@@ -10,6 +10,10 @@
 //! sender's retransmissions and timeouts, and the faults injected. Timing is
 //! never asserted.
 //!
+//! The cases marked "gso" send with segmentation offload: packets of up
+//! to 64 KiB that the link cuts into segments in software before the
+//! faults, as a wire would carry them.
+//!
 //! The cases are independent and run on a thread each, as many at once as
 //! there are cores. `LOSS_MATRIX_MB` sets the size each way (default 100).
 
@@ -42,6 +46,12 @@ const CASES: &[(&str, &str, bool)] = &[
     // ACK rides on a data segment: compare their timeouts.
     ("loss0.1%", "loss=0.001,seed=3", true),
     ("loss0.1%-one-way", "loss=0.001,seed=3", false),
+    ("loss1%-gso", "loss=0.01,seed=11", true),
+    (
+        "mix-gso",
+        "loss=0.02,reorder=0.02,dup=0.01,corrupt=0.001,jitter=1ms,seed=17",
+        true,
+    ),
 ];
 
 fn megabytes() -> usize {
@@ -106,7 +116,11 @@ fn run_case(name: &'static str, faults: &str, both_ways: bool) -> Outcome {
     let bytes = mb << 20;
     let faults = FaultConfig::parse(&format!("{faults},delay=5ms")).unwrap();
     let started = std::time::Instant::now();
-    let mut sim = Sim::with_faults(faults, FaultConfig::default());
+    let tcp = rstcp::tcp::Config {
+        gso_max: if name.ends_with("-gso") { 65535 } else { 0 },
+        ..rstcp::tcp::Config::default()
+    };
+    let mut sim = Sim::with_tcp(faults, FaultConfig::default(), tcp);
     let (c, s) = sim.connect(5001);
     let t0 = sim.now;
     let mut up = Flow::new(bytes, 1);

@@ -51,7 +51,7 @@ fn closed_port_answers_rst_ack() {
     let now = Instant::from_millis(1);
     s.on_packet(now, &syn_to(80));
     let mut out = [0u8; 1600];
-    let n = s.poll_transmit(now, &mut out).expect("a RST");
+    let n = s.poll_transmit(now, &mut out).expect("a RST").len;
     let ip = parse_ipv4(&out[..n]).unwrap();
     assert_eq!((ip.src, ip.dst), (US, PEER));
     let seg = parse_tcp(ip.src, ip.dst, ip.payload).unwrap();
@@ -78,7 +78,7 @@ fn echo_request_gets_a_reply_with_the_same_data() {
     let now = Instant::from_millis(1);
     s.on_packet(now, &pkt);
     let mut out = [0u8; 1600];
-    let n = s.poll_transmit(now, &mut out).expect("an echo reply");
+    let n = s.poll_transmit(now, &mut out).expect("an echo reply").len;
     let ip = parse_ipv4(&out[..n]).unwrap();
     assert_eq!((ip.src, ip.dst, ip.protocol), (US, PEER, protocol::ICMP));
     match parse_icmp(ip.payload).unwrap() {
@@ -161,7 +161,7 @@ fn connected_to_scripted_peer(
     s.connect(now, c, std::net::SocketAddrV4::new(PEER, 80))
         .unwrap();
     let mut out = [0u8; 1600];
-    let n = s.poll_transmit(now, &mut out).expect("a SYN");
+    let n = s.poll_transmit(now, &mut out).expect("a SYN").len;
     let ip = parse_ipv4(&out[..n]).unwrap();
     let syn = parse_tcp(ip.src, ip.dst, ip.payload).unwrap();
     let (port, iss) = (syn.src_port, syn.seq);
@@ -180,7 +180,7 @@ fn connected_to_scripted_peer(
         0,
     );
     s.on_packet(now, &packet);
-    let n = s.poll_transmit(now, &mut out).expect("our ACK");
+    let n = s.poll_transmit(now, &mut out).expect("our ACK").len;
     let ip = parse_ipv4(&out[..n]).unwrap();
     let window = parse_tcp(ip.src, ip.dst, ip.payload).unwrap().window;
     while s.poll_transmit(now, &mut out).is_some() {}
@@ -273,7 +273,7 @@ fn segments_acking_into_a_shrunk_window(cfg: StackConfig) -> Vec<(u64, u32, usiz
     assert_eq!(s.send(now, c, &[1u8; 20_000]), Ok(20_000));
     let mut out = [0u8; 1600];
     let mut snd_max = iss.wrapping_add(1);
-    while let Some(n) = s.poll_transmit(now, &mut out) {
+    while let Some(n) = s.poll_transmit(now, &mut out).map(|t| t.len) {
         let ip = parse_ipv4(&out[..n]).unwrap();
         let seg = parse_tcp(ip.src, ip.dst, ip.payload).unwrap();
         snd_max = seg.seq.wrapping_add(seg.payload.len() as u32);
@@ -303,7 +303,7 @@ fn segments_acking_into_a_shrunk_window(cfg: StackConfig) -> Vec<(u64, u32, usiz
     for ms in 0..200 {
         let t = now + std::time::Duration::from_millis(ms);
         s.on_timer(t);
-        while let Some(n) = s.poll_transmit(t, &mut out) {
+        while let Some(n) = s.poll_transmit(t, &mut out).map(|t| t.len) {
             let ip = parse_ipv4(&out[..n]).unwrap();
             let seg = parse_tcp(ip.src, ip.dst, ip.payload).unwrap();
             if seg.ack == 5101 {

@@ -371,7 +371,11 @@ fn sockets_with_data_take_turns_to_send() {
     let mut buf = [0u8; 2048];
     let mut ports = Vec::new();
     for _ in 0..8 {
-        let n = sim.a.poll_transmit(now, &mut buf).expect("data to send");
+        let n = sim
+            .a
+            .poll_transmit(now, &mut buf)
+            .expect("data to send")
+            .len;
         let ip = rstcp::wire::parse_ipv4(&buf[..n]).unwrap();
         let seg = rstcp::wire::parse_tcp(ip.src, ip.dst, ip.payload).unwrap();
         ports.push(seg.dst_port);

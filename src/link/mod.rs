@@ -13,7 +13,7 @@ pub mod pcap;
 pub mod tun;
 pub mod vnet;
 
-pub use self::tun::{Tun, TunConfig};
+pub use self::tun::{Tun, TunConfig, TunWriter};
 pub use faults::{FaultConfig, Faulty};
 pub use pair::{Pair, PairEnd};
 pub use pcap::PcapTee;
@@ -33,6 +33,35 @@ pub trait Link: Send {
 
     /// Sends one packet (never blocks; a full device queue may drop it, as a network may).
     fn send(&mut self, now: Instant, packet: &[u8]) -> io::Result<()>;
+
+    /// The largest TCP packet [`Link::send_gso`] takes whole: more than the
+    /// MTU when the device cuts segments itself (the kernel's TSO/GSO
+    /// behind a TUN device with a virtio-net header), the MTU otherwise.
+    fn gso_max(&self) -> usize {
+        self.mtu()
+    }
+
+    /// Sends a TCP/IPv4 packet that carries several segments' payload, to
+    /// be cut into segments of `mss` payload bytes each. Its TCP checksum
+    /// holds only the pseudo-header sum (`wire::Checksum::Partial`).
+    ///
+    /// This default cuts it here, in software, and sends each segment with
+    /// [`Link::send`]: test links and fault injectors then see exactly the
+    /// packets a wire would carry. It allocates per call; the real device
+    /// overrides it.
+    fn send_gso(&mut self, now: Instant, packet: &[u8], mss: u16) -> io::Result<()> {
+        let mut scratch = vec![0u8; self.mtu().max(usize::from(mss) + 120)];
+        crate::wire::gso::segment(packet, usize::from(mss), &mut scratch, |seg| {
+            self.send(now, seg)
+        })
+    }
+
+    /// A sender other threads may use while this link is owned by the I/O
+    /// thread: only a bare TUN device has one (wrappers that record or
+    /// change packets must see every packet, and say None).
+    fn writer(&self) -> Option<TunWriter> {
+        None
+    }
 
     /// A descriptor that becomes readable when `recv` may return a packet (for poll(2)); None if there is none.
     fn readable_fd(&self) -> Option<RawFd>;
@@ -62,6 +91,18 @@ impl<L: Link + ?Sized> Link for Box<L> {
 
     fn send(&mut self, now: Instant, packet: &[u8]) -> io::Result<()> {
         (**self).send(now, packet)
+    }
+
+    fn gso_max(&self) -> usize {
+        (**self).gso_max()
+    }
+
+    fn send_gso(&mut self, now: Instant, packet: &[u8], mss: u16) -> io::Result<()> {
+        (**self).send_gso(now, packet, mss)
+    }
+
+    fn writer(&self) -> Option<TunWriter> {
+        (**self).writer()
     }
 
     fn readable_fd(&self) -> Option<RawFd> {

@@ -80,18 +80,25 @@ impl<L: Link> PcapTee<L> {
         &mut self.inner
     }
 
-    fn record(&mut self, packet: &[u8]) {
+    /// Records `packet`; `partial` says its TCP checksum is the offload's
+    /// partial one, finished in the record so readers do not flag it.
+    fn record(&mut self, packet: &[u8], partial: bool) {
         let Some(out) = self.out.as_mut() else {
             return;
         };
-        if let Err(err) = write_record(out, &mut self.record, packet) {
+        if let Err(err) = write_record(out, &mut self.record, packet, partial) {
             self.out = None;
             self.error = Some(err);
         }
     }
 }
 
-fn write_record(out: &mut RawFile, record: &mut Vec<u8>, packet: &[u8]) -> io::Result<()> {
+fn write_record(
+    out: &mut RawFile,
+    record: &mut Vec<u8>,
+    packet: &[u8],
+    partial: bool,
+) -> io::Result<()> {
     // A clock set before 1970 is recorded as the epoch rather than failing.
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -107,6 +114,9 @@ fn write_record(out: &mut RawFile, record: &mut Vec<u8>, packet: &[u8]) -> io::R
     record.clear();
     record.extend_from_slice(&header);
     record.extend_from_slice(&packet[..incl_len as usize]);
+    if partial {
+        crate::wire::gso::finish_checksum(&mut record[16..]);
+    }
     out.write_all(record)
 }
 
@@ -114,7 +124,7 @@ impl<L: Link> Link for PcapTee<L> {
     fn recv(&mut self, now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
         let received = self.inner.recv(now, buf)?;
         if let Some(n) = received {
-            self.record(&buf[..n]);
+            self.record(&buf[..n], false);
         }
         Ok(received)
     }
@@ -122,8 +132,20 @@ impl<L: Link> Link for PcapTee<L> {
     /// Records the packet only if the inner link accepted it.
     fn send(&mut self, now: Instant, packet: &[u8]) -> io::Result<()> {
         self.inner.send(now, packet)?;
-        self.record(packet);
+        self.record(packet, false);
         Ok(())
+    }
+
+    /// Records the packet as the stack sent it, before any segmentation
+    /// (as tcpdump shows a TSO sender's large segments).
+    fn send_gso(&mut self, now: Instant, packet: &[u8], mss: u16) -> io::Result<()> {
+        self.inner.send_gso(now, packet, mss)?;
+        self.record(packet, true);
+        Ok(())
+    }
+
+    fn gso_max(&self) -> usize {
+        self.inner.gso_max()
     }
 
     fn readable_fd(&self) -> Option<RawFd> {
@@ -216,6 +238,48 @@ mod tests {
         assert_eq!(parse(&std::fs::read(&path).unwrap()), vec![b"x".to_vec()]);
         assert!(tee.take_error().is_none());
         drop(tee);
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_packet_of_many_segments_is_recorded_whole_with_its_checksum_finished() {
+        use crate::wire::{self, Checksum, TcpFlags, TcpHeader, TcpOptions};
+        let path = temp_path("gso");
+        let (a, mut b) = Pair::new(1500);
+        let mut tee = PcapTee::new(a, &path).unwrap();
+        let (src, dst) = ("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap());
+        let header = TcpHeader {
+            src_port: 1,
+            dst_port: 2,
+            seq: 3,
+            ack: 4,
+            flags: TcpFlags::ACK,
+            window: 5,
+            options: TcpOptions::default(),
+        };
+        let mut packet = vec![7u8; 40 + 3000];
+        let n =
+            wire::emit_ipv4_tcp_with(&mut packet, src, dst, 9, &header, 3000, Checksum::Partial);
+        assert_eq!(n, packet.len());
+        tee.send_gso(Instant::ZERO, &packet, 1000).unwrap();
+        // The pair, a wire, carries three segments; the capture holds one.
+        let mut buf = [0u8; 1500];
+        let mut segments = 0;
+        while let Some(n) = b.recv(Instant::ZERO, &mut buf).unwrap() {
+            let ip = wire::parse_ipv4(&buf[..n]).unwrap();
+            assert_eq!(
+                wire::parse_tcp(src, dst, ip.payload).unwrap().payload.len(),
+                1000
+            );
+            segments += 1;
+        }
+        assert_eq!(segments, 3);
+        drop(tee);
+        let records = parse(&std::fs::read(&path).unwrap());
+        assert_eq!(records.len(), 1);
+        let ip = wire::parse_ipv4(&records[0]).unwrap();
+        let seg = wire::parse_tcp(src, dst, ip.payload).expect("a finished checksum");
+        assert_eq!(seg.payload, &[7u8; 3000][..]);
         std::fs::remove_file(&path).unwrap();
     }
 

@@ -180,22 +180,22 @@ impl Link for Tun {
     }
 
     fn send(&mut self, _now: Instant, packet: &[u8]) -> io::Result<()> {
-        loop {
-            let written = if self.vnet {
-                sys::write2(self.fd, &vnet::PLAIN, packet)
-            } else {
-                sys::write(self.fd, packet)
-            };
-            let Err(err) = written else {
-                return Ok(());
-            };
-            match err.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                // A full queue is congestion, not failure: the packet is lost
-                // as it would be on a wire and TCP retransmits it.
-                Some(libc::EAGAIN) | Some(libc::ENOBUFS) => return Ok(()),
-                _ => return Err(err),
-            }
+        self.writer().send(packet)
+    }
+
+    fn send_gso(&mut self, _now: Instant, packet: &[u8], mss: u16) -> io::Result<()> {
+        self.writer().send_gso(packet, mss)
+    }
+
+    fn writer(&self) -> Option<TunWriter> {
+        Some(Tun::writer(self))
+    }
+
+    fn gso_max(&self) -> usize {
+        if self.vnet {
+            MAX_OFFLOAD_PACKET
+        } else {
+            self.mtu
         }
     }
 
@@ -212,6 +212,74 @@ impl Link for Tun {
             MAX_OFFLOAD_PACKET
         } else {
             self.mtu
+        }
+    }
+}
+
+impl Tun {
+    fn writer(&self) -> TunWriter {
+        TunWriter {
+            fd: self.fd,
+            vnet: self.vnet,
+            mtu: self.mtu,
+        }
+    }
+}
+
+/// The sending half of a [`Tun`]: a write(2) per packet needs no state, so
+/// any thread may send while the I/O thread owns the device (see
+/// [`Link::writer`]). It does not own the descriptor: whoever holds one
+/// must stop using it before the `Tun` is dropped.
+#[derive(Clone, Copy, Debug)]
+pub struct TunWriter {
+    fd: RawFd,
+    vnet: bool,
+    mtu: usize,
+}
+
+impl TunWriter {
+    /// Sends one packet (a full device queue drops it, as a wire would).
+    pub fn send(&self, packet: &[u8]) -> io::Result<()> {
+        self.write(&vnet::PLAIN, packet)
+    }
+
+    /// Sends a packet of several segments (see [`Link::send_gso`]). With
+    /// the virtio-net header the kernel takes it whole: it delivers it
+    /// locally as one (as its GRO would have made it), or cuts it where it
+    /// must leave by a smaller MTU.
+    pub fn send_gso(&self, packet: &[u8], mss: u16) -> io::Result<()> {
+        if !self.vnet {
+            // Not asked for (gso_max is the MTU then): cut it here.
+            let mut scratch = vec![0u8; self.mtu];
+            return crate::wire::gso::segment(packet, usize::from(mss), &mut scratch, |seg| {
+                self.send(seg)
+            });
+        }
+        let ihl = usize::from(packet.first().copied().unwrap_or(0x45) & 0x0f) * 4;
+        let doff = packet.get(ihl + 12).map_or(20, |b| usize::from(b >> 4) * 4);
+        let headers = ihl + doff;
+        let segments = packet.len() > headers + usize::from(mss);
+        self.write(&vnet::gso(ihl, headers, mss, segments), packet)
+    }
+
+    /// Writes one packet after `hdr` (when the device has the header).
+    fn write(&self, hdr: &[u8; vnet::HDR_LEN], packet: &[u8]) -> io::Result<()> {
+        loop {
+            let written = if self.vnet {
+                sys::write2(self.fd, hdr, packet)
+            } else {
+                sys::write(self.fd, packet)
+            };
+            let Err(err) = written else {
+                return Ok(());
+            };
+            match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                // A full queue is congestion, not failure: the packet is lost
+                // as it would be on a wire and TCP retransmits it.
+                Some(libc::EAGAIN) | Some(libc::ENOBUFS) => return Ok(()),
+                _ => return Err(err),
+            }
         }
     }
 }

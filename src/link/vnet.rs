@@ -12,8 +12,28 @@ pub const HDR_LEN: usize = 10;
 /// `flags`: the checksum from `csum_start` on is partial (pseudo-header only).
 const F_NEEDS_CSUM: u8 = 1;
 
+/// `gso_type`: TCP over IPv4, to be cut into `gso_size` segments.
+const GSO_TCPV4: u8 = 1;
+
 /// The header of a packet we write: no offload asked, checksums complete.
 pub const PLAIN: [u8; HDR_LEN] = [0; HDR_LEN];
+
+/// The header of a TCP/IPv4 packet we write whole for the kernel to cut
+/// into segments of `mss` payload bytes (its GSO), or to take as one when
+/// it delivers locally: the TCP checksum is partial (pseudo-header only),
+/// from `ihl`, and `headers` is the length of IPv4 plus TCP headers.
+pub fn gso(ihl: usize, headers: usize, mss: u16, segments: bool) -> [u8; HDR_LEN] {
+    let mut h = [0u8; HDR_LEN];
+    h[0] = F_NEEDS_CSUM;
+    if segments {
+        h[1] = GSO_TCPV4;
+        h[4..6].copy_from_slice(&mss.to_le_bytes());
+    }
+    h[2..4].copy_from_slice(&(headers as u16).to_le_bytes());
+    h[6..8].copy_from_slice(&(ihl as u16).to_le_bytes());
+    h[8..10].copy_from_slice(&16u16.to_le_bytes());
+    h
+}
 
 /// Completes the checksum of a received packet whose header says it is
 /// partial: the field at `csum_start + csum_offset` holds the pseudo-header

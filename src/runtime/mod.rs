@@ -20,11 +20,12 @@ use std::time::Duration;
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
-use crate::link::Link;
+use crate::link::{Link, TunWriter};
 use crate::rs_log;
 use crate::stack::{SocketId, Stack, StackConfig};
 use crate::sys;
 use crate::time::Instant;
+use crate::wire::Checksum;
 pub use config::RuntimeConfig;
 pub use readiness::{Event, Readiness, Waiter};
 
@@ -58,6 +59,14 @@ impl Inner {
         }
         self.readiness.defer_watchers(wake);
         queued
+    }
+}
+
+/// How a packet's TCP checksum was left: partial in one of several segments.
+fn checksum_of(gso: Option<u16>) -> Checksum {
+    match gso {
+        Some(_) => Checksum::Partial,
+        None => Checksum::Full,
     }
 }
 
@@ -111,8 +120,12 @@ impl Drop for Locked<'_> {
             .ok()
             .and_then(|r| r.ok())
             .unwrap_or_default();
+        let timers = g.stack.take_earlier_deadline();
+        // A kernel send() transmits in the caller: so does this, while the
+        // link is free, instead of handing the packets to the I/O thread.
+        let pending = g.stack.has_pending_output() && !self.shared.transmit_here(&mut g);
+        let wake = timers || pending;
         let queued = g.dispatch(&mut to_wake);
-        let wake = g.stack.needs_io_thread();
         drop(g);
         wake_all(&mut to_wake);
         let _ = TO_WAKE.try_with(|t| {
@@ -135,10 +148,28 @@ impl std::fmt::Debug for Locked<'_> {
     }
 }
 
+/// Packets an application thread sends itself before it leaves the rest
+/// to the I/O thread (one call's worth: a request, or two 64 KiB packets).
+const DIRECT_PACKETS: usize = 8;
+
+thread_local! {
+    /// Each application thread's buffer for the packets it sends itself.
+    static DIRECT_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// State shared between the I/O thread and application threads.
 #[derive(Debug)]
 pub struct Shared {
     inner: Mutex<Inner>,
+    /// The link's sender for application threads (a bare TUN device only).
+    /// Whoever writes packets holds this lock from before it takes them
+    /// from the stack (under the stack's lock) until they are written, so
+    /// packets leave in the order the stack made them. It is only ever
+    /// taken while the stack's lock is held, and the stack's lock never
+    /// while it is: no deadlock. None once the I/O thread has stopped.
+    tx: Mutex<Option<TunWriter>>,
+    /// Buffer size for one packet to send (a 64 KiB one with offload).
+    tx_size: usize,
     wake_fd: RawFd,
     wake_pending: AtomicBool,
     readiness_fd: AtomicI32,
@@ -156,6 +187,51 @@ impl Shared {
             guard: Some(self.inner.lock()),
             shared: self,
         }
+    }
+
+    /// Sends queued packets from the calling thread if the link is free
+    /// (see `tx`), releasing the stack's lock around each write; returns
+    /// with the lock held, true when nothing is left for the I/O thread.
+    fn transmit_here(&self, g: &mut MutexGuard<'_, Inner>) -> bool {
+        let sent_all = DIRECT_BUF.try_with(|buf| {
+            let Ok(mut buf) = buf.try_borrow_mut() else {
+                return false;
+            };
+            for _ in 0..DIRECT_PACKETS {
+                if !g.stack.has_pending_output() {
+                    return true;
+                }
+                let Some(tx) = self.tx.try_lock() else {
+                    return false; // another thread is writing: it or the I/O thread sends
+                };
+                let Some(writer) = *tx else {
+                    return false;
+                };
+                if buf.len() < self.tx_size {
+                    buf.resize(self.tx_size, 0);
+                }
+                let Some(t) = g.stack.poll_transmit(self.now(), &mut buf) else {
+                    return true;
+                };
+                g.stack.note_sent_by_caller();
+                MutexGuard::unlocked(g, || {
+                    let packet = &buf[..t.len];
+                    if trace::packets_on() {
+                        trace::log_packet("out", packet, checksum_of(t.gso));
+                    }
+                    let sent = match t.gso {
+                        Some(mss) => writer.send_gso(packet, mss),
+                        None => writer.send(packet),
+                    };
+                    drop(tx);
+                    if let Err(e) = sent {
+                        rs_log!(Warn, "link send failed: {e}");
+                    }
+                });
+            }
+            !g.stack.has_pending_output()
+        });
+        sent_all.unwrap_or(false)
     }
 
     /// The stack's clock: monotonic time since the runtime started.
@@ -265,10 +341,19 @@ impl Runtime {
     /// Starts the I/O thread on any link (tests use in-memory pairs).
     pub fn with_link(link: Box<dyn Link>, mut stack_cfg: StackConfig) -> Result<Runtime> {
         stack_cfg.mtu = stack_cfg.mtu.min(link.mtu());
+        // A device that cuts segments itself gets packets of many.
+        stack_cfg.tcp.gso_max = link.gso_max();
         let wake_fd = sys::eventfd().map_err(|_| Error::NoBuffers)?;
+        let tx_size = link.max_packet().max(link.gso_max()).max(1500) + 128;
+        let mut stack = Stack::new(stack_cfg);
+        // From the first call on: a caller may connect and send its SYN
+        // before the I/O thread has run at all.
+        stack.record_events(crate::log::enabled(crate::log::Level::Debug));
         let shared = Arc::new(Shared {
+            tx: Mutex::new(link.writer()),
+            tx_size,
             inner: Mutex::new(Inner {
-                stack: Stack::new(stack_cfg),
+                stack,
                 readiness: Readiness::default(),
                 changed: Vec::new(),
             }),
@@ -354,19 +439,25 @@ fn poll_fds(link_fd: Option<RawFd>, wake_fd: RawFd, timeout: Option<Duration>) -
 }
 
 fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
-    let size = link.max_packet().max(1500) + 128;
+    // Declared after `link`, so dropped first, also when a panic unwinds:
+    // application threads stop writing to the device before it closes.
+    struct ClearWriter<'a>(&'a Shared);
+    impl Drop for ClearWriter<'_> {
+        fn drop(&mut self) {
+            *self.0.tx.lock() = None;
+        }
+    }
+    let _clear = ClearWriter(&shared);
+    let size = shared.tx_size;
     let mut rx: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0; size]).collect();
     let mut tx: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0; size]).collect();
     let mut rx_len = [0usize; BATCH];
-    let mut tx_len = [0usize; BATCH];
+    let mut tx_len = [(0usize, None); BATCH];
     let mut busy = false;
     let mut next_timer: Option<Instant> = None;
     let link_fd = link.readable_fd();
     let mut events = Vec::new();
     let mut to_wake = Vec::new();
-    if crate::log::enabled(crate::log::Level::Debug) {
-        shared.inner.lock().stack.record_events(true);
-    }
     rs_log!(Info, "I/O thread started (MTU {})", link.mtu());
     while !shared.stop.load(Ordering::Acquire) {
         if !busy {
@@ -405,13 +496,16 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
         let trace_packets = trace::packets_on();
         if trace_packets {
             for (buf, &len) in rx.iter().zip(rx_len.iter()).take(n_rx) {
-                trace::log_packet("in ", &buf[..len]);
+                trace::log_packet("in ", &buf[..len], Checksum::Full);
             }
         }
         let mut n_tx = 0;
         let queued;
+        let tx_turn;
         {
             let mut inner = shared.inner.lock();
+            // Packets leave in the order they are taken (see Shared::tx).
+            tx_turn = shared.tx.lock();
             let now = shared.now();
             for (buf, &len) in rx.iter().zip(rx_len.iter()).take(n_rx) {
                 inner.stack.on_packet(now, &buf[..len]);
@@ -419,8 +513,8 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
             inner.stack.on_timer(now);
             while n_tx < BATCH {
                 match inner.stack.poll_transmit(now, &mut tx[n_tx]) {
-                    Some(n) => {
-                        tx_len[n_tx] = n;
+                    Some(t) => {
+                        tx_len[n_tx] = (t.len, t.gso);
                         n_tx += 1;
                     }
                     None => break,
@@ -439,14 +533,19 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
         }
         trace::log_events(&events);
         events.clear();
-        for (buf, &len) in tx.iter().zip(tx_len.iter()).take(n_tx) {
+        for (buf, &(len, gso)) in tx.iter().zip(tx_len.iter()).take(n_tx) {
             if trace_packets {
-                trace::log_packet("out", &buf[..len]);
+                trace::log_packet("out", &buf[..len], checksum_of(gso));
             }
-            if let Err(e) = link.send(now, &buf[..len]) {
+            let sent = match gso {
+                Some(mss) => link.send_gso(now, &buf[..len], mss),
+                None => link.send(now, &buf[..len]),
+            };
+            if let Err(e) = sent {
                 rs_log!(Warn, "link send failed: {e}");
             }
         }
+        drop(tx_turn);
         busy = n_rx == BATCH || n_tx == BATCH;
     }
     rs_log!(Info, "I/O thread stopped");

@@ -27,8 +27,10 @@ pub fn packets_on() -> bool {
     log::enabled(Level::Trace)
 }
 
-/// Logs one packet at trace level: `dir` is "in" or "out".
-pub fn log_packet(dir: &str, packet: &[u8]) {
+/// Logs one packet at trace level: `dir` is "in" or "out"; `checksum`
+/// says whether its TCP checksum is finished (a packet for segmentation
+/// offload carries a partial one).
+pub fn log_packet(dir: &str, packet: &[u8], checksum: wire::Checksum) {
     let Ok(ip) = wire::parse_ipv4(packet) else {
         rs_log!(Trace, "{dir} {} bytes, not IPv4", packet.len());
         return;
@@ -44,7 +46,7 @@ pub fn log_packet(dir: &str, packet: &[u8]) {
         );
         return;
     }
-    match wire::parse_tcp(ip.src, ip.dst, ip.payload) {
+    match wire::parse_tcp_with(ip.src, ip.dst, ip.payload, checksum) {
         Ok(t) => rs_log!(
             Trace,
             "{dir} {}:{} > {}:{} [{}] seq {} ack {} win {} len {}{}",

@@ -16,7 +16,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::error::{Error, Result};
-use crate::tcp::{self, IsnGenerator, State, Tcb};
+use crate::tcp::{self, IsnGenerator, State, Tcb, Transmit};
 use crate::time::Instant;
 use ports::Ports;
 pub use socket_table::{
@@ -63,6 +63,13 @@ pub struct Stats {
     /// Packets received larger than the MTU: segments the kernel's receive
     /// offload glued together.
     pub rx_large_packets: u64,
+    /// Packets sent carrying several segments, for the link to cut
+    /// (segmentation offload).
+    pub tx_large_packets: u64,
+    /// Packets an application thread wrote to the link itself, in the
+    /// call that queued them, instead of the I/O thread (the runtime
+    /// counts them: see [`Stack::note_sent_by_caller`]).
+    pub tx_by_callers: u64,
     /// IPv4 packets dropped as malformed (length, version, checksum).
     pub rx_bad_ip: u64,
     /// IPv4 fragments dropped (not reassembled).
@@ -394,27 +401,35 @@ impl Stack {
     }
 
     /// The next IPv4 packet to send, written into `buf` (at least MTU + 80
-    /// bytes). Call until None.
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+    /// bytes; packets of several segments use up to `tcp.gso_max`). Call
+    /// until None.
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         if let Some(pkt) = self.control.pop_front() {
             let n = pkt.len().min(buf.len());
             buf[..n].copy_from_slice(&pkt[..n]);
             self.spare.push(pkt);
             self.stats.tx_packets += 1;
-            return Some(n);
+            return Some(Transmit {
+                len: n,
+                gso: None,
+                segments: 1,
+            });
         }
         while let Some(id) = self.tx_queue.pop_front() {
             let sent = match self.sockets.get_mut(id).and_then(|s| s.tcb_mut()) {
                 Some(t) => t.poll_transmit(now, buf),
                 None => None,
             };
-            if let Some(n) = sent {
+            if let Some(t) = sent {
                 self.stats.tx_packets += 1;
-                self.stats.tcp_out_segs += 1;
+                self.stats.tcp_out_segs += u64::from(t.segments);
+                if t.gso.is_some() {
+                    self.stats.tx_large_packets += 1;
+                }
                 // Round-robin: one packet, then the next socket's turn, so
                 // no connection waits while another drains its window.
                 self.tx_queue.push_back(id);
-                return Some(n);
+                return Some(t);
             }
             if let Some(s) = self.sockets.get_mut(id) {
                 s.in_tx_queue = false;
@@ -423,6 +438,12 @@ impl Stack {
             self.after_inner(now, id, false);
         }
         None
+    }
+
+    /// Counts a packet from `poll_transmit` that the calling application
+    /// thread writes itself.
+    pub fn note_sent_by_caller(&mut self) {
+        self.stats.tx_by_callers += 1;
     }
 
     /// True when something waits to be sent (so the I/O thread must run).
@@ -435,7 +456,13 @@ impl Stack {
     /// towards (e.g. keep-alive turned on for an idle connection). Clears
     /// the latter; the I/O thread calls this too, before it sleeps.
     pub fn needs_io_thread(&mut self) -> bool {
-        std::mem::take(&mut self.earlier_deadline) || self.has_pending_output()
+        self.take_earlier_deadline() || self.has_pending_output()
+    }
+
+    /// True (once) if a call made a timer due earlier than any the I/O
+    /// thread is sleeping towards.
+    pub fn take_earlier_deadline(&mut self) -> bool {
+        std::mem::take(&mut self.earlier_deadline)
     }
 
     /// The earliest moment `on_timer` has work.

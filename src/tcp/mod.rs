@@ -35,6 +35,7 @@ pub use congestion::Congestion;
 pub use icmp::MIN_PATH_MTU;
 pub use info::TcpInfo;
 pub use isn::IsnGenerator;
+pub use output::Transmit;
 pub use reassembler::Reassembler;
 pub use recv_buffer::RecvBuffer;
 pub use rtt::RttEstimator;
@@ -99,6 +100,11 @@ pub struct Config {
     pub congestion: cc::Algorithm,
     /// How losses are found when the peer sends SACK.
     pub loss_detection: LossDetection,
+    /// The largest packet, headers included, the link cuts into segments
+    /// itself (TSO/GSO, `Link::gso_max`): new data then leaves in packets of
+    /// up to this many bytes, each carrying several segments' payload. At
+    /// or below the MSS plus headers, every packet is one segment.
+    pub gso_max: usize,
 }
 
 /// How a SACK connection decides that a segment is lost.
@@ -140,6 +146,7 @@ impl Default for Config {
             send_buffer_max: 4 << 20,
             congestion: cc::Algorithm::default(),
             loss_detection: LossDetection::default(),
+            gso_max: 0,
         }
     }
 }

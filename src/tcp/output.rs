@@ -4,24 +4,51 @@ use super::seq;
 use super::state::State;
 use super::tcb::Tcb;
 use crate::time::Instant;
-use crate::wire::{emit_ipv4_tcp, SackBlock, TcpFlags, TcpHeader, TcpOptions, IPV4_HEADER_LEN};
+use crate::wire::{
+    emit_ipv4_tcp_with, Checksum, SackBlock, TcpFlags, TcpHeader, TcpOptions, IPV4_HEADER_LEN,
+};
 
 /// Bytes of IPv4 + TCP header (with the largest options) a packet buffer
 /// needs on top of the payload.
 pub const MAX_HEADERS: usize = IPV4_HEADER_LEN + 60;
 
+/// A packet `poll_transmit` wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Its length at the start of the buffer.
+    pub len: usize,
+    /// For a packet carrying more than one segment's payload (only when
+    /// `Config::gso_max` allows): the payload bytes per segment the link
+    /// cuts it into. Its TCP checksum is then partial (`Link::send_gso`).
+    pub gso: Option<u16>,
+    /// How many segments the packet stands for on the wire.
+    pub segments: u32,
+}
+
+impl Transmit {
+    fn one(len: usize) -> Transmit {
+        Transmit {
+            len,
+            gso: None,
+            segments: 1,
+        }
+    }
+}
+
 impl Tcb {
     /// Writes the next IPv4 packet to send into `buf` and returns its length,
     /// or None when there is nothing to send now. Call until None.
     /// `buf` must hold at least the MSS plus 80 bytes of headers.
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         if let Some((seq, ack, flags)) = self.pending_rst.take() {
-            return Some(self.emit(now, buf, seq, ack, flags, 0, false));
+            return Some(Transmit::one(
+                self.emit(now, buf, seq, ack, flags, 0, false),
+            ));
         }
         match self.state {
             State::Closed | State::Listen | State::TimeWait => {
                 if self.state == State::TimeWait && self.ack_now {
-                    return Some(self.emit_ack(now, buf));
+                    return Some(Transmit::one(self.emit_ack(now, buf)));
                 }
                 None
             }
@@ -29,7 +56,7 @@ impl Tcb {
                 if self.snd_nxt != self.iss {
                     return None;
                 }
-                Some(self.emit_syn(now, buf, TcpFlags::SYN))
+                Some(Transmit::one(self.emit_syn(now, buf, TcpFlags::SYN)))
             }
             // Our SYN is not acknowledged yet (FIN-WAIT-1 here means CLOSE
             // was called in SYN-RECEIVED): only SYN|ACK may go; the FIN
@@ -39,7 +66,11 @@ impl Tcb {
                     return None;
                 }
                 self.ack_now = false;
-                Some(self.emit_syn(now, buf, TcpFlags::SYN | TcpFlags::ACK))
+                Some(Transmit::one(self.emit_syn(
+                    now,
+                    buf,
+                    TcpFlags::SYN | TcpFlags::ACK,
+                )))
             }
             _ => {
                 if self.keepalive_probe {
@@ -47,13 +78,14 @@ impl Tcb {
                     // with an ACK (RFC 1122, 4.2.3.6), carrying no data.
                     self.keepalive_probe = false;
                     let seq = self.snd_una.wrapping_sub(1);
-                    return Some(self.emit(now, buf, seq, self.rcv_nxt, TcpFlags::ACK, 0, false));
+                    let n = self.emit(now, buf, seq, self.rcv_nxt, TcpFlags::ACK, 0, false);
+                    return Some(Transmit::one(n));
                 }
-                if let Some(n) = self.emit_data(now, buf) {
-                    return Some(n);
+                if let Some(t) = self.emit_data(now, buf) {
+                    return Some(t);
                 }
                 if self.ack_now || self.acks_owed > 0 {
-                    return Some(self.emit_ack(now, buf));
+                    return Some(Transmit::one(self.emit_ack(now, buf)));
                 }
                 None
             }
@@ -101,7 +133,7 @@ impl Tcb {
     }
 
     /// One data (and/or FIN) segment if the windows, Nagle and the state allow.
-    fn emit_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+    fn emit_data(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit> {
         let data_seq = self.data_seq();
         let data_end = data_seq.wrapping_add(self.send_buf.len() as u32);
         let room = buf.len().saturating_sub(MAX_HEADERS);
@@ -194,8 +226,8 @@ impl Tcb {
             }
         }
 
-        if let Some(n) = self.resend_lost(now, buf, mss) {
-            return Some(n);
+        if let Some(t) = self.resend_lost(now, buf, mss) {
+            return Some(t);
         }
         // Nothing outstanding and idle for longer than an RTO: the old
         // window no longer says anything about the path (RFC 5681, 4.1).
@@ -235,7 +267,7 @@ impl Tcb {
         let usable = peer_room.min(cc_room);
         // Resending after a timeout: no reason to hold back small pieces.
         let resend = seq::lt(self.snd_nxt, self.snd_max);
-        let mut len = avail.min(usable).min(mss);
+        let mut len = avail.min(usable).min(self.burst(buf.len(), mss));
         if let Some((_, hole_end)) = self.scoreboard.next_hole(self.snd_nxt) {
             // Resending after a timeout: stop where SACKed data begins.
             len = len.min(seq::dist(self.snd_nxt, hole_end));
@@ -291,7 +323,7 @@ impl Tcb {
 
     /// Resends the first segment marked lost if the pipe (RFC 6675: what
     /// is neither SACKed nor lost) leaves room in the congestion window.
-    fn resend_lost(&mut self, now: Instant, buf: &mut [u8], mss: usize) -> Option<usize> {
+    fn resend_lost(&mut self, now: Instant, buf: &mut [u8], mss: usize) -> Option<Transmit> {
         let forced = std::mem::take(&mut self.force_resend);
         if self.sent.lost_bytes() == 0 {
             return None;
@@ -353,8 +385,18 @@ impl Tcb {
         self.persist_deadline = Some(now + backoff.min(self.cfg.max_rto));
     }
 
+    /// The most payload one packet may carry: one segment, or as many
+    /// whole segments of `mss` as fit the link's offload limit and `buf`.
+    fn burst(&self, buf_len: usize, mss: usize) -> usize {
+        let limit = self.cfg.gso_max.min(buf_len).saturating_sub(MAX_HEADERS);
+        (limit / mss * mss).max(mss)
+    }
+
     /// Sends `len` bytes from sequence `start` (plus FIN) and does the
     /// bookkeeping: SND.NXT, SND.MAX, the RTO timer and the RTT probe.
+    /// More than a segment's payload goes as one packet of several
+    /// segments for the link to cut (the sent record keeps one entry per
+    /// segment, as the peer sees them).
     fn emit_range(
         &mut self,
         now: Instant,
@@ -363,17 +405,25 @@ impl Tcb {
         data_seq: u32,
         len: usize,
         fin: bool,
-    ) -> usize {
+    ) -> Transmit {
         let data_end = data_seq.wrapping_add(self.send_buf.len() as u32);
         let mut header = self.header(now, start, self.rcv_nxt, TcpFlags::ACK, false);
         // Options (SACK blocks) eat into the segment: payload + options <= MSS.
         let options_len = header.header_len() - crate::wire::TCP_HEADER_LEN;
         let room = self.segment_limit.saturating_sub(options_len).max(1);
-        let (len, fin) = if len > room {
-            (room, false)
+        let most = self.burst(buf.len(), room);
+        let (mut len, mut fin) = if len > most {
+            (most, false)
         } else {
             (len, fin)
         };
+        if len > room && len % room != 0 && start.wrapping_add(len as u32) != data_end {
+            // Whole segments only, but for the tail of what is queued: a
+            // short one mid-stream (options grew since the length was
+            // chosen) would be a runt on the wire.
+            len -= len % room;
+            fin = false;
+        }
         if fin {
             header.flags |= TcpFlags::FIN;
         }
@@ -385,23 +435,41 @@ impl Tcb {
             .send_buf
             .copy_out(seq::dist(data_seq, start), &mut buf[at..at + len]);
         debug_assert_eq!(copied, len);
-        let n = self.finish(buf, &header, copied);
+        let segments = len.div_ceil(room).max(1);
+        let gso = (segments > 1).then_some(room as u16);
+        let mode = if gso.is_some() {
+            Checksum::Partial
+        } else {
+            Checksum::Full
+        };
+        let n = self.finish(buf, &header, copied, mode);
+        // The link numbers the segments after the first (as the kernel's GSO).
+        self.ip_ident = self.ip_ident.wrapping_add(segments as u16 - 1);
 
         let end = start.wrapping_add(len as u32 + fin as u32);
-        self.stats.segments_sent += 1;
+        self.stats.segments_sent += segments as u64;
         if len > 0 {
             self.last_data_sent = Some(now);
             if self.unacked_since.is_none() {
                 self.unacked_since = Some(now);
             }
         }
-        if len > 0 && len < room {
-            // Shorter than a full segment with these options: small.
+        if len % room != 0 {
+            // The last segment is shorter than a full one with these options: small.
             self.snd_sml = start.wrapping_add(len as u32);
         }
-        self.sent.on_send(start, end, now);
+        let mut from = start;
+        for i in 1..=segments {
+            let to = if i == segments {
+                end
+            } else {
+                start.wrapping_add((i * room) as u32)
+            };
+            self.sent.on_send(from, to, now);
+            from = to;
+        }
         if seq::lt(start, self.snd_max) {
-            self.stats.retransmitted_segments += 1;
+            self.stats.retransmitted_segments += segments as u64;
             self.cc.on_retransmit(start, end);
             // Karn's rule: an ACK of a resent segment times neither send;
             // nor does a cumulative ACK that a resent hole below the timed
@@ -432,7 +500,11 @@ impl Tcb {
         if new_data {
             self.arm_pto(now);
         }
-        n
+        Transmit {
+            len: n,
+            gso,
+            segments: segments as u32,
+        }
     }
 
     /// Builds the header for a segment (window, timestamps, SACK) and notes
@@ -519,15 +591,22 @@ impl Tcb {
     }
 
     /// Writes the IPv4 and TCP headers around a payload already in place.
-    fn finish(&mut self, buf: &mut [u8], header: &TcpHeader, payload_len: usize) -> usize {
+    fn finish(
+        &mut self,
+        buf: &mut [u8],
+        header: &TcpHeader,
+        payload_len: usize,
+        mode: Checksum,
+    ) -> usize {
         self.ip_ident = self.ip_ident.wrapping_add(1);
-        emit_ipv4_tcp(
+        emit_ipv4_tcp_with(
             buf,
             *self.local.ip(),
             *self.remote.ip(),
             self.ip_ident,
             header,
             payload_len,
+            mode,
         )
     }
 
@@ -556,6 +635,6 @@ impl Tcb {
         } else {
             self.header(now, seq, ack, flags, syn)
         };
-        self.finish(buf, &header, payload_len)
+        self.finish(buf, &header, payload_len, Checksum::Full)
     }
 }

@@ -13,6 +13,7 @@
 //! the tests.
 
 pub mod checksum;
+pub mod gso;
 pub mod icmp;
 pub mod ipv4;
 pub mod tcp;
@@ -20,8 +21,8 @@ pub mod tcp;
 pub use icmp::{emit_icmp_echo_reply, parse_icmp, IcmpMessage};
 pub use ipv4::{emit_ipv4_header, parse_ipv4, protocol, Ipv4Packet, IPV4_HEADER_LEN};
 pub use tcp::{
-    emit_ipv4_tcp, emit_tcp, parse_tcp, SackBlock, TcpFlags, TcpHeader, TcpOptions, TcpSegment,
-    TCP_HEADER_LEN,
+    emit_ipv4_tcp, emit_ipv4_tcp_with, emit_tcp, parse_tcp, parse_tcp_with, Checksum, SackBlock,
+    TcpFlags, TcpHeader, TcpOptions, TcpSegment, TCP_HEADER_LEN,
 };
 
 /// Why a packet was rejected.

@@ -333,13 +333,25 @@ pub struct TcpSegment<'a> {
 /// whose length byte is 0 or 1, is missing, or runs past the header is an
 /// error, since nothing after it can be found.
 pub fn parse_tcp(src: Ipv4Addr, dst: Ipv4Addr, buf: &[u8]) -> Result<TcpSegment<'_>, WireError> {
+    parse_tcp_with(src, dst, buf, Checksum::Full)
+}
+
+/// [`parse_tcp`] of a segment whose checksum is as `mode` says: a
+/// [`Checksum::Partial`] one (a packet the stack itself built for
+/// segmentation offload) is not verified.
+pub fn parse_tcp_with(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    buf: &[u8],
+    mode: Checksum,
+) -> Result<TcpSegment<'_>, WireError> {
     let fixed: &[u8; TCP_HEADER_LEN] = buf
         .first_chunk::<TCP_HEADER_LEN>()
         .ok_or(WireError::Truncated)?;
     let len = u16::try_from(buf.len()).map_err(|_| WireError::BadTotalLength)?;
     // Checked first so that a corrupted data offset reads as corruption.
     let ph = checksum::pseudo_header(src, dst, protocol::TCP, len);
-    if checksum::fold(checksum::sum(buf, ph)) != 0 {
+    if mode == Checksum::Full && checksum::fold(checksum::sum(buf, ph)) != 0 {
         return Err(WireError::BadChecksum);
     }
     let header_len = usize::from(fixed[12] >> 4) * 4;
@@ -455,6 +467,29 @@ pub fn emit_tcp(
     header: &TcpHeader,
     payload_len: usize,
 ) -> usize {
+    emit_tcp_with(buf, src, dst, header, payload_len, Checksum::Full)
+}
+
+/// What goes in the TCP checksum field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checksum {
+    /// The finished checksum over pseudo-header, header and payload.
+    Full,
+    /// The pseudo-header sum alone (Linux's CHECKSUM_PARTIAL): whoever
+    /// cuts the packet into segments, or the kernel receiving it through
+    /// a TUN device with a virtio-net header, finishes it, so the payload
+    /// is never summed here.
+    Partial,
+}
+
+fn emit_tcp_with(
+    buf: &mut [u8],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    header: &TcpHeader,
+    payload_len: usize,
+    mode: Checksum,
+) -> usize {
     let header_len = header.header_len();
     let Some(total) = header_len
         .checked_add(payload_len)
@@ -511,7 +546,10 @@ pub fn emit_tcp(
     debug_assert_eq!(written, header_len - TCP_HEADER_LEN);
 
     let ph = checksum::pseudo_header(src, dst, protocol::TCP, total_u16);
-    let c = checksum::fold(checksum::sum(segment, ph));
+    let c = match mode {
+        Checksum::Full => checksum::fold(checksum::sum(segment, ph)),
+        Checksum::Partial => !checksum::fold(ph),
+    };
     segment[16..18].copy_from_slice(&c.to_be_bytes());
     total
 }
@@ -531,6 +569,19 @@ pub fn emit_ipv4_tcp(
     header: &TcpHeader,
     payload_len: usize,
 ) -> usize {
+    emit_ipv4_tcp_with(buf, src, dst, ident, header, payload_len, Checksum::Full)
+}
+
+/// [`emit_ipv4_tcp`] with the TCP checksum as `mode` says.
+pub fn emit_ipv4_tcp_with(
+    buf: &mut [u8],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ident: u16,
+    header: &TcpHeader,
+    payload_len: usize,
+    mode: Checksum,
+) -> usize {
     let Some((ip, tcp)) = buf.split_at_mut_checked(IPV4_HEADER_LEN) else {
         debug_assert!(
             false,
@@ -539,7 +590,7 @@ pub fn emit_ipv4_tcp(
         );
         return 0;
     };
-    let tcp_len = emit_tcp(tcp, src, dst, header, payload_len);
+    let tcp_len = emit_tcp_with(tcp, src, dst, header, payload_len, mode);
     if tcp_len == 0 {
         return 0;
     }

@@ -59,7 +59,8 @@ impl Sim {
             b: Stack::new(cfg(B)),
             la: Faulty::new(ea, fa),
             lb: Faulty::new(eb, fb),
-            buf: vec![0; 2048],
+            // Room for packets of many segments when `tcp.gso_max` asks.
+            buf: vec![0; 65536 + 128],
         }
     }
 
@@ -68,13 +69,13 @@ impl Sim {
         let mut moved = false;
         self.a.on_timer(self.now);
         self.b.on_timer(self.now);
-        while let Some(n) = self.a.poll_transmit(self.now, &mut self.buf) {
-            self.la.send(self.now, &self.buf[..n]).unwrap();
+        while let Some(t) = self.a.poll_transmit(self.now, &mut self.buf) {
+            send(&mut self.la, self.now, &self.buf[..t.len], t.gso);
             moved = true;
         }
-        while let Some(n) = self.b.poll_transmit(self.now, &mut self.buf) {
-            trace("B->", self.now, &self.buf[..n]);
-            self.lb.send(self.now, &self.buf[..n]).unwrap();
+        while let Some(t) = self.b.poll_transmit(self.now, &mut self.buf) {
+            trace("B->", self.now, &self.buf[..t.len]);
+            send(&mut self.lb, self.now, &self.buf[..t.len], t.gso);
             moved = true;
         }
         while let Some(n) = self.la.recv(self.now, &mut self.buf).unwrap() {
@@ -166,6 +167,16 @@ impl Sim {
 }
 
 /// Prints a packet when the environment has TRACE set.
+/// Hands a packet to the link: one of several segments is cut in software
+/// there, so the fault injector sees what a wire would carry.
+fn send(link: &mut Faulty<PairEnd>, now: Instant, packet: &[u8], gso: Option<u16>) {
+    match gso {
+        Some(mss) => link.send_gso(now, packet, mss),
+        None => link.send(now, packet),
+    }
+    .unwrap();
+}
+
 pub fn trace(dir: &str, now: Instant, p: &[u8]) {
     if std::env::var_os("TRACE").is_none() {
         return;

@@ -25,13 +25,14 @@ use std::time::Duration;
 use super::{Config, State, Tcb, MIN_PATH_MTU};
 use crate::error::Error;
 use crate::time::Instant;
-use crate::wire::{parse_ipv4, parse_tcp, TcpFlags, TcpOptions, TcpSegment};
+use crate::wire::{parse_ipv4, parse_tcp_with, Checksum, TcpFlags, TcpOptions, TcpSegment};
 
 mod close;
 mod flow;
 mod handshake;
 mod icmp;
 mod keepalive;
+mod offload;
 mod reassembly;
 mod reset;
 mod retransmit;
@@ -136,6 +137,8 @@ struct Out {
     window: u16,
     options: TcpOptions,
     payload: Vec<u8>,
+    /// Payload bytes per segment of a packet for segmentation offload.
+    gso: Option<u16>,
 }
 
 /// One connection, a virtual clock, and the test playing the peer.
@@ -244,11 +247,25 @@ impl Script {
 
     /// The next packet the connection wants to send now, if any.
     fn poll(&mut self) -> Option<Out> {
-        let n = self.tcb.poll_transmit(self.now, &mut self.buf)?;
-        let ip = parse_ipv4(&self.buf[..n]).expect("our packet parses as IPv4");
+        let t = self.tcb.poll_transmit(self.now, &mut self.buf)?;
+        let ip = parse_ipv4(&self.buf[..t.len]).expect("our packet parses as IPv4");
         assert_eq!(ip.src, *LOCAL.ip());
         assert_eq!(ip.dst, *REMOTE.ip());
-        let tcp = parse_tcp(ip.src, ip.dst, ip.payload).expect("our segment parses as TCP");
+        let mode = match t.gso {
+            Some(_) => Checksum::Partial,
+            None => Checksum::Full,
+        };
+        let tcp = parse_tcp_with(ip.src, ip.dst, ip.payload, mode).expect("our segment parses");
+        if let Some(mss) = t.gso {
+            // Finished as the kernel does from the virtio-net header we
+            // would write: the field must hold the pseudo-header sum.
+            let mut whole = self.buf[..t.len].to_vec();
+            let headers = t.len - tcp.payload.len();
+            let hdr = crate::link::vnet::gso(20, headers, mss, true);
+            assert!(crate::link::vnet::complete_checksum(&hdr, &mut whole));
+            let ip = parse_ipv4(&whole).unwrap();
+            assert!(parse_tcp_with(ip.src, ip.dst, ip.payload, Checksum::Full).is_ok());
+        }
         assert_eq!(tcp.src_port, LOCAL.port());
         assert_eq!(tcp.dst_port, REMOTE.port());
         Some(Out {
@@ -258,6 +275,7 @@ impl Script {
             window: tcp.window,
             options: tcp.options,
             payload: tcp.payload.to_vec(),
+            gso: t.gso,
         })
     }
 
