@@ -39,7 +39,9 @@ use libc::{
 use libc::{F_GETFD, F_GETFL, F_SETFL, O_NONBLOCK, SHUT_RD, SHUT_RDWR, SHUT_WR};
 use libc::{MSG_DONTWAIT, MSG_NOSIGNAL, MSG_PEEK, MSG_WAITALL, POLLIN, POLLOUT};
 use libc::{SOCK_CLOEXEC, SOCK_NONBLOCK, SOCK_SEQPACKET, SOCK_STREAM, SOL_SOCKET};
-use libc::{SO_ACCEPTCONN, SO_ERROR, SO_RCVTIMEO, SO_REUSEADDR, SO_SNDTIMEO, SO_TYPE};
+use libc::{
+    SO_ACCEPTCONN, SO_BUSY_POLL, SO_ERROR, SO_RCVTIMEO, SO_REUSEADDR, SO_SNDTIMEO, SO_TYPE,
+};
 use rstcp::ffi::*;
 
 const OURS: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
@@ -713,6 +715,11 @@ const STEPS: &[Step] = steps![
     |r| r.setopt("g", SOL_SOCKET, SO_RCVTIMEO, V::Tv(-1, 0), TV),
     |r| r.setopt("g", SOL_SOCKET, SO_RCVTIMEO, V::Tv(0, 100_000), TV),
     |r| r.getopt("g", SOL_SOCKET, SO_RCVTIMEO, Buf::Len(TV)),
+    |r| r.getopt("g", SOL_SOCKET, SO_BUSY_POLL, INT),
+    |r| r.setopt("g", SOL_SOCKET, SO_BUSY_POLL, V::Int(-1), 4),
+    |r| r.setopt("g", SOL_SOCKET, SO_BUSY_POLL, V::Int(50), 2),
+    |r| r.setopt("g", SOL_SOCKET, SO_BUSY_POLL, V::Int(50), 4),
+    |r| r.getopt("g", SOL_SOCKET, SO_BUSY_POLL, INT),
     |r| r.close("g"),
     // Listening. Linux's listen() on an unbound socket binds a port.
     |r| r.tcp("h"), |r| r.listen("h", 8), |r| r.sockname("h", Buf::Len(SIN)), |r| r.close("h"),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::Netns;
-use rstcp::api::{MsgFlags, Shutdown, Sockets};
+use rstcp::api::{MsgFlags, Shutdown, SockOpt, SockOptName, Sockets};
 use rstcp::runtime::RuntimeConfig;
 use rstcp::tcp::State;
 use rstcp::Error;
@@ -223,6 +223,71 @@ fn requests_leave_from_the_calling_thread() {
         direct >= 50,
         "only {direct} of 100 requests sent by the caller"
     );
+    s.close(c).unwrap();
+}
+
+#[test]
+fn busy_polling_calls_take_the_answers_from_the_device_themselves() {
+    if common::skip_without_root() {
+        return;
+    }
+    let (_ns, s) = setup("busypoll");
+    let kl = TcpListener::bind((KERNEL, 7010)).unwrap();
+    let kernel = std::thread::spawn(move || {
+        let (mut k, _) = kl.accept().unwrap();
+        let mut buf = [0u8; 100];
+        for _ in 0..100 {
+            k.read_exact(&mut buf).unwrap();
+            // Answer once the caller surely spins (on a loaded machine it
+            // may not have reached its recv for a while).
+            std::thread::sleep(Duration::from_millis(1));
+            k.write_all(&buf).unwrap();
+        }
+        // Then silence: a timed receive must still time out.
+        k.read_exact(&mut buf[..1]).unwrap();
+    });
+    let c = s.socket(false, None).unwrap();
+    s.connect(c, SocketAddrV4::new(KERNEL, 7010)).unwrap();
+    let d = Duration::from_millis(50);
+    s.set_option(c, SockOpt::BusyPoll(d)).unwrap();
+    assert_eq!(
+        s.get_option(c, SockOptName::BusyPoll).unwrap(),
+        SockOpt::BusyPoll(d)
+    );
+    let before = s.with_stack(|st| st.stats().rx_by_callers);
+    for i in 0..100u8 {
+        let request = [i; 100];
+        send_all(&s, c, &request);
+        let mut reply = [0u8; 100];
+        let mut got = 0;
+        while got < 100 {
+            got += s.recv(c, &mut reply[got..], MsgFlags::default()).unwrap();
+        }
+        assert_eq!(reply, request);
+    }
+    // The kernel answers well within 50 ms: the replies were read by the
+    // calling thread, spinning, not by the I/O thread, which leaves the
+    // device alone while a caller busy-polls.
+    let taken = s.with_stack(|st| st.stats().rx_by_callers) - before;
+    assert!(taken >= 90, "only {taken} packets taken by the caller");
+    // A busy-poll longer than the timeout still ends at the timeout.
+    s.set_option(c, SockOpt::BusyPoll(Duration::from_secs(1)))
+        .unwrap();
+    s.set_option(c, SockOpt::RecvTimeout(Some(Duration::from_millis(50))))
+        .unwrap();
+    let t = Instant::now();
+    let mut one = [0u8; 1];
+    assert_eq!(
+        s.recv(c, &mut one, MsgFlags::default()),
+        Err(Error::WouldBlock)
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
+    send_all(&s, c, b"x");
+    kernel.join().unwrap();
     s.close(c).unwrap();
 }
 

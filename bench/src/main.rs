@@ -134,12 +134,17 @@ fn run(o: &Options) -> Result<(), String> {
     );
 
     // rstcp on a TUN device that the library creates in namespace r.
+    let env = rstcp::runtime::RuntimeConfig::from_env()
+        .map_err(|e| format!("RSTCP_* variables: {e:?}"))?;
     let ns_r = Netns::new("r")?;
     ns_r.exec(&["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"])?;
     let cfg = rstcp::runtime::RuntimeConfig {
         tun: format!("rbt{pid}"),
         addr: Ipv4Addr::new(10, 77, 0, 2),
         prefix_len: 24,
+        // RSTCP_BUSY_POLL_US and RSTCP_OFFLOAD apply as for any program.
+        busy_poll: env.busy_poll,
+        offload: env.offload,
         ..rstcp::runtime::RuntimeConfig::default()
     };
     let sockets = netns::in_ns(&ns_r.name, move || rstcp::api::Sockets::start(&cfg))

@@ -33,6 +33,9 @@ pub struct FdEntry {
     /// FD_CLOEXEC (reported by F_GETFD; rstcp descriptors do not survive
     /// exec either way).
     pub cloexec: AtomicBool,
+    /// SO_BUSY_POLL in microseconds; [`FdEntry::DEFAULT_BUSY_POLL`] until
+    /// set (the runtime's RSTCP_BUSY_POLL_US then applies).
+    pub busy_poll: AtomicU64,
 }
 
 impl FdEntry {
@@ -46,8 +49,12 @@ impl FdEntry {
             send_timeout: AtomicU64::new(0),
             refs: AtomicUsize::new(1),
             cloexec: AtomicBool::new(false),
+            busy_poll: AtomicU64::new(FdEntry::DEFAULT_BUSY_POLL),
         }
     }
+
+    /// `busy_poll` before SO_BUSY_POLL sets it.
+    pub const DEFAULT_BUSY_POLL: u64 = u64::MAX;
 
     /// O_NONBLOCK is set.
     pub fn is_nonblocking(&self) -> bool {

@@ -21,7 +21,7 @@ use crate::sys::Wake;
 use crate::tcp::State;
 use crate::time::Instant;
 pub use fd_table::{FdEntry, FdTable};
-pub use options::SockOpt;
+pub use options::{SockOpt, SockOptName};
 pub use poll::PollFd;
 
 /// Which halves shutdown() closes.
@@ -103,7 +103,20 @@ impl Sockets {
         events: i16,
         mut op: impl FnMut(&mut Stack, Instant) -> Result<T>,
     ) -> Result<T> {
-        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+        let started = std::time::Instant::now();
+        let deadline = timeout.and_then(|t| started.checked_add(t));
+        // Busy-poll: spin first, taking packets from the device in this
+        // thread, so an answer that comes within a few microseconds costs
+        // no sleep and no wake-up of this thread or the I/O thread.
+        let busy = if nonblocking {
+            Duration::ZERO
+        } else {
+            self.busy_poll_of(entry)
+        };
+        let mut spinning = (!busy.is_zero())
+            .then(|| started + busy)
+            .map(|b| deadline.map_or(b, |d| d.min(b)))
+            .and_then(|until| Some((until, self.shared.busy_poller()?)));
         let waiter = Waiter::current();
         loop {
             let mut inner = self.lock();
@@ -115,9 +128,23 @@ impl Sockets {
                 Err(Error::WouldBlock) if !nonblocking => {}
                 r => return r,
             }
+            if spinning
+                .as_ref()
+                .is_some_and(|(t, _)| std::time::Instant::now() < *t)
+            {
+                drop(inner);
+                if !self.shared.poll_link_here() {
+                    std::hint::spin_loop();
+                }
+                continue;
+            }
+            // Done spinning: the device goes back to the I/O thread before
+            // this thread sleeps.
+            let done = spinning.take();
             let ticket = waiter.ticket();
             inner.readiness.watch(entry.id, &waiter, events, None);
             drop(inner);
+            drop(done);
             let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
             let woke = match left {
                 Some(l) if l.is_zero() => Wake::TimedOut,

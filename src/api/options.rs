@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::fd_table::FdEntry;
 use super::Sockets;
 use crate::error::{Error, Result};
+use crate::runtime::config::MAX_BUSY_POLL_US;
 
 /// Smallest buffer sizes Linux allows (SOCK_MIN_RCVBUF / SOCK_MIN_SNDBUF).
 const MIN_RCVBUF: usize = 2304;
@@ -55,6 +56,9 @@ pub enum SockOpt {
     Info(crate::tcp::TcpInfo),
     /// TCP_CONGESTION: the congestion-control algorithm.
     Congestion(crate::tcp::Algorithm),
+    /// SO_BUSY_POLL: how long a blocking call spins on the device before
+    /// it sleeps (RSTCP_BUSY_POLL_US until set).
+    BusyPoll(Duration),
 }
 
 /// Which option to read.
@@ -96,6 +100,8 @@ pub enum SockOptName {
     Info,
     /// TCP_CONGESTION.
     Congestion,
+    /// SO_BUSY_POLL.
+    BusyPoll,
 }
 
 fn micros(t: Option<Duration>) -> u64 {
@@ -104,6 +110,15 @@ fn micros(t: Option<Duration>) -> u64 {
 }
 
 impl Sockets {
+    /// How long blocking calls on `e` busy-poll: its SO_BUSY_POLL, or the
+    /// runtime's default.
+    pub(crate) fn busy_poll_of(&self, e: &FdEntry) -> Duration {
+        match e.busy_poll.load(Ordering::Relaxed) {
+            FdEntry::DEFAULT_BUSY_POLL => self.shared.busy_poll(),
+            us => Duration::from_micros(us),
+        }
+    }
+
     /// setsockopt().
     pub fn set_option(&self, fd: i32, opt: SockOpt) -> Result<()> {
         let e = self.fds.get(fd)?;
@@ -114,6 +129,11 @@ impl Sockets {
         match opt {
             SockOpt::RecvTimeout(t) => return set_timeout(&e.recv_timeout, t),
             SockOpt::SendTimeout(t) => return set_timeout(&e.send_timeout, t),
+            SockOpt::BusyPoll(d) => {
+                let us = d.as_micros().min(u128::from(MAX_BUSY_POLL_US)) as u64;
+                e.busy_poll.store(us, Ordering::Relaxed);
+                return Ok(());
+            }
             SockOpt::Error(_) | SockOpt::Type(_) | SockOpt::AcceptConn(_) | SockOpt::Info(_) => {
                 return Err(Error::NoProtocolOption)
             }
@@ -161,6 +181,7 @@ impl Sockets {
                 return Ok(SockOpt::SendTimeout(FdEntry::timeout(&e.send_timeout)))
             }
             SockOptName::Type => return Ok(SockOpt::Type(libc::SOCK_STREAM)),
+            SockOptName::BusyPoll => return Ok(SockOpt::BusyPoll(self.busy_poll_of(&e))),
             _ => {}
         }
         let mut inner = self.lock();

@@ -450,6 +450,7 @@ fn option_name(level: c_int, name: c_int) -> Result<SockOptName> {
         (libc::SOL_SOCKET, libc::SO_ERROR) => SockOptName::Error,
         (libc::SOL_SOCKET, libc::SO_TYPE) => SockOptName::Type,
         (libc::SOL_SOCKET, libc::SO_ACCEPTCONN) => SockOptName::AcceptConn,
+        (libc::SOL_SOCKET, libc::SO_BUSY_POLL) => SockOptName::BusyPoll,
         (libc::IPPROTO_TCP, libc::TCP_NODELAY) => SockOptName::NoDelay,
         (libc::IPPROTO_TCP, libc::TCP_MAXSEG) => SockOptName::MaxSeg,
         (libc::IPPROTO_TCP, libc::TCP_KEEPIDLE) => SockOptName::KeepIdle,
@@ -575,6 +576,8 @@ pub(crate) unsafe fn setsockopt_on(
                 }
                 SockOptName::MaxSeg if v < 0 => return Err(Error::Invalid),
                 SockOptName::MaxSeg => SockOpt::MaxSeg(v as usize),
+                SockOptName::BusyPoll if v < 0 => return Err(Error::Invalid),
+                SockOptName::BusyPoll => SockOpt::BusyPoll(Duration::from_micros(v as u64)),
                 _ => return Err(Error::NoProtocolOption),
             }
         }
@@ -698,6 +701,7 @@ pub(crate) unsafe fn getsockopt_on(
         SockOpt::UserTimeout(d) => {
             int(d.map_or(0, |d| d.as_millis().min(i32::MAX as u128) as c_int))
         }
+        SockOpt::BusyPoll(d) => int(d.as_micros().min(i32::MAX as u128) as c_int),
         SockOpt::Congestion(a) => {
             let mut name = [0u8; CA_NAME_MAX];
             name[..a.name().len()].copy_from_slice(a.name().as_bytes());

@@ -13,7 +13,7 @@ pub mod pcap;
 pub mod tun;
 pub mod vnet;
 
-pub use self::tun::{Tun, TunConfig, TunWriter};
+pub use self::tun::{Tun, TunConfig, TunHandle};
 pub use faults::{FaultConfig, Faulty};
 pub use pair::{Pair, PairEnd};
 pub use pcap::PcapTee;
@@ -56,10 +56,10 @@ pub trait Link: Send {
         })
     }
 
-    /// A sender other threads may use while this link is owned by the I/O
-    /// thread: only a bare TUN device has one (wrappers that record or
+    /// Packet I/O other threads may use while this link is owned by the
+    /// I/O thread: only a bare TUN device has it (wrappers that record or
     /// change packets must see every packet, and say None).
-    fn writer(&self) -> Option<TunWriter> {
+    fn handle(&self) -> Option<TunHandle> {
         None
     }
 
@@ -101,8 +101,8 @@ impl<L: Link + ?Sized> Link for Box<L> {
         (**self).send_gso(now, packet, mss)
     }
 
-    fn writer(&self) -> Option<TunWriter> {
-        (**self).writer()
+    fn handle(&self) -> Option<TunHandle> {
+        (**self).handle()
     }
 
     fn readable_fd(&self) -> Option<RawFd> {

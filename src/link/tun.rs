@@ -152,43 +152,19 @@ impl Link for Tun {
     /// Reads one packet; packets that are not IPv4 (the kernel sends IPv6
     /// router solicitations on any new interface) are skipped.
     fn recv(&mut self, _now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        loop {
-            let mut hdr = [0u8; vnet::HDR_LEN];
-            let read = if self.vnet {
-                sys::read2(self.fd, &mut hdr, buf).map(|n| n.saturating_sub(vnet::HDR_LEN))
-            } else {
-                sys::read(self.fd, buf)
-            };
-            let n = match read {
-                Ok(n) => n,
-                Err(err) => match err.kind() {
-                    io::ErrorKind::WouldBlock => return Ok(None),
-                    io::ErrorKind::Interrupted => continue,
-                    _ => return Err(err),
-                },
-            };
-            if n == 0 {
-                if self.vnet {
-                    continue; // a header alone: nothing to take
-                }
-                return Ok(None);
-            }
-            if buf[0] >> 4 == 4 && (!self.vnet || vnet::complete_checksum(&hdr, &mut buf[..n])) {
-                return Ok(Some(n));
-            }
-        }
+        self.handle().recv(buf)
     }
 
     fn send(&mut self, _now: Instant, packet: &[u8]) -> io::Result<()> {
-        self.writer().send(packet)
+        self.handle().send(packet)
     }
 
     fn send_gso(&mut self, _now: Instant, packet: &[u8], mss: u16) -> io::Result<()> {
-        self.writer().send_gso(packet, mss)
+        self.handle().send_gso(packet, mss)
     }
 
-    fn writer(&self) -> Option<TunWriter> {
-        Some(Tun::writer(self))
+    fn handle(&self) -> Option<TunHandle> {
+        Some(Tun::handle(self))
     }
 
     fn gso_max(&self) -> usize {
@@ -217,8 +193,8 @@ impl Link for Tun {
 }
 
 impl Tun {
-    fn writer(&self) -> TunWriter {
-        TunWriter {
+    fn handle(&self) -> TunHandle {
+        TunHandle {
             fd: self.fd,
             vnet: self.vnet,
             mtu: self.mtu,
@@ -226,18 +202,50 @@ impl Tun {
     }
 }
 
-/// The sending half of a [`Tun`]: a write(2) per packet needs no state, so
-/// any thread may send while the I/O thread owns the device (see
-/// [`Link::writer`]). It does not own the descriptor: whoever holds one
-/// must stop using it before the `Tun` is dropped.
+/// A [`Tun`]'s packet I/O without the device: a read(2) or write(2) per
+/// packet needs no state, so any thread may send, or take a packet in,
+/// while the I/O thread owns the device (see [`Link::handle`]). It does not
+/// own the descriptor: whoever holds one must stop using it before the
+/// `Tun` is dropped.
 #[derive(Clone, Copy, Debug)]
-pub struct TunWriter {
+pub struct TunHandle {
     fd: RawFd,
     vnet: bool,
     mtu: usize,
 }
 
-impl TunWriter {
+impl TunHandle {
+    /// Reads one packet, as [`Link::recv`]; packets that are not IPv4 (the
+    /// kernel sends IPv6 router solicitations on any new interface) are
+    /// skipped.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        loop {
+            let mut hdr = [0u8; vnet::HDR_LEN];
+            let read = if self.vnet {
+                sys::read2(self.fd, &mut hdr, buf).map(|n| n.saturating_sub(vnet::HDR_LEN))
+            } else {
+                sys::read(self.fd, buf)
+            };
+            let n = match read {
+                Ok(n) => n,
+                Err(err) => match err.kind() {
+                    io::ErrorKind::WouldBlock => return Ok(None),
+                    io::ErrorKind::Interrupted => continue,
+                    _ => return Err(err),
+                },
+            };
+            if n == 0 {
+                if self.vnet {
+                    continue; // a header alone: nothing to take
+                }
+                return Ok(None);
+            }
+            if buf[0] >> 4 == 4 && (!self.vnet || vnet::complete_checksum(&hdr, &mut buf[..n])) {
+                return Ok(Some(n));
+            }
+        }
+    }
+
     /// Sends one packet (a full device queue drops it, as a wire would).
     pub fn send(&self, packet: &[u8]) -> io::Result<()> {
         self.write(&vnet::PLAIN, packet)

@@ -9,6 +9,9 @@ use crate::rs_log;
 use crate::stack::StackConfig;
 use crate::tcp;
 
+/// The longest busy-poll accepted: a second of spinning is already a bug.
+pub const MAX_BUSY_POLL_US: u64 = 1_000_000;
+
 /// Everything needed to start a runtime on a TUN device.
 #[derive(Clone, Debug)]
 pub struct RuntimeConfig {
@@ -32,6 +35,10 @@ pub struct RuntimeConfig {
     /// Take the kernel's large segments whole (`RSTCP_OFFLOAD`, default on):
     /// a TUN device with a virtio-net header and receive offload.
     pub offload: bool,
+    /// How long a blocking call spins, taking packets from the device
+    /// itself, before it sleeps (`RSTCP_BUSY_POLL_US`, default 0: never;
+    /// like Linux's busy_read and SO_BUSY_POLL, which sets it per socket).
+    pub busy_poll: Duration,
     /// At process exit, how long to let closing connections finish sending
     /// (`RSTCP_EXIT_LINGER_MS`, default 10 s): the kernel would deliver them
     /// after the process is gone; we must do it before.
@@ -51,6 +58,7 @@ impl Default for RuntimeConfig {
             msl: Duration::from_secs(30),
             exit_linger: Duration::from_secs(10),
             offload: true,
+            busy_poll: Duration::ZERO,
         }
     }
 }
@@ -151,6 +159,20 @@ impl RuntimeConfig {
                 "1" => true,
                 _ => return Err(bad("RSTCP_OFFLOAD", &v, "0 (off) or 1 (on)")),
             };
+        }
+        if let Some(v) = var("RSTCP_BUSY_POLL_US") {
+            cfg.busy_poll = v
+                .parse()
+                .ok()
+                .filter(|&us| us <= MAX_BUSY_POLL_US)
+                .map(Duration::from_micros)
+                .ok_or_else(|| {
+                    bad(
+                        "RSTCP_BUSY_POLL_US",
+                        &v,
+                        "a number of microseconds from 0 to 1000000",
+                    )
+                })?;
         }
         if let Some(v) = var("RSTCP_LOG") {
             if crate::log::parse_level(&v).is_none() {
@@ -311,6 +333,8 @@ mod tests {
             ("RSTCP_FAULTS", "loss=2"),
             ("RSTCP_LOG", "verbose"),
             ("RSTCP_STAT", "yes"),
+            ("RSTCP_BUSY_POLL_US", "2000000"),
+            ("RSTCP_BUSY_POLL_US", "-1"),
         ] {
             assert_eq!(
                 from(&[(name, value)], &[]).err(),
@@ -324,11 +348,13 @@ mod tests {
                 ("RSTCP_STAT", "0"),
                 ("RSTCP_MTU", "9000"),
                 ("RSTCP_TUN", "tun7"),
+                ("RSTCP_BUSY_POLL_US", "50"),
             ],
             &[],
         )
         .unwrap();
         assert_eq!((ok.mtu, ok.tun.as_str()), (9000, "tun7"));
+        assert_eq!(ok.busy_poll, Duration::from_micros(50));
         // A value rs_init gives replaces the variable, malformed or not.
         let skipped = from(&[("RSTCP_ADDR", "bogus")], &["RSTCP_ADDR"]).unwrap();
         assert_eq!(skipped.addr, RuntimeConfig::default().addr);

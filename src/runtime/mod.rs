@@ -12,7 +12,7 @@ mod trace;
 
 use std::ops::{Deref, DerefMut};
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -20,7 +20,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::error::{Error, Result};
-use crate::link::{Link, TunWriter};
+use crate::link::{Link, TunHandle};
 use crate::rs_log;
 use crate::stack::{SocketId, Stack, StackConfig};
 use crate::sys;
@@ -153,8 +153,23 @@ impl std::fmt::Debug for Locked<'_> {
 const DIRECT_PACKETS: usize = 8;
 
 thread_local! {
+    /// Each busy-polling application thread's buffer for a packet it reads.
+    static RX_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     /// Each application thread's buffer for the packets it sends itself.
     static DIRECT_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A thread busy-polling (see [`Shared::busy_poller`]); the last one to
+/// stop hands the device back to the I/O thread.
+#[derive(Debug)]
+pub struct BusyPoller<'a>(&'a Shared);
+
+impl Drop for BusyPoller<'_> {
+    fn drop(&mut self) {
+        if self.0.busy_pollers.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.wake();
+        }
+    }
 }
 
 /// State shared between the I/O thread and application threads.
@@ -167,7 +182,20 @@ pub struct Shared {
     /// packets leave in the order the stack made them. It is only ever
     /// taken while the stack's lock is held, and the stack's lock never
     /// while it is: no deadlock. None once the I/O thread has stopped.
-    tx: Mutex<Option<TunWriter>>,
+    tx: Mutex<Option<TunHandle>>,
+    /// The same device for reading, by the I/O thread or a busy-polling
+    /// caller: whoever reads holds this lock until the packets have been
+    /// through the stack, so they are taken in the order they came. Taken
+    /// before the stack's lock, never while holding it.
+    rx: Mutex<Option<TunHandle>>,
+    /// The default busy-poll of blocking calls, in microseconds.
+    busy_poll_us: AtomicU64,
+    /// Threads busy-polling now: while there are any, the I/O thread
+    /// leaves the device to them (as Linux's NAPI does for a busy-polling
+    /// socket), or it would take their packets first.
+    busy_pollers: AtomicUsize,
+    /// The link has a handle other threads may read (a bare TUN device).
+    shareable: bool,
     /// Buffer size for one packet to send (a 64 KiB one with offload).
     tx_size: usize,
     wake_fd: RawFd,
@@ -232,6 +260,66 @@ impl Shared {
             !g.stack.has_pending_output()
         });
         sent_all.unwrap_or(false)
+    }
+
+    /// Sets the busy-poll of blocking calls on sockets that did not set
+    /// their own (SO_BUSY_POLL).
+    pub fn set_busy_poll(&self, d: Duration) {
+        let us = d.as_micros().min(u128::from(config::MAX_BUSY_POLL_US)) as u64;
+        self.busy_poll_us.store(us, Ordering::Relaxed);
+    }
+
+    /// The busy-poll of blocking calls on sockets that did not set their own.
+    pub fn busy_poll(&self) -> Duration {
+        Duration::from_micros(self.busy_poll_us.load(Ordering::Relaxed))
+    }
+
+    /// Registers the calling thread as busy-polling until the returned
+    /// guard is dropped; None if the link cannot be read from here.
+    pub fn busy_poller(&self) -> Option<BusyPoller<'_>> {
+        if !self.shareable {
+            return None;
+        }
+        self.busy_pollers.fetch_add(1, Ordering::AcqRel);
+        Some(BusyPoller(self))
+    }
+
+    /// Takes waiting packets from the device in the calling thread and runs
+    /// them through the stack (a busy-polling caller, instead of waiting for
+    /// the I/O thread to be scheduled); answers go out as from any call.
+    /// Returns true if there were any. Does nothing while another thread
+    /// is reading, or when the link is not a bare TUN device.
+    pub fn poll_link_here(&self) -> bool {
+        let Some(rx) = self.rx.try_lock() else {
+            return false;
+        };
+        let Some(handle) = *rx else {
+            return false;
+        };
+        let got = RX_BUF.try_with(|buf| {
+            let Ok(mut buf) = buf.try_borrow_mut() else {
+                return false;
+            };
+            if buf.len() < self.tx_size {
+                buf.resize(self.tx_size, 0);
+            }
+            let Ok(Some(n)) = handle.recv(&mut buf) else {
+                return false;
+            };
+            if trace::packets_on() {
+                trace::log_packet("in ", &buf[..n], Checksum::Full);
+            }
+            let mut inner = self.lock();
+            if self.is_dead() {
+                return false;
+            }
+            let now = self.now();
+            inner.stack.note_received_by_caller();
+            inner.stack.on_packet(now, &buf[..n]);
+            drop(rx);
+            true
+        });
+        got.unwrap_or(false)
     }
 
     /// The stack's clock: monotonic time since the runtime started.
@@ -335,7 +423,9 @@ impl Runtime {
     /// network namespace) and starts the I/O thread on it.
     pub fn start(cfg: &RuntimeConfig) -> Result<Runtime> {
         let link = cfg.open_link()?;
-        Runtime::with_link(link, cfg.stack_config())
+        let rt = Runtime::with_link(link, cfg.stack_config())?;
+        rt.shared.set_busy_poll(cfg.busy_poll);
+        Ok(rt)
     }
 
     /// Starts the I/O thread on any link (tests use in-memory pairs).
@@ -350,7 +440,11 @@ impl Runtime {
         // before the I/O thread has run at all.
         stack.record_events(crate::log::enabled(crate::log::Level::Debug));
         let shared = Arc::new(Shared {
-            tx: Mutex::new(link.writer()),
+            tx: Mutex::new(link.handle()),
+            rx: Mutex::new(link.handle()),
+            busy_poll_us: AtomicU64::new(0),
+            busy_pollers: AtomicUsize::new(0),
+            shareable: link.handle().is_some(),
             tx_size,
             inner: Mutex::new(Inner {
                 stack,
@@ -444,6 +538,7 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
     struct ClearWriter<'a>(&'a Shared);
     impl Drop for ClearWriter<'_> {
         fn drop(&mut self) {
+            *self.0.rx.lock() = None;
             *self.0.tx.lock() = None;
         }
     }
@@ -473,14 +568,21 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
                 let ms = t.micros().saturating_sub(now.micros()).div_ceil(1000);
                 Duration::from_millis(ms.min(60_000))
             });
-            if poll_fds(link_fd, shared.wake_fd, timeout) {
+            // While callers busy-poll the device is theirs; the last to
+            // stop wakes this thread through the eventfd.
+            let device = link_fd.filter(|_| shared.busy_pollers.load(Ordering::Acquire) == 0);
+            if poll_fds(device, shared.wake_fd, timeout) {
                 sys::eventfd_drain(shared.wake_fd);
             }
         }
         shared.wake_pending.store(false, Ordering::Release);
         let now = shared.now();
+        // Packets go through the stack in the order they are read. While
+        // callers busy-poll they read, and this thread stays off the lock.
+        let read = shared.busy_pollers.load(Ordering::Acquire) == 0;
+        let rx_turn = read.then(|| shared.rx.lock());
         let mut n_rx = 0;
-        while n_rx < BATCH {
+        while read && n_rx < BATCH {
             match link.recv(now, &mut rx[n_rx]) {
                 Ok(Some(n)) => {
                     rx_len[n_rx] = n;
@@ -510,6 +612,7 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
             for (buf, &len) in rx.iter().zip(rx_len.iter()).take(n_rx) {
                 inner.stack.on_packet(now, &buf[..len]);
             }
+            drop(rx_turn);
             inner.stack.on_timer(now);
             while n_tx < BATCH {
                 match inner.stack.poll_transmit(now, &mut tx[n_tx]) {
@@ -526,13 +629,10 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
             queued = inner.dispatch(&mut to_wake);
             inner.stack.take_events(&mut events);
         }
-        // Wake-ups are system calls: made with the lock released.
-        wake_all(&mut to_wake);
-        if queued {
-            shared.signal_readiness();
-        }
-        trace::log_events(&events);
-        events.clear();
+        // The packets first, then the wake-ups (system calls all, made with
+        // the stack's lock released): a thread woken while this one still
+        // held the transmit lock would find the link busy and hand its own
+        // packets back to this thread.
         for (buf, &(len, gso)) in tx.iter().zip(tx_len.iter()).take(n_tx) {
             if trace_packets {
                 trace::log_packet("out", &buf[..len], checksum_of(gso));
@@ -546,6 +646,12 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
             }
         }
         drop(tx_turn);
+        wake_all(&mut to_wake);
+        if queued {
+            shared.signal_readiness();
+        }
+        trace::log_events(&events);
+        events.clear();
         busy = n_rx == BATCH || n_tx == BATCH;
     }
     rs_log!(Info, "I/O thread stopped");

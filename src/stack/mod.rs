@@ -70,6 +70,9 @@ pub struct Stats {
     /// call that queued them, instead of the I/O thread (the runtime
     /// counts them: see [`Stack::note_sent_by_caller`]).
     pub tx_by_callers: u64,
+    /// Packets a busy-polling application thread took from the link
+    /// itself (see [`Stack::note_received_by_caller`]).
+    pub rx_by_callers: u64,
     /// IPv4 packets dropped as malformed (length, version, checksum).
     pub rx_bad_ip: u64,
     /// IPv4 fragments dropped (not reassembled).
@@ -444,6 +447,12 @@ impl Stack {
     /// thread writes itself.
     pub fn note_sent_by_caller(&mut self) {
         self.stats.tx_by_callers += 1;
+    }
+
+    /// Counts a packet a busy-polling application thread read from the
+    /// link itself before handing it to `on_packet`.
+    pub fn note_received_by_caller(&mut self) {
+        self.stats.rx_by_callers += 1;
     }
 
     /// True when something waits to be sent (so the I/O thread must run).
