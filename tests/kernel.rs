@@ -186,27 +186,27 @@ fn our_client_to_kernel_server() {
     s.close(c).unwrap();
 }
 
-#[test]
-fn requests_leave_from_the_calling_thread() {
-    if common::skip_without_root() {
-        return;
-    }
-    let (_ns, s) = setup("direct");
-    let kl = TcpListener::bind((KERNEL, 7009)).unwrap();
-    let kernel = std::thread::spawn(move || {
+/// A kernel peer on `port` that echoes 100 requests of 100 bytes, each
+/// after `delay`, then waits for one more byte.
+fn kernel_echo_100(port: u16, delay: Duration) -> std::thread::JoinHandle<()> {
+    let kl = TcpListener::bind((KERNEL, port)).unwrap();
+    std::thread::spawn(move || {
         let (mut k, _) = kl.accept().unwrap();
         let mut buf = [0u8; 100];
         for _ in 0..100 {
             k.read_exact(&mut buf).unwrap();
+            std::thread::sleep(delay);
             k.write_all(&buf).unwrap();
         }
-    });
-    let c = s.socket(false, None).unwrap();
-    s.connect(c, SocketAddrV4::new(KERNEL, 7009)).unwrap();
-    let before = s.with_stack(|st| st.stats().tx_by_callers);
+        k.read_exact(&mut buf[..1]).unwrap();
+    })
+}
+
+/// 100 requests of 100 bytes on `c`, each answer checked.
+fn requests_100(s: &Sockets, c: i32) {
     for i in 0..100u8 {
         let request = [i; 100];
-        send_all(&s, c, &request);
+        send_all(s, c, &request);
         let mut reply = [0u8; 100];
         let mut got = 0;
         while got < 100 {
@@ -214,7 +214,19 @@ fn requests_leave_from_the_calling_thread() {
         }
         assert_eq!(reply, request);
     }
-    kernel.join().unwrap();
+}
+
+#[test]
+fn requests_leave_from_the_calling_thread() {
+    if common::skip_without_root() {
+        return;
+    }
+    let (_ns, s) = setup("direct");
+    let kernel = kernel_echo_100(7009, Duration::ZERO);
+    let c = s.socket(false, None).unwrap();
+    s.connect(c, SocketAddrV4::new(KERNEL, 7009)).unwrap();
+    let before = s.with_stack(|st| st.stats().tx_by_callers);
+    requests_100(&s, c);
     // Each request went out in the send call, written by this thread, not
     // handed to the I/O thread (which may take one now and then, when it
     // is writing at that moment).
@@ -223,6 +235,8 @@ fn requests_leave_from_the_calling_thread() {
         direct >= 50,
         "only {direct} of 100 requests sent by the caller"
     );
+    send_all(&s, c, b"x");
+    kernel.join().unwrap();
     s.close(c).unwrap();
 }
 
@@ -232,20 +246,10 @@ fn busy_polling_calls_take_the_answers_from_the_device_themselves() {
         return;
     }
     let (_ns, s) = setup("busypoll");
-    let kl = TcpListener::bind((KERNEL, 7010)).unwrap();
-    let kernel = std::thread::spawn(move || {
-        let (mut k, _) = kl.accept().unwrap();
-        let mut buf = [0u8; 100];
-        for _ in 0..100 {
-            k.read_exact(&mut buf).unwrap();
-            // Answer once the caller surely spins (on a loaded machine it
-            // may not have reached its recv for a while).
-            std::thread::sleep(Duration::from_millis(1));
-            k.write_all(&buf).unwrap();
-        }
-        // Then silence: a timed receive must still time out.
-        k.read_exact(&mut buf[..1]).unwrap();
-    });
+    // Answers once the caller surely spins (on a loaded machine it may not
+    // have reached its recv for a while); then silence, so a timed receive
+    // must still time out.
+    let kernel = kernel_echo_100(7010, Duration::from_millis(1));
     let c = s.socket(false, None).unwrap();
     s.connect(c, SocketAddrV4::new(KERNEL, 7010)).unwrap();
     let d = Duration::from_millis(50);
@@ -255,16 +259,7 @@ fn busy_polling_calls_take_the_answers_from_the_device_themselves() {
         SockOpt::BusyPoll(d)
     );
     let before = s.with_stack(|st| st.stats().rx_by_callers);
-    for i in 0..100u8 {
-        let request = [i; 100];
-        send_all(&s, c, &request);
-        let mut reply = [0u8; 100];
-        let mut got = 0;
-        while got < 100 {
-            got += s.recv(c, &mut reply[got..], MsgFlags::default()).unwrap();
-        }
-        assert_eq!(reply, request);
-    }
+    requests_100(&s, c);
     // The kernel answers well within 50 ms: the replies were read by the
     // calling thread, spinning, not by the I/O thread, which leaves the
     // device alone while a caller busy-polls.
