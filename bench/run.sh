@@ -2,7 +2,7 @@
 # The benchmark: rstcp beside the Linux kernel on the same kind of path, in
 # one run, with a table, bench/results.json and the chart bench/chart.png.
 #
-#   bash bench/run.sh            5 runs, 3 s per figure, 50,000 idle connections
+#   bash bench/run.sh            5 runs, 3 s per figure, 100,000 idle connections
 #   bash bench/run.sh --quick    3 runs, 1 s per figure, 10,000 idle connections
 #                                (also --runs N, --secs S, --idle N,
 #                                --no-ceiling, --no-smoltcp)

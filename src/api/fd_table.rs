@@ -12,8 +12,10 @@ use parking_lot::RwLock;
 use crate::error::{Error, Result};
 use crate::stack::SocketId;
 
-/// The most descriptors one table hands out.
-pub const MAX_FDS: usize = 65536;
+/// The most descriptors one table hands out: Linux's default fs.nr_open,
+/// so a program that may open a million kernel descriptors may open as
+/// many rstcp ones (100,000 idle connections fit with room to spare).
+pub const MAX_FDS: usize = 1 << 20;
 
 /// What a descriptor refers to, plus per-descriptor flags.
 #[derive(Debug)]
@@ -211,6 +213,17 @@ mod tests {
         assert_eq!(t.insert(Some(1), entry()), Ok(1));
         t.remove(1).unwrap();
         assert_eq!(t.insert(None, entry()), Ok(10));
+    }
+
+    #[test]
+    fn a_full_table_says_emfile_and_a_freed_number_is_usable_again() {
+        let t = FdTable::default();
+        for i in 0..MAX_FDS as i32 {
+            assert_eq!(t.insert(None, entry()), Ok(3 + i));
+        }
+        assert_eq!(t.insert(None, entry()), Err(Error::TooManyFiles));
+        t.remove(1000).unwrap();
+        assert_eq!(t.insert(None, entry()), Ok(1000));
     }
 
     #[test]
