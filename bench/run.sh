@@ -5,7 +5,7 @@
 #   bash bench/run.sh            5 runs, 3 s per figure, 100,000 idle connections
 #   bash bench/run.sh --quick    3 runs, 1 s per figure, 10,000 idle connections
 #                                (also --runs N, --secs S, --idle N,
-#                                --no-ceiling, --no-smoltcp)
+#                                --no-ceiling, --no-smoltcp, --only G,G...)
 #
 # As root, or it runs itself again with sudo. It installs ethtool (for the
 # "offloads off" column) and python3-matplotlib (for the chart) from Debian's

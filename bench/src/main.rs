@@ -35,11 +35,26 @@ struct Options {
     json: String,
     ceiling: bool,
     smoltcp: bool,
+    /// Only these groups of figures (--only), or all.
+    only: Option<Vec<String>>,
+}
+
+/// The groups `--only` takes.
+const GROUPS: [&str; 6] = ["bulk_in", "bulk_out", "round_trips", "connections", "idle", "ceiling"];
+
+impl Options {
+    /// Whether the figures of `group` are to be measured.
+    fn wants(&self, group: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|g| g == group))
+    }
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: rstcp-bench [--quick] [--runs N] [--secs S] [--idle N] [--json PATH] [--no-ceiling] [--no-smoltcp]\n\
+        "usage: rstcp-bench [--quick] [--runs N] [--secs S] [--idle N] [--json PATH] [--no-ceiling] [--no-smoltcp] [--only G,G...]\n\
+         \x20 --only       some groups of figures: bulk_in, bulk_out, round_trips, connections, idle, ceiling\n\
          \x20 --quick      3 runs of 1 s per figure, 10,000 idle connections\n\
          \x20 default      5 runs of 3 s per figure, 100,000 idle connections"
     );
@@ -54,6 +69,7 @@ fn options() -> Options {
         json: "bench/results.json".into(),
         ceiling: true,
         smoltcp: true,
+        only: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -70,6 +86,13 @@ fn options() -> Options {
             "--json" => o.json = value(),
             "--no-ceiling" => o.ceiling = false,
             "--no-smoltcp" => o.smoltcp = false,
+            "--only" => {
+                let groups: Vec<String> = value().split(',').map(str::to_string).collect();
+                if groups.iter().any(|g| !GROUPS.contains(&g.as_str())) {
+                    usage();
+                }
+                o.only = Some(groups);
+            }
             _ => usage(),
         }
     }
@@ -260,7 +283,7 @@ fn run(o: &Options) -> Result<(), String> {
     kernel_server.stop();
     drop(smol_server);
 
-    if o.ceiling {
+    if o.ceiling && o.wants("ceiling") {
         let ns_t = Netns::new("t")?;
         let fd = ceiling::open(&ns_t, &format!("rbc{pid}"))?;
         for _ in 0..o.runs {
@@ -294,11 +317,19 @@ fn measure(
     r: &mut Results,
 ) -> std::io::Result<()> {
     let (p, l, secs) = (&setup.peer, setup.label, o.secs);
-    r.add(Figure::BulkIn, l, p.bulk_in(secs)?);
-    r.add(Figure::BulkOut, l, p.bulk_out(secs)?);
-    r.add(Figure::RoundTrips, l, p.round_trips(secs)?);
-    r.add(Figure::Connections, l, p.connections(secs)?);
-    let (Some(server), Some(subject)) = (server, &setup.subject) else {
+    if o.wants("bulk_in") {
+        r.add(Figure::BulkIn, l, p.bulk_in(secs)?);
+    }
+    if o.wants("bulk_out") {
+        r.add(Figure::BulkOut, l, p.bulk_out(secs)?);
+    }
+    if o.wants("round_trips") {
+        r.add(Figure::RoundTrips, l, p.round_trips(secs)?);
+    }
+    if o.wants("connections") {
+        r.add(Figure::Connections, l, p.connections(secs)?);
+    }
+    let (Some(server), Some(subject), true) = (server, &setup.subject, o.wants("idle")) else {
         return Ok(());
     };
 
