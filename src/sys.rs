@@ -228,6 +228,26 @@ pub fn futex_wait(word: &AtomicU32, seen: u32, timeout: Option<Duration>) -> Wak
     }
 }
 
+/// True if some signal has a handler installed without SA_RESTART: a
+/// system call a handler interrupts may then have to say EINTR. Asked
+/// after a wait that cannot tell (poll(2) says EINTR for every handler,
+/// where an untimed futex wait or read(2) is restarted after an
+/// SA_RESTART one).
+pub fn handler_without_restart() -> bool {
+    (1..=64).any(|sig| {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            return false;
+        }
+        // SAFETY: a query (no new action) into a zeroed struct we own.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        let r = unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) };
+        r == 0
+            && old.sa_sigaction != libc::SIG_DFL
+            && old.sa_sigaction != libc::SIG_IGN
+            && old.sa_flags & libc::SA_RESTART == 0
+    })
+}
+
 /// Wakes every thread sleeping on `word`.
 pub fn futex_wake_all(word: &AtomicU32) {
     // SAFETY: `word` is a valid, aligned u32.

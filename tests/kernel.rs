@@ -241,6 +241,29 @@ fn requests_leave_from_the_calling_thread() {
 }
 
 #[test]
+fn a_blocked_call_takes_its_answer_from_the_device_itself() {
+    if common::skip_without_root() {
+        return;
+    }
+    let (_ns, s) = setup("leader");
+    // Each answer comes once the caller surely sleeps in its recv.
+    let kernel = kernel_echo_100(7011, Duration::from_millis(1));
+    let c = s.socket(false, None).unwrap();
+    s.connect(c, SocketAddrV4::new(KERNEL, 7011)).unwrap();
+    let before = s.with_stack(|st| st.stats().rx_by_callers);
+    requests_100(&s, c);
+    // The thread blocked last sleeps on the device itself, and the I/O
+    // thread leaves the device to it: each answer woke the caller alone,
+    // which took it in, instead of the I/O thread taking it in and then
+    // waking the caller.
+    let taken = s.with_stack(|st| st.stats().rx_by_callers) - before;
+    assert!(taken >= 90, "only {taken} packets taken by the caller");
+    send_all(&s, c, b"x");
+    kernel.join().unwrap();
+    s.close(c).unwrap();
+}
+
+#[test]
 fn busy_polling_calls_take_the_answers_from_the_device_themselves() {
     if common::skip_without_root() {
         return;

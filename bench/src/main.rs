@@ -40,7 +40,14 @@ struct Options {
 }
 
 /// The groups `--only` takes.
-const GROUPS: [&str; 6] = ["bulk_in", "bulk_out", "round_trips", "connections", "idle", "ceiling"];
+const GROUPS: [&str; 6] = [
+    "bulk_in",
+    "bulk_out",
+    "round_trips",
+    "connections",
+    "idle",
+    "ceiling",
+];
 
 impl Options {
     /// Whether the figures of `group` are to be measured.

@@ -118,6 +118,10 @@ impl Sockets {
             .map(|b| deadline.map_or(b, |d| d.min(b)))
             .and_then(|until| Some((until, self.shared.busy_poller()?)));
         let waiter = Waiter::current();
+        let mut leading = None;
+        // Lead at most once per call: a thread taken over from does not
+        // take the device back.
+        let mut led = false;
         loop {
             let mut inner = self.lock();
             if self.shared.is_dead() {
@@ -141,13 +145,44 @@ impl Sockets {
             // Done spinning: the device goes back to the I/O thread before
             // this thread sleeps.
             let done = spinning.take();
+            // Sleep on the device itself if no other thread does: an answer
+            // then wakes this thread alone, not the I/O thread and then
+            // this one. (Taken before the spin ends, so the I/O thread is
+            // not woken in between.)
+            if leading.is_none() && !led {
+                leading = waiter
+                    .eventfd()
+                    .ok()
+                    .and_then(|fd| Some((self.shared.lead_device(fd)?, fd)));
+                led = leading.is_some();
+            }
+            if leading.as_ref().is_some_and(|(l, _)| !l.leads()) {
+                // Another thread took over: sleep as others do.
+                leading = None;
+            }
             let ticket = waiter.ticket();
             inner.readiness.watch(entry.id, &waiter, events, None);
             drop(inner);
             drop(done);
             let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-            let woke = match left {
-                Some(l) if l.is_zero() => Wake::TimedOut,
+            let woke = match (left, &leading) {
+                (Some(l), _) if l.is_zero() => Wake::TimedOut,
+                (_, Some((lead, fd))) if waiter.ticket() == ticket => {
+                    match lead.wait(*fd, left) {
+                        // poll(2) says EINTR for any handler; a futex wait
+                        // without a timeout would have gone on after an
+                        // SA_RESTART one (and so does this, unless some
+                        // handler lacks it).
+                        Some(Wake::Interrupted)
+                            if left.is_none() && !crate::sys::handler_without_restart() =>
+                        {
+                            Wake::Woken
+                        }
+                        Some(w) => w,
+                        None => waiter.sleep(ticket, left),
+                    }
+                }
+                (_, Some(_)) => Wake::Woken,
                 _ => waiter.sleep(ticket, left),
             };
             let mut inner = self.lock();

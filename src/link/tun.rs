@@ -215,6 +215,11 @@ pub struct TunHandle {
 }
 
 impl TunHandle {
+    /// The device's descriptor (to poll for packets).
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
     /// Reads one packet, as [`Link::recv`]; packets that are not IPv4 (the
     /// kernel sends IPv6 router solicitations on any new interface) are
     /// skipped.

@@ -172,6 +172,68 @@ impl Drop for BusyPoller<'_> {
     }
 }
 
+/// The application thread that waits on the device (see
+/// [`Shared::lead_device`]).
+#[derive(Debug)]
+pub struct DeviceLeader<'a> {
+    shared: &'a Shared,
+    generation: u64,
+    _poller: BusyPoller<'a>,
+}
+
+impl DeviceLeader<'_> {
+    /// False once another thread has taken over.
+    pub fn leads(&self) -> bool {
+        self.shared.leader.lock().0 == self.generation
+    }
+
+    /// Sleeps until a packet arrives, `wake_fd` (the waiter's eventfd) is
+    /// signalled, or `timeout` passes; takes in every waiting packet before
+    /// it returns. None, at once, once the I/O thread has stopped and the
+    /// device is gone: the caller sleeps as any other then.
+    pub fn wait(&self, wake_fd: RawFd, timeout: Option<Duration>) -> Option<sys::Wake> {
+        if !self.leads() {
+            return None;
+        }
+        let device = self.shared.rx.lock().map(|h| h.fd())?;
+        let mut fds = [
+            libc::pollfd {
+                fd: device,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: wake_fd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        Some(match sys::poll(&mut fds, timeout) {
+            Ok(0) => sys::Wake::TimedOut,
+            Ok(_) => {
+                if fds[1].revents != 0 {
+                    sys::eventfd_drain(wake_fd);
+                }
+                if fds[0].revents != 0 {
+                    while self.shared.poll_link_here() {}
+                }
+                sys::Wake::Woken
+            }
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => sys::Wake::Interrupted,
+            Err(_) => sys::Wake::Woken,
+        })
+    }
+}
+
+impl Drop for DeviceLeader<'_> {
+    fn drop(&mut self) {
+        let mut l = self.shared.leader.lock();
+        if l.0 == self.generation {
+            l.1 = None;
+        }
+    }
+}
+
 /// State shared between the I/O thread and application threads.
 #[derive(Debug)]
 pub struct Shared {
@@ -196,6 +258,9 @@ pub struct Shared {
     busy_pollers: AtomicUsize,
     /// The link has a handle other threads may read (a bare TUN device).
     shareable: bool,
+    /// Which application thread waits on the device itself (DeviceLeader):
+    /// a count of takeovers, and the current leader's eventfd.
+    leader: Mutex<(u64, Option<RawFd>)>,
     /// Buffer size for one packet to send (a 64 KiB one with offload).
     tx_size: usize,
     wake_fd: RawFd,
@@ -282,6 +347,33 @@ impl Shared {
         }
         self.busy_pollers.fetch_add(1, Ordering::AcqRel);
         Some(BusyPoller(self))
+    }
+
+    /// Makes the calling thread, about to block, the one that waits on the
+    /// device itself until the returned guard is dropped: packets that
+    /// arrive meanwhile wake it, not the I/O thread, and it takes them in
+    /// (as the kernel runs a packet's receive path in whichever context
+    /// it arrives), so an answer to its own socket costs one wake-up, not
+    /// two. None when another thread waits on the device, or the link
+    /// cannot be read from here.
+    pub fn lead_device(&self, wake_fd: RawFd) -> Option<DeviceLeader<'_>> {
+        // The thread that blocked last leads: it is the likeliest to be
+        // waiting for an answer (a request just sent); the one it takes
+        // over from is woken and sleeps as others do.
+        let poller = self.busy_poller()?;
+        let mut l = self.leader.lock();
+        l.0 += 1;
+        let generation = l.0;
+        let before = l.1.replace(wake_fd);
+        drop(l);
+        if let Some(fd) = before {
+            sys::eventfd_signal(fd);
+        }
+        Some(DeviceLeader {
+            shared: self,
+            generation,
+            _poller: poller,
+        })
     }
 
     /// Takes waiting packets from the device in the calling thread and runs
@@ -445,6 +537,7 @@ impl Runtime {
             busy_poll_us: AtomicU64::new(0),
             busy_pollers: AtomicUsize::new(0),
             shareable: link.handle().is_some(),
+            leader: Mutex::new((0, None)),
             tx_size,
             inner: Mutex::new(Inner {
                 stack,
@@ -654,5 +747,8 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
         events.clear();
         busy = n_rx == BATCH || n_tx == BATCH;
     }
+    // A caller sleeping on the device would not notice it is gone.
+    *shared.rx.lock() = None;
+    shared.inner.lock().readiness.wake_everyone();
     rs_log!(Info, "I/O thread stopped");
 }
