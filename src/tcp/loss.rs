@@ -90,10 +90,9 @@ impl Tcb {
             let reo_wnd = self
                 .rack
                 .reo_wnd(self.cc.in_recovery(), sacked_segments, min_rtt, srtt);
-            let board = &self.scoreboard;
-            let (newly, timer) = self.rack.detect(&mut self.sent, now, reo_wnd, |s| {
-                board.covers(s.start, s.end)
-            });
+            let (newly, timer) =
+                self.rack
+                    .detect(&mut self.sent, &self.scoreboard, self.snd_una, now, reo_wnd);
             // Never later than the RTO would have fired anyway.
             self.rack_deadline = timer.map(|t| t.max(now + Duration::from_millis(1)));
             newly

@@ -4,6 +4,7 @@
 //! retransmission or a lost tail as readily as a lost first segment, and
 //! tolerates reordering up to the window instead of three duplicates.
 
+use super::scoreboard::Scoreboard;
 use super::sent::{Sent, SentLog};
 use super::seq;
 use crate::time::Instant;
@@ -99,44 +100,171 @@ impl Rack {
 
     /// Marks lost every segment sent before the latest delivered one and
     /// outstanding for longer than RACK.rtt + `reo_wnd` (6.2 step 5), and
-    /// says when to look again for those not yet overdue. `sacked(i)` says
-    /// whether entry `i` was SACKed. Returns (any newly lost, the reorder
-    /// timer deadline).
+    /// says when to look again for those not yet overdue. Returns (any
+    /// newly lost, the reorder timer deadline).
+    ///
+    /// Only what may be lost is visited, not the whole flight: the holes
+    /// `board` leaves between `una` and its highest SACKed byte, then the
+    /// segments above that, up to the first original sent after the
+    /// delivered one (in sequence order originals are in time order too).
+    /// In recovery most of a large flight is SACKed, and a scan of it all
+    /// on every ACK made recovery quadratic in the window.
     pub fn detect(
         &self,
         log: &mut SentLog,
+        board: &Scoreboard,
+        una: u32,
         now: Instant,
         reo_wnd: Duration,
-        mut sacked: impl FnMut(&Sent) -> bool,
     ) -> (bool, Option<Instant>) {
         let Some(xmit_ts) = self.xmit_ts else {
             return (false, None);
         };
-        let mut newly_lost = false;
-        let mut timer: Option<Instant> = None;
-        for i in 0..log.len() {
+        let mut found = Found {
+            newly_lost: false,
+            timer: None,
+        };
+        let check = |log: &mut SentLog, i: usize, found: &mut Found| -> Step {
             let Some(s) = log.get(i).copied() else {
-                break;
+                return Step::Stop;
             };
             let sent_before = s.at < xmit_ts || (s.at == xmit_ts && seq::gt(self.end_seq, s.end));
             if !sent_before {
-                // In sequence order, original sends are in time order too:
-                // nothing further can have been sent before it.
-                if !s.retransmitted {
-                    break;
-                }
-                continue;
+                return if s.retransmitted {
+                    Step::Next
+                } else {
+                    Step::Later
+                };
             }
-            if s.lost || sacked(&s) {
-                continue;
+            if s.lost || board.covers(s.start, s.end) {
+                return Step::Next;
             }
             let due = s.at + self.rtt + reo_wnd;
             if due <= now {
-                newly_lost |= log.mark_lost(i);
+                found.newly_lost |= log.mark_lost(i);
+            } else {
+                found.timer = Some(found.timer.map_or(due, |t| t.min(due)));
+            }
+            Step::Next
+        };
+        let top = board.high().unwrap_or(una);
+        board.for_each_gap(una, top, |from, to| {
+            let mut i = log.index_after(from);
+            while log.get(i).is_some_and(|s| seq::lt(s.start, to)) {
+                if check(log, i, &mut found) == Step::Stop {
+                    break;
+                }
+                i += 1;
+            }
+        });
+        let mut i = log.index_after(top);
+        while check(log, i, &mut found) == Step::Next {
+            i += 1;
+        }
+        (found.newly_lost, found.timer)
+    }
+}
+
+/// What a loss scan found.
+struct Found {
+    newly_lost: bool,
+    timer: Option<Instant>,
+}
+
+/// After one segment: go on; or none further in sequence order can have
+/// been sent before the delivered one (an original sent after it); or the
+/// record ended.
+#[derive(PartialEq, Eq)]
+enum Step {
+    Next,
+    Later,
+    Stop,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scan over the whole record that `detect` replaced.
+    fn detect_everything(
+        rack: &Rack,
+        log: &mut SentLog,
+        board: &Scoreboard,
+        now: Instant,
+        reo_wnd: Duration,
+    ) -> (bool, Option<Instant>) {
+        let Some(xmit_ts) = rack.xmit_ts else {
+            return (false, None);
+        };
+        let (mut newly, mut timer) = (false, None::<Instant>);
+        for i in 0..log.len() {
+            let s = *log.get(i).unwrap();
+            let before = s.at < xmit_ts || (s.at == xmit_ts && seq::gt(rack.end_seq, s.end));
+            if !before || s.lost || board.covers(s.start, s.end) {
+                continue;
+            }
+            let due = s.at + rack.rtt + reo_wnd;
+            if due <= now {
+                newly |= log.mark_lost(i);
             } else {
                 timer = Some(timer.map_or(due, |t| t.min(due)));
             }
         }
-        (newly_lost, timer)
+        (newly, timer)
+    }
+
+    #[test]
+    fn visiting_only_holes_and_the_tail_finds_what_a_full_scan_finds() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let ms = Instant::from_millis;
+        for round in 0..300 {
+            let una = 0xffff_0000u32.wrapping_add(rand(1 << 20) as u32);
+            let n = 1 + rand(400) as u32;
+            let mut log = SentLog::default();
+            for k in 0..n {
+                let start = una.wrapping_add(k * 1000);
+                log.on_send(start, start.wrapping_add(1000), ms(u64::from(k)));
+            }
+            // Some segments resent later, some marked lost.
+            for _ in 0..rand(8) {
+                let k = rand(u64::from(n)) as u32;
+                let start = una.wrapping_add(k * 1000);
+                log.on_send(start, start.wrapping_add(1000), ms(500 + rand(100)));
+            }
+            for _ in 0..rand(4) {
+                log.mark_lost(rand(u64::from(n)) as usize);
+            }
+            let mut board = Scoreboard::default();
+            let max = una.wrapping_add(n * 1000);
+            for _ in 0..rand(20) {
+                let a = rand(u64::from(n)) as u32;
+                let b = a + 1 + rand(u64::from(n - a)) as u32;
+                board.add(
+                    una.wrapping_add(a * 1000),
+                    una.wrapping_add(b * 1000),
+                    una,
+                    max,
+                );
+            }
+            // The latest delivered segment: any one of them.
+            let mut rack = Rack::default();
+            let k = rand(u64::from(n)) as usize;
+            let delivered = *log.get(k).unwrap();
+            rack.on_delivered(&delivered, ms(700), None);
+            let (now, reo) = (ms(rand(800)), Duration::from_millis(rand(50)));
+            let mut mine = log.clone();
+            let mut all = log.clone();
+            let got = rack.detect(&mut mine, &board, una, now, reo);
+            let want = detect_everything(&rack, &mut all, &board, now, reo);
+            assert_eq!(got, want, "round {round}");
+            let marks = |l: &SentLog| l.iter().map(|s| s.lost).collect::<Vec<_>>();
+            assert_eq!(marks(&mine), marks(&all), "round {round}");
+        }
     }
 }
