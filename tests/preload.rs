@@ -424,6 +424,41 @@ fn python_socket_module_under_the_shim() {
     report(&out, "py_socket.py under the shim");
 }
 
+#[test]
+fn a_program_waiting_in_epoll_or_poll_takes_its_answers_in_itself() {
+    if common::skip_without_root() {
+        return;
+    }
+    let lab = Lab::new("pl-lead");
+    let mut c = spawn(lab.kernel(
+        "python3",
+        &[
+            "scripts/peers/echo_server.py",
+            KERNEL,
+            "7005",
+            "--timeout",
+            "60",
+            "--delay",
+            "1",
+        ],
+    ));
+    c.wait_for("listening");
+    let stat = target_dir().join("rstcp-stat");
+    let mut cmd = lab.shim(
+        "python3",
+        &[
+            "tests/preload/py_leader.py",
+            KERNEL,
+            "7005",
+            stat.to_str().unwrap(),
+        ],
+    );
+    cmd.env("RSTCP_STAT_DIR", lab.path("stat"));
+    let out = run(cmd, None);
+    c.finish();
+    report(&out, "py_leader.py under the shim");
+}
+
 /// Builds tests/preload/NAME.c and runs it under the shim against a kernel
 /// echo server on `port` (port + 1 stays closed).
 fn c_program(tag: &str, name: &str, port: u16) {

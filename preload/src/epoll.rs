@@ -282,6 +282,12 @@ fn wait(
             return (k + n) as c_int;
         }
     }
+    // Wait on the TUN device too, if no other thread does: a packet for
+    // one of ours then wakes this thread alone, which takes it in (the
+    // set's eventfd is how a thread taking over wakes this one).
+    let efd = set.lock().efd;
+    let stack = route::running();
+    let mut lead = stack.and_then(|st| st.sockets.lead_device(efd));
     loop {
         let n = collect(&set, out);
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -290,6 +296,46 @@ fn wait(
             (0, Some(l)) => l.as_micros().div_ceil(1000).min(i32::MAX as u128) as c_int,
             _ => 0,
         };
+        let device = lead.as_ref().and_then(|l| l.device_fd());
+        if device.is_none() {
+            lead = None; // taken over, or stopped
+        }
+        if let (Some(dev), true) = (device, ms != 0) {
+            let mut fds = [
+                libc::pollfd {
+                    fd: epfd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: dev,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            let ts = left.map(|l| libc::timespec {
+                tv_sec: l.as_secs().min(i64::MAX as u64) as libc::time_t,
+                tv_nsec: l.subsec_nanos() as libc::c_long,
+            });
+            let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const _);
+            // SAFETY: two valid pollfds; timespec and mask valid or NULL.
+            let r = unsafe { real::ppoll(fds.as_mut_ptr(), 2, tsp, mask) };
+            if r < 0 {
+                return -1;
+            }
+            if r == 0 {
+                return 0; // the time is up
+            }
+            if fds[1].revents != 0 {
+                if let Some(l) = &lead {
+                    l.take_in();
+                }
+            }
+            if fds[0].revents == 0 {
+                continue; // only packets: see what they made ready
+            }
+        }
+        let ms = if device.is_some() { 0 } else { ms };
         let rest = &mut out[n..];
         let r = if rest.is_empty() {
             0

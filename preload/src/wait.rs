@@ -5,6 +5,7 @@
 //! eventfd, goes to a real ppoll. Signals interrupt the wait (EINTR), as
 //! they do the kernel's poll.
 
+use std::cell::RefCell;
 use std::ffi::c_int;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +30,23 @@ fn timespec(d: Duration) -> libc::timespec {
     }
 }
 
+/// The split of one poll set, kept per thread so a wait allocates nothing
+/// once the vectors have grown.
+#[derive(Default)]
+struct Split {
+    /// The entries the stack answers, and where each is in the set.
+    ours: Vec<PollFd>,
+    index: Vec<usize>,
+    /// The entries the kernel answers (then the waiter's eventfd, and the
+    /// device while this thread leads), and where each is in the set.
+    kernel: Vec<libc::pollfd>,
+    kindex: Vec<usize>,
+}
+
+thread_local! {
+    static SPLIT: RefCell<Split> = RefCell::new(Split::default());
+}
+
 /// poll(2) over `set`, where entries may be ours, dual or the kernel's:
 /// the number of ready entries, or an errno. `timeout` None waits forever;
 /// `sigmask` is ppoll's.
@@ -39,15 +57,38 @@ pub fn mixed_poll(
     timeout: Option<Duration>,
     sigmask: Option<*const libc::sigset_t>,
 ) -> Result<usize, i32> {
+    // A handler that polls while this thread polls gets vectors of its own.
+    let mut run = |split: &mut Split| mixed_poll_with(split, st, waiter, set, timeout, sigmask);
+    let done = SPLIT.try_with(|s| s.try_borrow_mut().ok().map(|mut split| run(&mut split)));
+    match done {
+        Ok(Some(r)) => r,
+        _ => run(&mut Split::default()),
+    }
+}
+
+fn mixed_poll_with(
+    split: &mut Split,
+    st: &Stack,
+    waiter: &Arc<Waiter>,
+    set: &mut [libc::pollfd],
+    timeout: Option<Duration>,
+    sigmask: Option<*const libc::sigset_t>,
+) -> Result<usize, i32> {
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let efd = waiter
         .eventfd()
         .map_err(|e| e.raw_os_error().unwrap_or(libc::ENOMEM))?;
+    let Split {
+        ours,
+        index,
+        kernel,
+        kindex,
+    } = split;
+    ours.clear();
+    index.clear();
+    kernel.clear();
+    kindex.clear();
     // Which entries the stack answers; dual ones are asked of both.
-    let mut ours: Vec<PollFd> = Vec::new();
-    let mut index: Vec<usize> = Vec::new();
-    let mut kernel: Vec<libc::pollfd> = Vec::with_capacity(set.len() + 1);
-    let mut kindex: Vec<usize> = Vec::new();
     for (i, p) in set.iter().enumerate() {
         let kind = fds::kind(p.fd);
         if p.fd >= 0 && (kind == OURS || kind == DUAL) {
@@ -68,13 +109,31 @@ pub fn mixed_poll(
         events: libc::POLLIN,
         revents: 0,
     });
+    // Wait on the TUN device too, if no other thread does: a packet for
+    // one of ours then wakes this thread alone, which takes it in.
+    let extra = kernel.len();
+    let mut lead = if ours.is_empty() {
+        None
+    } else {
+        st.sockets.lead_device(efd)
+    };
     loop {
+        kernel.truncate(extra);
+        if let Some(dev) = lead.as_ref().and_then(|l| l.device_fd()) {
+            kernel.push(libc::pollfd {
+                fd: dev,
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        } else {
+            lead = None; // taken over, or stopped
+        }
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let last = left.is_some_and(|l| l.is_zero());
         sys::eventfd_drain(efd);
         let ready = st
             .sockets
-            .poll_prepare(&mut ours, (!last).then_some(waiter))
+            .poll_prepare(ours, (!last).then_some(waiter))
             .map_err(|e| e.errno())?;
         // With something of ours ready, only look at the kernel's side.
         let wait = if ready > 0 || last {
@@ -88,8 +147,13 @@ pub fn mixed_poll(
         // SAFETY: a valid pollfd array; timespec and mask valid or NULL.
         let r = unsafe { real::ppoll(kernel.as_mut_ptr(), kernel.len() as _, tsp, mask) };
         let err = errno();
+        if r > 0 && kernel.get(extra).is_some_and(|d| d.revents != 0) {
+            if let Some(l) = &lead {
+                l.take_in();
+            }
+        }
         if ready == 0 && !last {
-            st.sockets.poll_release(&ours, waiter);
+            st.sockets.poll_release(ours, waiter);
         }
         if r < 0 && !(err == libc::EINTR && ready > 0) {
             return Err(err);
@@ -110,9 +174,7 @@ pub fn mixed_poll(
         }
         // Ours may have become ready while we slept: look again, no waiting.
         if ready == 0 {
-            st.sockets
-                .poll_prepare(&mut ours, None)
-                .map_err(|e| e.errno())?;
+            st.sockets.poll_prepare(ours, None).map_err(|e| e.errno())?;
         }
         for (o, &i) in ours.iter().zip(index.iter()) {
             // A dual listener's two halves: POLLNVAL from the stack's half

@@ -8,6 +8,7 @@ mod poll;
 pub mod stat;
 
 use std::net::SocketAddrV4;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -87,6 +88,13 @@ impl Sockets {
 
     fn lock(&self) -> Locked<'_> {
         self.shared.lock()
+    }
+
+    /// Makes the calling thread, about to wait (in a poll of its own that
+    /// includes `wake_fd`, its waiter's eventfd), the one that waits on
+    /// the TUN device (see [`crate::runtime::Shared::lead_device`]).
+    pub fn lead_device(&self, wake_fd: RawFd) -> Option<crate::runtime::DeviceLeader<'_>> {
+        self.shared.lead_device(wake_fd)
     }
 
     /// Runs `op` until it stops saying EAGAIN, sleeping until one of

@@ -187,15 +187,27 @@ impl DeviceLeader<'_> {
         self.shared.leader.lock().0 == self.generation
     }
 
+    /// The device's descriptor to poll for packets while this thread
+    /// leads; None once another thread has taken over or the I/O thread
+    /// has stopped (the device is gone).
+    pub fn device_fd(&self) -> Option<RawFd> {
+        if !self.leads() {
+            return None;
+        }
+        self.shared.rx.lock().map(|h| h.fd())
+    }
+
+    /// Runs every packet waiting on the device through the stack.
+    pub fn take_in(&self) {
+        while self.shared.poll_link_here() {}
+    }
+
     /// Sleeps until a packet arrives, `wake_fd` (the waiter's eventfd) is
     /// signalled, or `timeout` passes; takes in every waiting packet before
     /// it returns. None, at once, once the I/O thread has stopped and the
     /// device is gone: the caller sleeps as any other then.
     pub fn wait(&self, wake_fd: RawFd, timeout: Option<Duration>) -> Option<sys::Wake> {
-        if !self.leads() {
-            return None;
-        }
-        let device = self.shared.rx.lock().map(|h| h.fd())?;
+        let device = self.device_fd()?;
         let mut fds = [
             libc::pollfd {
                 fd: device,
@@ -215,7 +227,7 @@ impl DeviceLeader<'_> {
                     sys::eventfd_drain(wake_fd);
                 }
                 if fds[0].revents != 0 {
-                    while self.shared.poll_link_here() {}
+                    self.take_in();
                 }
                 sys::Wake::Woken
             }
