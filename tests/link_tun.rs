@@ -236,3 +236,76 @@ fn stale_namespaces_of_dead_processes_are_swept() {
     let _ns = Netns::new("sweeper");
     assert!(!Path::new(&path).exists(), "stale namespace not swept");
 }
+
+#[test]
+fn a_steered_multi_queue_device_puts_each_connection_on_the_queue_its_ports_name() {
+    use rstcp::link::queues::{shard_of, Queues};
+    if common::skip_without_root() {
+        return;
+    }
+    let ns = Netns::new("mq");
+    ns.enter();
+    let dev = ns.dev_name();
+    for vnet in [false, true] {
+        let n = 2;
+        let queues = Queues::open(&dev, n, vnet).unwrap();
+        assert!(queues.steered(), "the steering program was refused");
+        ns.exec(&["ip", "addr", "replace", "10.77.4.1/24", "dev", &dev]);
+        ns.exec(&["ip", "link", "set", &dev, "up"]);
+        // SYNs of sixteen connections (nobody answers; the connects time
+        // out at once, the kernel retransmits later).
+        let mut attempts = Vec::new();
+        for i in 0..16u16 {
+            let to = SocketAddrV4::new(Ipv4Addr::new(10, 77, 4, 2), 5000 + i * 7);
+            attempts.push(std::thread::spawn(move || {
+                let _ =
+                    std::net::TcpStream::connect_timeout(&to.into(), Duration::from_millis(300));
+            }));
+        }
+        let (mut seen, mut per_queue) = (0, vec![0; n]);
+        let mut buf = [0u8; 2048];
+        let end = std::time::Instant::now() + Duration::from_millis(250);
+        while std::time::Instant::now() < end {
+            for (q, &fd) in queues.fds().iter().enumerate() {
+                // SAFETY: reading into a buffer we own.
+                let got = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+                if got <= 0 {
+                    continue;
+                }
+                let skip = if vnet { 10 } else { 0 };
+                let p = &buf[skip..got as usize];
+                if p.len() < 40 || p[0] >> 4 != 4 || p[9] != 6 {
+                    continue; // not IPv4/TCP (e.g. IPv6 router solicitations)
+                }
+                let ihl = usize::from(p[0] & 0x0f) * 4;
+                let sport = u16::from_be_bytes([p[ihl], p[ihl + 1]]);
+                let dport = u16::from_be_bytes([p[ihl + 2], p[ihl + 3]]);
+                assert_eq!(
+                    q,
+                    shard_of(dport, sport, n),
+                    "{sport} -> {dport} (vnet {vnet})"
+                );
+                seen += 1;
+                per_queue[q] += 1;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        for a in attempts {
+            a.join().unwrap();
+        }
+        assert!(seen >= 16, "only {seen} SYNs read (vnet {vnet})");
+        assert!(
+            per_queue.iter().all(|&c| c > 0),
+            "{per_queue:?} (vnet {vnet})"
+        );
+        drop(queues);
+        // The device goes with its last queue.
+        for _ in 0..100 {
+            if !Tun::exists(&dev) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!Tun::exists(&dev));
+    }
+}

@@ -10,6 +10,7 @@
 pub mod faults;
 pub mod pair;
 pub mod pcap;
+pub mod queues;
 pub mod tun;
 pub mod vnet;
 
