@@ -46,6 +46,42 @@ impl Rng {
 }
 
 #[test]
+fn a_checksum_the_link_vouched_for_is_not_checked_and_any_other_is() {
+    use rstcp::wire::Checksum;
+    let now = Instant::from_millis(1);
+    // A SYN whose TCP checksum is only the pseudo-header sum, as the
+    // kernel hands over its own packets through a TUN device.
+    let mut partial = vec![0u8; 100];
+    let h = TcpHeader {
+        src_port: 40000,
+        dst_port: 80,
+        seq: 1000,
+        ack: 0,
+        flags: TcpFlags::SYN,
+        window: 65535,
+        options: TcpOptions::default(),
+    };
+    let n = rstcp::wire::emit_ipv4_tcp_with(&mut partial, PEER, US, 1, &h, 0, Checksum::Partial);
+    partial.truncate(n);
+    let mut out = [0u8; 1600];
+    // Checked, it is corrupt: dropped, no answer.
+    let mut s = stack();
+    s.on_packet(now, &partial);
+    assert_eq!(s.stats().rx_bad_tcp, 1);
+    assert!(s.poll_transmit(now, &mut out).is_none());
+    // Vouched for, it is taken: port 80 is closed, so a RST answers it.
+    let mut s = stack();
+    s.on_packet_checked(now, &partial, Checksum::Partial);
+    assert_eq!(s.stats().rx_bad_tcp, 0);
+    assert_eq!(s.stats().rst_sent_no_socket, 1);
+    // The IPv4 header's checksum is always checked.
+    let mut bad_ip = partial.clone();
+    bad_ip[10] ^= 0xff;
+    s.on_packet_checked(now, &bad_ip, Checksum::Partial);
+    assert_eq!(s.stats().rx_bad_ip, 1);
+}
+
+#[test]
 fn closed_port_answers_rst_ack() {
     let mut s = stack();
     let now = Instant::from_millis(1);

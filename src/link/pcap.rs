@@ -129,6 +129,19 @@ impl<L: Link> Link for PcapTee<L> {
         Ok(received)
     }
 
+    /// A checksum the device left partial is finished in the record only.
+    fn recv_checked(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+    ) -> io::Result<Option<(usize, crate::wire::Checksum)>> {
+        let received = self.inner.recv_checked(now, buf)?;
+        if let Some((n, checksum)) = received {
+            self.record(&buf[..n], checksum == crate::wire::Checksum::Partial);
+        }
+        Ok(received)
+    }
+
     /// Records the packet only if the inner link accepted it.
     fn send(&mut self, now: Instant, packet: &[u8]) -> io::Result<()> {
         self.inner.send(now, packet)?;

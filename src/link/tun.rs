@@ -15,6 +15,7 @@
 use super::{vnet, Link};
 use crate::sys;
 use crate::time::Instant;
+use crate::wire::Checksum;
 use std::ffi::CString;
 use std::io;
 use std::net::Ipv4Addr;
@@ -152,7 +153,15 @@ impl Link for Tun {
     /// Reads one packet; packets that are not IPv4 (the kernel sends IPv6
     /// router solicitations on any new interface) are skipped.
     fn recv(&mut self, _now: Instant, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        self.handle().recv(buf)
+        Ok(self.handle().recv(buf, true)?.map(|(n, _)| n))
+    }
+
+    fn recv_checked(
+        &mut self,
+        _now: Instant,
+        buf: &mut [u8],
+    ) -> io::Result<Option<(usize, Checksum)>> {
+        self.handle().recv(buf, false)
     }
 
     fn send(&mut self, _now: Instant, packet: &[u8]) -> io::Result<()> {
@@ -220,10 +229,12 @@ impl TunHandle {
         self.fd
     }
 
-    /// Reads one packet, as [`Link::recv`]; packets that are not IPv4 (the
-    /// kernel sends IPv6 router solicitations on any new interface) are
-    /// skipped.
-    pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    /// Reads one packet, as [`Link::recv_checked`]; packets that are not
+    /// IPv4 (the kernel sends IPv6 router solicitations on any new
+    /// interface) are skipped. With `complete`, a checksum the kernel left
+    /// partial is completed (and the packet then says `Checksum::Full`),
+    /// as [`Link::recv`] promises.
+    pub fn recv(&self, buf: &mut [u8], complete: bool) -> io::Result<Option<(usize, Checksum)>> {
         loop {
             let mut hdr = [0u8; vnet::HDR_LEN];
             let read = if self.vnet {
@@ -245,9 +256,19 @@ impl TunHandle {
                 }
                 return Ok(None);
             }
-            if buf[0] >> 4 == 4 && (!self.vnet || vnet::complete_checksum(&hdr, &mut buf[..n])) {
-                return Ok(Some(n));
+            if buf[0] >> 4 != 4 {
+                continue;
             }
+            if !self.vnet {
+                return Ok(Some((n, Checksum::Full)));
+            }
+            if complete && vnet::needs_checksum(&hdr) {
+                if vnet::complete_checksum(&hdr, &mut buf[..n]) {
+                    return Ok(Some((n, Checksum::Full)));
+                }
+                continue; // a header that does not fit the packet
+            }
+            return Ok(Some((n, vnet::received_checksum(&hdr))));
         }
     }
 

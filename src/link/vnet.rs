@@ -11,6 +11,25 @@ pub const HDR_LEN: usize = 10;
 
 /// `flags`: the checksum from `csum_start` on is partial (pseudo-header only).
 const F_NEEDS_CSUM: u8 = 1;
+/// `flags`: the kernel checked the checksum already.
+const F_DATA_VALID: u8 = 2;
+
+/// Whether a received packet's TCP checksum needs checking: not when the
+/// kernel left it partial (a packet it built itself, which crossed no
+/// wire) or says it checked it.
+pub fn received_checksum(hdr: &[u8; HDR_LEN]) -> crate::wire::Checksum {
+    if hdr[0] & (F_NEEDS_CSUM | F_DATA_VALID) != 0 {
+        crate::wire::Checksum::Partial
+    } else {
+        crate::wire::Checksum::Full
+    }
+}
+
+/// True if the header says the checksum is partial (to be completed by
+/// [`complete_checksum`] before anyone verifies it).
+pub fn needs_checksum(hdr: &[u8; HDR_LEN]) -> bool {
+    hdr[0] & F_NEEDS_CSUM != 0
+}
 
 /// `gso_type`: TCP over IPv4, to be cut into `gso_size` segments.
 const GSO_TCPV4: u8 = 1;
@@ -97,5 +116,13 @@ mod tests {
         assert!(!complete_checksum(&hdr, &mut buf));
         // No flag: nothing to do.
         assert!(complete_checksum(&PLAIN, &mut buf));
+        // What a receiver checks: nothing the kernel built or checked.
+        use crate::wire::Checksum;
+        assert_eq!(received_checksum(&PLAIN), Checksum::Full);
+        assert_eq!(received_checksum(&hdr), Checksum::Partial);
+        let mut valid = PLAIN;
+        valid[0] = F_DATA_VALID;
+        assert_eq!(received_checksum(&valid), Checksum::Partial);
+        assert!(needs_checksum(&hdr) && !needs_checksum(&valid));
     }
 }

@@ -407,11 +407,11 @@ impl Shared {
             if buf.len() < self.tx_size {
                 buf.resize(self.tx_size, 0);
             }
-            let Ok(Some(n)) = handle.recv(&mut buf) else {
+            let Ok(Some((n, checksum))) = handle.recv(&mut buf, false) else {
                 return false;
             };
             if trace::packets_on() {
-                trace::log_packet("in ", &buf[..n], Checksum::Full);
+                trace::log_packet("in ", &buf[..n], checksum);
             }
             let mut inner = self.lock();
             if self.is_dead() {
@@ -419,7 +419,7 @@ impl Shared {
             }
             let now = self.now();
             inner.stack.note_received_by_caller();
-            inner.stack.on_packet(now, &buf[..n]);
+            inner.stack.on_packet_checked(now, &buf[..n], checksum);
             drop(rx);
             true
         });
@@ -651,7 +651,7 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
     let size = shared.tx_size;
     let mut rx: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0; size]).collect();
     let mut tx: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0; size]).collect();
-    let mut rx_len = [0usize; BATCH];
+    let mut rx_len = [(0usize, Checksum::Full); BATCH];
     let mut tx_len = [(0usize, None); BATCH];
     let mut busy = false;
     let mut next_timer: Option<Instant> = None;
@@ -688,9 +688,9 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
         let rx_turn = read.then(|| shared.rx.lock());
         let mut n_rx = 0;
         while read && n_rx < BATCH {
-            match link.recv(now, &mut rx[n_rx]) {
-                Ok(Some(n)) => {
-                    rx_len[n_rx] = n;
+            match link.recv_checked(now, &mut rx[n_rx]) {
+                Ok(Some(got)) => {
+                    rx_len[n_rx] = got;
                     n_rx += 1;
                 }
                 Ok(None) => break,
@@ -702,8 +702,8 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
         }
         let trace_packets = trace::packets_on();
         if trace_packets {
-            for (buf, &len) in rx.iter().zip(rx_len.iter()).take(n_rx) {
-                trace::log_packet("in ", &buf[..len], Checksum::Full);
+            for (buf, &(len, checksum)) in rx.iter().zip(rx_len.iter()).take(n_rx) {
+                trace::log_packet("in ", &buf[..len], checksum);
             }
         }
         let mut n_tx = 0;
@@ -714,8 +714,8 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
             // Packets leave in the order they are taken (see Shared::tx).
             tx_turn = shared.tx.lock();
             let now = shared.now();
-            for (buf, &len) in rx.iter().zip(rx_len.iter()).take(n_rx) {
-                inner.stack.on_packet(now, &buf[..len]);
+            for (buf, &(len, checksum)) in rx.iter().zip(rx_len.iter()).take(n_rx) {
+                inner.stack.on_packet_checked(now, &buf[..len], checksum);
             }
             drop(rx_turn);
             inner.stack.on_timer(now);

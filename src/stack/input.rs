@@ -7,14 +7,22 @@ use super::{syncookie, Stack};
 use crate::tcp::{seq, State, Tcb};
 use crate::time::Instant;
 use crate::wire::{
-    emit_icmp_echo_reply, emit_ipv4_header, emit_ipv4_tcp, parse_icmp, parse_ipv4, parse_tcp,
-    protocol, IcmpMessage, TcpFlags, TcpHeader, TcpOptions, TcpSegment, WireError, IPV4_HEADER_LEN,
+    emit_icmp_echo_reply, emit_ipv4_header, emit_ipv4_tcp, parse_icmp, parse_ipv4, parse_tcp_with,
+    protocol, Checksum, IcmpMessage, TcpFlags, TcpHeader, TcpOptions, TcpSegment, WireError,
+    IPV4_HEADER_LEN,
 };
 
 impl Stack {
     /// Takes one IPv4 packet from the link. Malformed packets are counted
     /// and dropped, never a panic.
     pub fn on_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.on_packet_checked(now, packet, Checksum::Full);
+    }
+
+    /// [`Stack::on_packet`] for a packet whose TCP checksum the link
+    /// vouched for (`Checksum::Partial`: not verified; see
+    /// `Link::recv_checked`).
+    pub fn on_packet_checked(&mut self, now: Instant, packet: &[u8], checksum: Checksum) {
         self.stats.rx_packets += 1;
         if packet.len() > self.cfg.mtu {
             self.stats.rx_large_packets += 1;
@@ -35,7 +43,7 @@ impl Stack {
             return;
         }
         match ip.protocol {
-            protocol::TCP => match parse_tcp(ip.src, ip.dst, ip.payload) {
+            protocol::TCP => match parse_tcp_with(ip.src, ip.dst, ip.payload, checksum) {
                 Ok(seg) => {
                     self.stats.tcp_in_segs += 1;
                     self.on_tcp(now, SocketAddrV4::new(ip.src, seg.src_port), &seg)
