@@ -354,3 +354,32 @@ fn segments_acking_into_a_shrunk_window(cfg: StackConfig) -> Vec<(u64, u32, usiz
     assert!(acks > 0, "no ACK of the peer's 100 bytes");
     beyond
 }
+
+#[test]
+fn a_shard_picks_ephemeral_ports_its_queue_will_receive() {
+    use rstcp::link::queues::shard_of;
+    use rstcp::stack::Shard;
+    let shard = Shard { index: 1, count: 4 };
+    let mut s = Stack::new(StackConfig {
+        shard,
+        ..StackConfig::default()
+    });
+    let now = Instant::from_millis(1);
+    let mut out = [0u8; 1600];
+    for i in 0..40u16 {
+        let c = s.socket_tcp();
+        let remote = std::net::SocketAddrV4::new(PEER, 80 + i * 13);
+        s.connect(now, c, remote).unwrap();
+        let n = s.poll_transmit(now, &mut out).expect("a SYN").len;
+        let ip = parse_ipv4(&out[..n]).unwrap();
+        let syn = parse_tcp(ip.src, ip.dst, ip.payload).unwrap();
+        assert_eq!(syn.flags, TcpFlags::SYN);
+        assert_eq!(
+            shard_of(syn.src_port, syn.dst_port, shard.count),
+            shard.index,
+            "{} -> {}",
+            syn.src_port,
+            syn.dst_port
+        );
+    }
+}

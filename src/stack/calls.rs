@@ -54,7 +54,10 @@ impl Stack {
         let reuse = sock.options.reuse_addr;
         let port = if addr.port() == 0 {
             let r = self.isn.hash64(&(id.index() as u64).to_le_bytes());
-            self.ports.pick_ephemeral(r).ok_or(Error::AddressInUse)?
+            // Whose shard it lands in depends on a peer not known yet.
+            self.ports
+                .pick_ephemeral(r, |_| true)
+                .ok_or(Error::AddressInUse)?
         } else {
             if self.port_conflict(addr.port(), reuse) {
                 return Err(Error::AddressInUse);
@@ -150,9 +153,13 @@ impl Stack {
             let r = self
                 .isn
                 .hash64(&[&ip.octets()[..], &remote.port().to_le_bytes()].concat());
+            let shard = self.cfg.shard;
+            let fits = |p: u16| {
+                crate::link::queues::shard_of(p, remote.port(), shard.count) == shard.index
+            };
             let port = self
                 .ports
-                .pick_ephemeral(r)
+                .pick_ephemeral(r, fits)
                 .ok_or(Error::AddressNotAvailable)?;
             self.ports.add(port, id);
             self.sock_mut(id)?.local = Some(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port));

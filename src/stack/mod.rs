@@ -39,6 +39,26 @@ pub struct StackConfig {
     /// tcp_max_tw_buckets), so closing peers cannot grow the stack without
     /// bound.
     pub max_time_wait: usize,
+    /// Which shard of a sharded stack this is: its connections are those
+    /// whose ports name it (`link::queues::shard_of`), the ones the kernel
+    /// steers to its queue of a multi-queue TUN device, so the ephemeral
+    /// ports it picks for connect() are such ports.
+    pub shard: Shard,
+}
+
+/// One stack among `count` that share a device, each with its own queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// This stack's number, from 0.
+    pub index: usize,
+    /// How many there are.
+    pub count: usize,
+}
+
+impl Default for Shard {
+    fn default() -> Shard {
+        Shard { index: 0, count: 1 }
+    }
 }
 
 impl Default for StackConfig {
@@ -49,6 +69,7 @@ impl Default for StackConfig {
             mtu: 1500,
             tcp: tcp::Config::default(),
             max_time_wait: 65536,
+            shard: Shard::default(),
         }
     }
 }

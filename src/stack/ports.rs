@@ -36,16 +36,17 @@ impl Ports {
         }
     }
 
-    /// A free ephemeral port, starting from a secret-dependent random offset
+    /// A free ephemeral port for which `fits` holds (a shard's own, see
+    /// `StackConfig::shard`), starting from a secret-dependent random offset
     /// (RFC 6056, algorithm 1 style) so ports are hard to predict.
-    pub fn pick_ephemeral(&mut self, random: u64) -> Option<u16> {
+    pub fn pick_ephemeral(&mut self, random: u64, fits: impl Fn(u16) -> bool) -> Option<u16> {
         let (lo, hi) = (*EPHEMERAL.start() as u32, *EPHEMERAL.end() as u32);
         let span = hi - lo + 1;
         self.counter = self.counter.wrapping_add(1);
         let start = (random as u32).wrapping_add(self.counter) % span;
         (0..span)
             .map(|i| (lo + (start + i) % span) as u16)
-            .find(|p| !self.users.contains_key(p))
+            .find(|&p| fits(p) && !self.users.contains_key(&p))
     }
 }
 
@@ -56,12 +57,16 @@ mod tests {
     #[test]
     fn ephemeral_ports_are_free_and_in_range() {
         let mut p = Ports::default();
-        let a = p.pick_ephemeral(12345).unwrap();
+        let a = p.pick_ephemeral(12345, |_| true).unwrap();
         assert!(EPHEMERAL.contains(&a));
         p.add(a, SocketId::new(1, 0));
-        let b = p.pick_ephemeral(12345).unwrap();
+        let b = p.pick_ephemeral(12345, |_| true).unwrap();
         assert_ne!(a, b);
         p.remove(a, SocketId::new(1, 0));
         assert!(p.users(a).is_empty());
+        // Only ports that fit, while there are any.
+        let even = p.pick_ephemeral(7, |port| port % 2 == 0).unwrap();
+        assert_eq!(even % 2, 0);
+        assert_eq!(p.pick_ephemeral(7, |_| false), None);
     }
 }
