@@ -151,8 +151,13 @@ impl Pd {
         let f: unsafe extern "C" fn(U, c_int, *const libc::sockaddr, libc::socklen_t) -> c_int =
             self.f(name);
         let sin = sockaddr_in(ip, port);
-        // SAFETY: as packetdrill calls it.
-        let r = unsafe { f(self.u(), fd, (&sin as *const libc::sockaddr_in).cast(), 16) };
+        // errno means something only after a failure: start from 0 so a
+        // success reads 0 whatever an earlier call in this thread left.
+        // SAFETY: this thread's errno; then as packetdrill calls it.
+        let r = unsafe {
+            *libc::__errno_location() = 0;
+            f(self.u(), fd, (&sin as *const libc::sockaddr_in).cast(), 16)
+        };
         (r, errno())
     }
 

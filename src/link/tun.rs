@@ -125,6 +125,54 @@ impl Tun {
         })
     }
 
+    /// Opens `n` queues of a multi-queue device (see [`super::queues`]),
+    /// as [`Tun::open`] does one: attached to if it exists (it must then be
+    /// multi-queue), otherwise created, addressed, sized and brought up.
+    /// Each queue is a `Tun` of its own; the kernel puts each connection's
+    /// packets on the queue `queues::shard_of` names. Fails if the kernel
+    /// refuses the steering program (it needs CAP_BPF): without it the
+    /// queues would not say which connection is whose.
+    pub fn open_queues(config: &TunConfig, n: usize) -> io::Result<Vec<Tun>> {
+        validate(config)?;
+        let attach = Tun::exists(&config.name);
+        let queues = super::queues::Queues::open(&config.name, n, config.offload)?;
+        if !queues.steered() {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the kernel refused the queue steering program (it needs CAP_BPF)",
+            ));
+        }
+        let mtu = if attach {
+            super::queues::mtu_of(&config.name)?
+        } else {
+            super::queues::configure(
+                &config.name,
+                config.kernel_addr,
+                config.prefix_len,
+                config.mtu,
+            )?;
+            config.mtu
+        };
+        let large = config.offload
+            && sys::ioctl_int(
+                queues.fds()[0],
+                libc::TUNSETOFFLOAD as libc::c_ulong,
+                libc::c_ulong::from(libc::TUN_F_CSUM | libc::TUN_F_TSO4),
+            )
+            .is_ok();
+        Ok(queues
+            .into_fds()
+            .into_iter()
+            .map(|fd| Tun {
+                fd,
+                name: config.name.clone(),
+                mtu: usize::from(mtu),
+                vnet: config.offload,
+                large,
+            })
+            .collect())
+    }
+
     /// Whether an interface called `name` exists in the calling thread's
     /// network namespace.
     pub fn exists(name: &str) -> bool {

@@ -39,6 +39,14 @@ pub struct RuntimeConfig {
     /// itself, before it sleeps (`RSTCP_BUSY_POLL_US`, default 0: never;
     /// like Linux's busy_read and SO_BUSY_POLL, which sets it per socket).
     pub busy_poll: Duration,
+    /// How many shards [`Runtime::start_shards`](super::Runtime::start_shards)
+    /// starts (default 1): stacks with an I/O thread and a lock each, on the
+    /// queues of one multi-queue TUN device that steers each connection to
+    /// its shard (see `link::queues`). Needs CAP_BPF; one shard under
+    /// `RSTCP_FAULTS` or `RSTCP_PCAP`. The descriptor API (`api::Sockets`,
+    /// the C ABI, the shim) runs on one shard for now, so no variable sets
+    /// this yet.
+    pub shards: usize,
     /// At process exit, how long to let closing connections finish sending
     /// (`RSTCP_EXIT_LINGER_MS`, default 10 s): the kernel would deliver them
     /// after the process is gone; we must do it before.
@@ -59,6 +67,7 @@ impl Default for RuntimeConfig {
             exit_linger: Duration::from_secs(10),
             offload: true,
             busy_poll: Duration::ZERO,
+            shards: 1,
         }
     }
 }
@@ -252,9 +261,39 @@ impl RuntimeConfig {
         }
     }
 
-    /// Opens (or creates) the TUN device and wraps it as configured.
-    pub fn open_link(&self) -> Result<Box<dyn Link>> {
-        let tun = Tun::open(&TunConfig {
+    /// Opens (or creates) the TUN device with one queue per shard: a link
+    /// for each. One link when there is one shard, or faults or a capture
+    /// are asked for (they act on one stream of packets), or the kernel
+    /// refuses the steering program (said in the log).
+    pub fn open_links(&self) -> Result<Vec<Box<dyn Link>>> {
+        if self.shards <= 1 || self.faults.is_some() || self.pcap.is_some() {
+            return Ok(vec![self.open_link()?]);
+        }
+        match Tun::open_queues(&self.tun_config(), self.shards) {
+            Ok(queues) => {
+                rs_log!(
+                    Info,
+                    "attached to {} as {}/{}, {} queues",
+                    self.tun,
+                    self.addr,
+                    self.prefix_len,
+                    queues.len()
+                );
+                Ok(queues
+                    .into_iter()
+                    .map(|q| Box::new(q) as Box<dyn Link>)
+                    .collect())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                rs_log!(Warn, "{e}: one shard");
+                Ok(vec![self.open_link()?])
+            }
+            Err(e) => Err(self.explain_open_failure(&e)),
+        }
+    }
+
+    fn tun_config(&self) -> TunConfig {
+        TunConfig {
             name: self.tun.clone(),
             kernel_addr: self.peer_addr(),
             prefix_len: self.prefix_len,
@@ -263,8 +302,12 @@ impl RuntimeConfig {
             // 64 KiB segment of the kernel's offload lost whole would be
             // forty-odd losses at once.
             offload: self.offload && self.faults.is_none(),
-        })
-        .map_err(|e| self.explain_open_failure(&e))?;
+        }
+    }
+
+    /// Opens (or creates) the TUN device and wraps it as configured.
+    pub fn open_link(&self) -> Result<Box<dyn Link>> {
+        let tun = Tun::open(&self.tun_config()).map_err(|e| self.explain_open_failure(&e))?;
         rs_log!(
             Info,
             "attached to {} as {}/{}",

@@ -532,6 +532,26 @@ impl Runtime {
         Ok(rt)
     }
 
+    /// Starts one runtime per shard (`cfg.shards`, see
+    /// [`RuntimeConfig::open_links`]), each a stack with its own I/O
+    /// thread and lock on its own queue of the device; fewer when the
+    /// device cannot be shared out.
+    pub fn start_shards(cfg: &RuntimeConfig) -> Result<Vec<Runtime>> {
+        let links = cfg.open_links()?;
+        let count = links.len();
+        links
+            .into_iter()
+            .enumerate()
+            .map(|(index, link)| {
+                let mut stack_cfg = cfg.stack_config();
+                stack_cfg.shard = crate::stack::Shard { index, count };
+                let rt = Runtime::with_link(link, stack_cfg)?;
+                rt.shared.set_busy_poll(cfg.busy_poll);
+                Ok(rt)
+            })
+            .collect()
+    }
+
     /// Starts the I/O thread on any link (tests use in-memory pairs).
     pub fn with_link(link: Box<dyn Link>, mut stack_cfg: StackConfig) -> Result<Runtime> {
         stack_cfg.mtu = stack_cfg.mtu.min(link.mtu());
