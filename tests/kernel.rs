@@ -1255,9 +1255,8 @@ fn keepalive_turned_on_for_an_idle_connection_takes_effect() {
 }
 
 #[test]
-fn two_shards_on_one_device_each_serve_the_connections_their_ports_name() {
+fn two_shards_behind_one_set_of_descriptors_serve_the_connections_their_ports_name() {
     use rstcp::link::queues::shard_of;
-    use rstcp::runtime::Runtime;
     if common::skip_without_root() {
         return;
     }
@@ -1271,20 +1270,13 @@ fn two_shards_on_one_device_each_serve_the_connections_their_ports_name() {
         shards: 2,
         ..RuntimeConfig::default()
     };
-    let runtimes = Runtime::start_shards(&cfg).unwrap();
-    assert_eq!(runtimes.len(), 2, "the steering program was refused");
-    // One socket API per shard: each is a stack with its own I/O thread,
-    // lock and queue, listening on the same port.
-    let shards: Vec<Arc<Sockets>> = runtimes
-        .into_iter()
-        .map(|rt| Arc::new(Sockets::new(rt)))
-        .collect();
+    let s = Arc::new(Sockets::start(&cfg).unwrap());
+    assert_eq!(s.shard_count(), 2, "the steering program was refused");
     let total = 256 << 10;
     let kl = TcpListener::bind((KERNEL, 7021)).unwrap();
     let kernel_server = std::thread::spawn(move || {
-        // Each shard's clients: receive their stream, send one back.
         let mut served = Vec::new();
-        for _ in 0..8 {
+        for _ in 0..9 {
             let (mut k, _) = kl.accept().unwrap();
             served.push(std::thread::spawn(move || {
                 let n = kernel_recv_stream(&mut k, 40);
@@ -1297,76 +1289,83 @@ fn two_shards_on_one_device_each_serve_the_connections_their_ports_name() {
             .map(|t| t.join().unwrap())
             .collect::<Vec<_>>()
     });
-    let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut servers = Vec::new();
-    for (i, s) in shards.iter().enumerate() {
-        let l = listen(s, 7020, 16);
-        s.set_option(l, SockOpt::RecvTimeout(Some(Duration::from_millis(100))))
-            .unwrap();
-        let (s, finished) = (s.clone(), finished.clone());
-        servers.push(std::thread::spawn(move || {
-            let mut accepted = 0;
-            loop {
-                match s.accept(l, false, None) {
-                    Ok((c, peer)) => {
-                        let local = s.local_addr(c).unwrap();
-                        assert_eq!(shard_of(local.port(), peer.port(), 2), i, "{peer}");
-                        assert_eq!(recv_stream(&s, c, 60), total);
-                        send_stream(&s, c, total, 61);
-                        s.close(c).unwrap();
-                        accepted += 1;
-                    }
-                    Err(Error::WouldBlock)
-                        if finished.load(std::sync::atomic::Ordering::Acquire) =>
-                    {
-                        break
-                    }
-                    Err(Error::WouldBlock) => {}
-                    Err(e) => panic!("accept on shard {i}: {e:?}"),
-                }
-            }
-            s.close(l).unwrap();
-            accepted
-        }));
-    }
-    // Four connections out of each shard, byte-exact both ways.
-    let mut clients = Vec::new();
-    for (i, s) in shards.iter().enumerate() {
-        for _ in 0..4 {
-            let s = s.clone();
-            clients.push(std::thread::spawn(move || {
-                let c = s.socket(false, None).unwrap();
-                s.connect(c, SocketAddrV4::new(KERNEL, 7021)).unwrap();
-                let (local, peer) = (s.local_addr(c).unwrap(), s.peer_addr(c).unwrap());
-                assert_eq!(shard_of(local.port(), peer.port(), 2), i);
-                send_stream(&s, c, total, 40);
-                s.shutdown(c, Shutdown::Write).unwrap();
-                assert_eq!(recv_stream(&s, c, 50), total);
+    // One listener: it listens in both shards, and accept takes from both.
+    let l = listen(&s, 7020, 16);
+    let server = {
+        let s = s.clone();
+        std::thread::spawn(move || {
+            let mut by_shard = [0; 2];
+            for _ in 0..16 {
+                let (c, peer) = s.accept(l, false, None).unwrap();
+                let (local, shard) = (s.local_addr(c).unwrap(), s.shard_of_fd(c).unwrap());
+                assert_eq!(shard_of(local.port(), peer.port(), 2), shard, "{peer}");
+                by_shard[shard] += 1;
+                assert_eq!(recv_stream(&s, c, 60), total);
+                send_stream(&s, c, total, 61);
                 s.close(c).unwrap();
-            }));
-        }
-    }
-    // Sixteen kernel clients to the port both shards listen on.
-    let mut kernel_clients = Vec::new();
-    for _ in 0..16 {
-        kernel_clients.push(std::thread::spawn(move || {
-            let mut k = TcpStream::connect((OURS, 7020)).unwrap();
-            kernel_send_stream(&mut k, total, 60);
-            k.shutdown(NetShutdown::Write).unwrap();
-            kernel_recv_stream(&mut k, 61)
-        }));
-    }
-    for c in clients {
-        c.join().unwrap();
-    }
+            }
+            by_shard
+        })
+    };
+    let client = |s: Arc<Sockets>| {
+        std::thread::spawn(move || {
+            let c = s.socket(false, None).unwrap();
+            s.connect(c, SocketAddrV4::new(KERNEL, 7021)).unwrap();
+            let (local, peer) = (s.local_addr(c).unwrap(), s.peer_addr(c).unwrap());
+            let shard = s.shard_of_fd(c).unwrap();
+            assert_eq!(shard_of(local.port(), peer.port(), 2), shard);
+            send_stream(&s, c, total, 40);
+            s.shutdown(c, Shutdown::Write).unwrap();
+            assert_eq!(recv_stream(&s, c, 50), total);
+            s.close(c).unwrap();
+            shard
+        })
+    };
+    // One socket bound first to a port whose connection names the other
+    // shard than the one it was made in: connect moves it there.
+    let c = s.socket(false, None).unwrap();
+    let home = s.shard_of_fd(c).unwrap();
+    let port = (40000u16..)
+        .find(|&p| shard_of(p, 7021, 2) != home)
+        .unwrap();
+    s.bind(c, SocketAddrV4::new(OURS, port)).unwrap();
+    s.set_option(c, SockOpt::NoDelay(true)).unwrap();
+    s.connect(c, SocketAddrV4::new(KERNEL, 7021)).unwrap();
+    assert_eq!(s.shard_of_fd(c).unwrap(), 1 - home, "it did not move");
+    assert_eq!(s.local_addr(c).unwrap().port(), port);
+    assert_eq!(
+        s.get_option(c, SockOptName::NoDelay).unwrap(),
+        SockOpt::NoDelay(true),
+        "its options moved with it"
+    );
+    send_stream(&s, c, total, 40);
+    s.shutdown(c, Shutdown::Write).unwrap();
+    assert_eq!(recv_stream(&s, c, 50), total);
+    s.close(c).unwrap();
+    // Eight connections out, each from the shard it was made in (they
+    // alternate between the shards).
+    let clients: Vec<_> = (0..8).map(|_| client(s.clone())).collect();
+    let kernel_clients: Vec<_> = (0..16)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut k = TcpStream::connect((OURS, 7020)).unwrap();
+                kernel_send_stream(&mut k, total, 60);
+                k.shutdown(NetShutdown::Write).unwrap();
+                kernel_recv_stream(&mut k, 61)
+            })
+        })
+        .collect();
+    let out: Vec<usize> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    assert!(out.contains(&0) && out.contains(&1), "{out:?}");
     assert!(kernel_server.join().unwrap().iter().all(|&n| n == total));
     for k in kernel_clients {
         assert_eq!(k.join().unwrap(), total);
     }
-    // Both shards took some of the sixteen (the chance that the kernel's
-    // ports all name one shard is 2^-15).
-    finished.store(true, std::sync::atomic::Ordering::Release);
-    let accepted: Vec<usize> = servers.into_iter().map(|t| t.join().unwrap()).collect();
-    assert_eq!(accepted.iter().sum::<usize>(), 16, "{accepted:?}");
-    assert!(accepted.iter().all(|&a| a > 0), "{accepted:?}");
+    // Both shards took some of the sixteen (all in one: 2^-15).
+    let by_shard = server.join().unwrap();
+    assert!(by_shard.iter().all(|&n| n > 0), "{by_shard:?}");
+    // Each shard's stack counted its own.
+    let opens = s.with_stacks(|_, st| st.stats().tcp_passive_opens);
+    assert_eq!(opens.iter().sum::<u64>(), 16, "{opens:?}");
+    s.close(l).unwrap();
 }

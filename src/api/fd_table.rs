@@ -22,6 +22,11 @@ pub const MAX_FDS: usize = 1 << 20;
 pub struct FdEntry {
     /// The socket in the stack.
     pub id: SocketId,
+    /// The shard whose stack `id` is in.
+    pub shard: usize,
+    /// A listener's copies in the other shards (each listens on the same
+    /// address, for the connections the kernel steers to that shard).
+    pub mirrors: std::sync::OnceLock<Vec<(usize, SocketId)>>,
     /// O_NONBLOCK.
     pub nonblocking: AtomicBool,
     /// A connect was started and its outcome not yet reported by connect.
@@ -45,6 +50,8 @@ impl FdEntry {
     pub fn new(id: SocketId, nonblocking: bool) -> FdEntry {
         FdEntry {
             id,
+            shard: 0,
+            mirrors: std::sync::OnceLock::new(),
             nonblocking: AtomicBool::new(nonblocking),
             connecting: AtomicBool::new(false),
             recv_timeout: AtomicU64::new(0),
@@ -53,6 +60,18 @@ impl FdEntry {
             cloexec: AtomicBool::new(false),
             busy_poll: AtomicU64::new(FdEntry::DEFAULT_BUSY_POLL),
         }
+    }
+
+    /// The same entry for socket `id` of shard `shard`.
+    pub fn on_shard(mut self, shard: usize) -> FdEntry {
+        self.shard = shard;
+        self
+    }
+
+    /// The socket and its mirrors, as (shard, id).
+    pub fn places(&self) -> impl Iterator<Item = (usize, SocketId)> + '_ {
+        std::iter::once((self.shard, self.id))
+            .chain(self.mirrors.get().into_iter().flatten().copied())
     }
 
     /// `busy_poll` before SO_BUSY_POLL sets it.
@@ -163,14 +182,23 @@ impl FdTable {
         self.map.read().entries.keys().copied().collect()
     }
 
-    /// Every open descriptor with its socket.
-    pub fn entries(&self) -> Vec<(i32, SocketId)> {
+    /// Every open descriptor with its entry.
+    pub fn entries(&self) -> Vec<(i32, Arc<FdEntry>)> {
         self.map
             .read()
             .entries
             .iter()
-            .map(|(&fd, e)| (fd, e.id))
+            .map(|(&fd, e)| (fd, e.clone()))
             .collect()
+    }
+
+    /// Puts `entry` in place of what `fd` referred to (a socket moved to
+    /// another shard). EBADF if `fd` is not open.
+    pub fn replace(&self, fd: i32, entry: Arc<FdEntry>) -> Result<()> {
+        let mut table = self.map.write();
+        let slot = table.entries.get_mut(&fd).ok_or(Error::BadDescriptor)?;
+        *slot = entry;
+        Ok(())
     }
 
     /// Number of open descriptors.

@@ -39,9 +39,20 @@ pub enum Shutdown {
 /// A set of sockets on one runtime, addressed by descriptor numbers.
 #[derive(Debug)]
 pub struct Sockets {
+    /// One runtime per shard (one, unless `RuntimeConfig::shards` asks for
+    /// more and the device could be shared out): a stack with its own I/O
+    /// thread, lock and queue of the TUN device.
+    shards: Vec<ShardRuntime>,
+    fds: FdTable,
+    /// The shard of the next new socket (round-robin).
+    next_home: std::sync::atomic::AtomicUsize,
+}
+
+/// One shard's runtime and its shared state.
+#[derive(Debug)]
+struct ShardRuntime {
     runtime: Mutex<Runtime>,
     shared: Arc<Shared>,
-    fds: FdTable,
 }
 
 /// Per-call flags of send/recv.
@@ -58,43 +69,91 @@ pub struct MsgFlags {
 impl Sockets {
     /// Sockets on a started runtime.
     pub fn new(runtime: Runtime) -> Sockets {
-        let shared = runtime.shared().clone();
+        Sockets::sharded(vec![runtime])
+    }
+
+    /// Sockets over the shards of one device (from
+    /// `Runtime::start_shards`): a listener listens in every shard, a new
+    /// socket lives in one (round-robin), and a connection in the shard its
+    /// ports name. Panics if `runtimes` is empty.
+    pub fn sharded(runtimes: Vec<Runtime>) -> Sockets {
+        assert!(!runtimes.is_empty(), "sockets need a runtime");
         Sockets {
-            runtime: Mutex::new(runtime),
-            shared,
+            shards: runtimes
+                .into_iter()
+                .map(|rt| ShardRuntime {
+                    shared: rt.shared().clone(),
+                    runtime: Mutex::new(rt),
+                })
+                .collect(),
             fds: FdTable::default(),
+            next_home: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
-    /// Starts a runtime on the TUN device `cfg` describes.
+    /// Starts the runtimes (one per shard) on the TUN device `cfg` describes.
     pub fn start(cfg: &RuntimeConfig) -> Result<Sockets> {
-        Ok(Sockets::new(Runtime::start(cfg)?))
+        Ok(Sockets::sharded(Runtime::start_shards(cfg)?))
     }
 
-    /// The shared runtime state (for readiness signalling).
+    /// The first shard's runtime state (the only one unless sharded).
     pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+        &self.shards[0].shared
     }
 
-    /// Stops the I/O thread.
+    /// Marks every shard failed (a bug caught as a panic): every call fails
+    /// with EIO.
+    pub fn fail(&self) {
+        for s in &self.shards {
+            s.shared.fail();
+        }
+    }
+
+    /// True once a shard failed.
+    pub fn is_dead(&self) -> bool {
+        self.shards.iter().any(|s| s.shared.is_dead())
+    }
+
+    /// How many shards there are.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Stops the I/O threads.
     pub fn stop(&self) {
-        self.runtime.lock().stop();
+        for s in &self.shards {
+            s.runtime.lock().stop();
+        }
     }
 
-    /// Runs `f` on the stack (for inspection in tests and tools).
+    /// Runs `f` on the first shard's stack (the only one unless sharded;
+    /// for inspection in tests and tools).
     pub fn with_stack<T>(&self, f: impl FnOnce(&mut Stack) -> T) -> T {
-        f(&mut self.shared.lock().stack)
+        f(&mut self.shards[0].shared.lock().stack)
     }
 
-    fn lock(&self) -> Locked<'_> {
-        self.shared.lock()
+    /// Runs `f` on each shard's stack in turn, with its number.
+    pub fn with_stacks<T>(&self, mut f: impl FnMut(usize, &mut Stack) -> T) -> Vec<T> {
+        (0..self.shards.len())
+            .map(|i| f(i, &mut self.shards[i].shared.lock().stack))
+            .collect()
+    }
+
+    /// The runtime state of shard `i`.
+    pub(crate) fn rt(&self, i: usize) -> &Shared {
+        &self.shards[i].shared
     }
 
     /// Makes the calling thread, about to wait (in a poll of its own that
     /// includes `wake_fd`, its waiter's eventfd), the one that waits on
     /// the TUN device (see [`crate::runtime::Shared::lead_device`]).
     pub fn lead_device(&self, wake_fd: RawFd) -> Option<crate::runtime::DeviceLeader<'_>> {
-        self.shared.lead_device(wake_fd)
+        // One device queue per shard: a waiter that may wait for any of
+        // them leaves them to their I/O threads.
+        if self.shards.len() > 1 {
+            return None;
+        }
+        self.shards[0].shared.lead_device(wake_fd)
     }
 
     /// Runs `op` until it stops saying EAGAIN, sleeping until one of
@@ -111,6 +170,7 @@ impl Sockets {
         events: i16,
         mut op: impl FnMut(&mut Stack, Instant) -> Result<T>,
     ) -> Result<T> {
+        let shared = self.rt(entry.shard);
         let started = std::time::Instant::now();
         let deadline = timeout.and_then(|t| started.checked_add(t));
         // Busy-poll: spin first, taking packets from the device in this
@@ -124,18 +184,18 @@ impl Sockets {
         let mut spinning = (!busy.is_zero())
             .then(|| started + busy)
             .map(|b| deadline.map_or(b, |d| d.min(b)))
-            .and_then(|until| Some((until, self.shared.busy_poller()?)));
+            .and_then(|until| Some((until, shared.busy_poller()?)));
         let waiter = Waiter::current();
         let mut leading = None;
         // Lead at most once per call: a thread taken over from does not
         // take the device back.
         let mut led = false;
         loop {
-            let mut inner = self.lock();
-            if self.shared.is_dead() {
+            let mut inner = shared.lock();
+            if shared.is_dead() {
                 return Err(Error::Io);
             }
-            let now = self.shared.now();
+            let now = shared.now();
             match op(&mut inner.stack, now) {
                 Err(Error::WouldBlock) if !nonblocking => {}
                 r => return r,
@@ -145,7 +205,7 @@ impl Sockets {
                 .is_some_and(|(t, _)| std::time::Instant::now() < *t)
             {
                 drop(inner);
-                if !self.shared.poll_link_here() {
+                if !shared.poll_link_here() {
                     std::hint::spin_loop();
                 }
                 continue;
@@ -161,7 +221,7 @@ impl Sockets {
                 leading = waiter
                     .eventfd()
                     .ok()
-                    .and_then(|fd| Some((self.shared.lead_device(fd)?, fd)));
+                    .and_then(|fd| Some((shared.lead_device(fd)?, fd)));
                 led = leading.is_some();
             }
             if leading.as_ref().is_some_and(|(l, _)| !l.leads()) {
@@ -193,16 +253,16 @@ impl Sockets {
                 (_, Some(_)) => Wake::Woken,
                 _ => waiter.sleep(ticket, left),
             };
-            let mut inner = self.lock();
+            let mut inner = shared.lock();
             inner.readiness.unwatch(entry.id, &waiter, None);
             if woke == Wake::Woken {
                 continue;
             }
             // Timed out or interrupted: what has arrived meanwhile still counts.
-            if self.shared.is_dead() {
+            if shared.is_dead() {
                 return Err(Error::Io);
             }
-            let now = self.shared.now();
+            let now = shared.now();
             return match op(&mut inner.stack, now) {
                 Err(Error::WouldBlock) if woke == Wake::Interrupted => Err(Error::Interrupted),
                 r => r,
@@ -221,12 +281,14 @@ impl Sockets {
 
     /// socket(AF_INET, SOCK_STREAM): a new descriptor (the lowest free, or `fd`).
     pub fn socket(&self, nonblocking: bool, fd: Option<i32>) -> Result<i32> {
-        let mut inner = self.lock();
+        let home = self.next_home.fetch_add(1, Ordering::Relaxed) % self.shards.len();
+        let mut inner = self.rt(home).lock();
         let id = inner.stack.socket_tcp();
-        match self.register(fd, &mut inner, FdEntry::new(id, nonblocking)) {
+        let entry = FdEntry::new(id, nonblocking).on_shard(home);
+        match self.register(fd, &mut inner, entry) {
             Ok(fd) => Ok(fd),
             Err(e) => {
-                let now = self.shared.now();
+                let now = self.rt(home).now();
                 let _ = inner.stack.close(now, id);
                 Err(e)
             }
@@ -236,13 +298,45 @@ impl Sockets {
     /// bind().
     pub fn bind(&self, fd: i32, addr: SocketAddrV4) -> Result<()> {
         let e = self.fds.get(fd)?;
-        self.lock().stack.bind(e.id, addr)
+        self.rt(e.shard).lock().stack.bind(e.id, addr)
     }
 
-    /// listen().
+    /// listen(). With several shards the socket listens in its own, and a
+    /// copy with the same options and address in each of the others: the
+    /// kernel steers each new connection to one shard by its ports.
     pub fn listen(&self, fd: i32, backlog: i32) -> Result<()> {
         let e = self.fds.get(fd)?;
-        self.lock().stack.listen(e.id, backlog)
+        self.rt(e.shard).lock().stack.listen(e.id, backlog)?;
+        if self.shards.len() == 1 || e.mirrors.get().is_some() {
+            return Ok(()); // (listen again: the backlog of the first)
+        }
+        let (options, local) = {
+            let inner = self.rt(e.shard).lock();
+            let options = inner.stack.options(e.id)?.clone();
+            (options, inner.stack.local_addr(e.id)?)
+        };
+        let mut mirrors = Vec::new();
+        let mut failed = None;
+        for i in (0..self.shards.len()).filter(|&i| i != e.shard) {
+            match self.copy_socket(i, fd, &options, local, Some(backlog)) {
+                Ok(id) => mirrors.push((i, id)),
+                Err(err) => {
+                    failed = Some(err);
+                    break;
+                }
+            }
+        }
+        if let Some(err) = failed {
+            for (i, id) in mirrors {
+                let mut inner = self.rt(i).lock();
+                inner.readiness.remove(id);
+                let now = self.rt(i).now();
+                let _ = inner.stack.close(now, id);
+            }
+            return Err(err);
+        }
+        let _ = e.mirrors.set(mirrors);
+        Ok(())
     }
 
     /// accept4(): the new descriptor (the lowest free, or `new_fd`) and the peer.
@@ -254,30 +348,108 @@ impl Sockets {
     ) -> Result<(i32, SocketAddrV4)> {
         let e = self.fds.get(fd)?;
         let timeout = FdEntry::timeout(&e.recv_timeout);
-        let child = self.blocking(&e, e.is_nonblocking(), timeout, libc::POLLIN, |stack, _| {
-            stack.accept(e.id)
-        })?;
-        let mut inner = self.lock();
+        let (shard, child) = if e.mirrors.get().is_some() {
+            self.accept_any(&e, timeout)?
+        } else {
+            let child =
+                self.blocking(&e, e.is_nonblocking(), timeout, libc::POLLIN, |stack, _| {
+                    stack.accept(e.id)
+                })?;
+            (e.shard, child)
+        };
+        let mut inner = self.rt(shard).lock();
         let peer = inner
             .stack
             .tcb(child)
             .map(|t| t.remote())
             .ok_or(Error::ConnectionReset)?;
-        match self.register(new_fd, &mut inner, FdEntry::new(child, nonblocking)) {
+        let entry = FdEntry::new(child, nonblocking).on_shard(shard);
+        match self.register(new_fd, &mut inner, entry) {
             Ok(nfd) => Ok((nfd, peer)),
             Err(err) => {
-                let now = self.shared.now();
+                let now = self.rt(shard).now();
                 let _ = inner.stack.abort(now, child);
                 Err(err)
             }
         }
     }
 
+    /// accept() on a listener with copies in other shards: the first
+    /// connection any of them holds (starting at a different one each
+    /// time, so none is starved), waiting on all of them. Signals and
+    /// timeouts as for `blocking`.
+    fn accept_any(
+        &self,
+        e: &FdEntry,
+        timeout: Option<Duration>,
+    ) -> Result<(usize, crate::stack::SocketId)> {
+        let deadline = timeout.and_then(|t| std::time::Instant::now().checked_add(t));
+        let places: Vec<_> = e.places().collect();
+        let first = self.next_home.fetch_add(1, Ordering::Relaxed);
+        let waiter = Waiter::current();
+        let (mut last, mut interrupted) = (false, false);
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            let sleep = !e.is_nonblocking() && !last && !left.is_some_and(|l| l.is_zero());
+            let ticket = waiter.ticket();
+            let mut watched = Vec::new();
+            for k in 0..places.len() {
+                let (i, id) = places[(first + k) % places.len()];
+                let mut inner = self.rt(i).lock();
+                if self.rt(i).is_dead() {
+                    return Err(Error::Io);
+                }
+                match inner.stack.accept(id) {
+                    Ok(child) => {
+                        drop(inner);
+                        self.unwatch_places(&watched, &waiter);
+                        return Ok((i, child));
+                    }
+                    Err(Error::WouldBlock) if sleep => {
+                        // Watched under the same lock that saw nothing.
+                        inner.readiness.watch(id, &waiter, libc::POLLIN, None);
+                        watched.push((i, id));
+                    }
+                    Err(Error::WouldBlock) => {}
+                    Err(err) => {
+                        drop(inner);
+                        self.unwatch_places(&watched, &waiter);
+                        return Err(err);
+                    }
+                }
+            }
+            if !sleep {
+                return Err(if interrupted {
+                    Error::Interrupted
+                } else {
+                    Error::WouldBlock
+                });
+            }
+            let woke = waiter.sleep(ticket, left);
+            self.unwatch_places(&watched, &waiter);
+            match woke {
+                Wake::Woken => {}
+                // One more look, then EINTR.
+                Wake::Interrupted => (last, interrupted) = (true, true),
+                Wake::TimedOut => {}
+            }
+        }
+    }
+
+    fn unwatch_places(&self, places: &[(usize, crate::stack::SocketId)], waiter: &Arc<Waiter>) {
+        for &(i, id) in places {
+            self.rt(i).lock().readiness.unwatch(id, waiter, None);
+        }
+    }
+
     /// connect(): blocks until established unless non-blocking (EINPROGRESS).
     pub fn connect(&self, fd: i32, addr: SocketAddrV4) -> Result<()> {
-        let e = self.fds.get(fd)?;
-        let mut inner = self.lock();
-        let now = self.shared.now();
+        let mut e = self.fds.get(fd)?;
+        if self.shards.len() > 1 && !e.connecting.load(Ordering::Acquire) {
+            e = self.place_for(fd, e, addr)?;
+        }
+        let mut inner = self.rt(e.shard).lock();
+        let now = self.rt(e.shard).now();
         let state = inner.stack.state(e.id)?;
         if e.connecting.load(Ordering::Acquire) {
             // A second connect reports how the first one went (as Linux does).
@@ -306,7 +478,7 @@ impl Sockets {
             if e.is_nonblocking() {
                 return Err(Error::InProgress);
             }
-            inner = self.lock();
+            inner = self.rt(e.shard).lock();
         }
         drop(inner);
         let timeout = FdEntry::timeout(&e.send_timeout);
@@ -324,6 +496,83 @@ impl Sockets {
                 r
             }
         }
+    }
+
+    /// With several shards: a socket bound to a port whose connection to
+    /// `remote` the kernel would steer to another shard moves there first
+    /// (options and address with it), or the answers would reach a stack
+    /// that does not know the connection. An unbound socket stays: its
+    /// shard picks a port of its own.
+    fn place_for(&self, fd: i32, e: Arc<FdEntry>, remote: SocketAddrV4) -> Result<Arc<FdEntry>> {
+        let (local, options) = {
+            let inner = self.rt(e.shard).lock();
+            let local = inner.stack.local_addr(e.id).ok();
+            (local, inner.stack.options(e.id)?.clone())
+        };
+        let Some(local) = local.filter(|l| l.port() != 0) else {
+            return Ok(e);
+        };
+        let target = crate::link::queues::shard_of(local.port(), remote.port(), self.shards.len());
+        if target == e.shard || e.mirrors.get().is_some() {
+            return Ok(e);
+        }
+        if e.refs.load(Ordering::Acquire) > 1 {
+            // Other descriptors (dups) hold this entry: it cannot move.
+            return Err(Error::AddressNotAvailable);
+        }
+        let id = self.copy_socket(target, fd, &options, local, None)?;
+        let moved = FdEntry::new(id, e.is_nonblocking()).on_shard(target);
+        for (to, from) in [
+            (&moved.recv_timeout, &e.recv_timeout),
+            (&moved.send_timeout, &e.send_timeout),
+            (&moved.busy_poll, &e.busy_poll),
+        ] {
+            to.store(from.load(Ordering::Acquire), Ordering::Release);
+        }
+        moved
+            .cloexec
+            .store(e.cloexec.load(Ordering::Acquire), Ordering::Release);
+        let moved = Arc::new(moved);
+        self.fds.replace(fd, moved.clone())?;
+        let old = self.rt(e.shard);
+        let mut inner = old.lock();
+        inner.readiness.remove(e.id);
+        let _ = inner.stack.close(old.now(), e.id);
+        Ok(moved)
+    }
+
+    /// A socket in shard `shard` with `options`, bound to `local` (and
+    /// listening with `backlog`, if given), known to that shard's
+    /// readiness as descriptor `fd`.
+    fn copy_socket(
+        &self,
+        shard: usize,
+        fd: i32,
+        options: &crate::stack::SocketOptions,
+        local: SocketAddrV4,
+        backlog: Option<i32>,
+    ) -> Result<crate::stack::SocketId> {
+        let shared = self.rt(shard);
+        let mut inner = shared.lock();
+        let id = inner.stack.socket_tcp();
+        let now = shared.now();
+        let made = inner
+            .stack
+            .set_options(now, id, |o| *o = options.clone())
+            .and_then(|_| inner.stack.bind(id, local))
+            .and_then(|_| backlog.map_or(Ok(()), |b| inner.stack.listen(id, b)));
+        if let Err(err) = made {
+            let _ = inner.stack.close(now, id);
+            return Err(err);
+        }
+        let mask = inner.stack.readiness(id).unwrap_or(0);
+        inner.readiness.add(id, fd, mask);
+        Ok(id)
+    }
+
+    /// The shard the socket behind `fd` lives in (for tests and tools).
+    pub fn shard_of_fd(&self, fd: i32) -> Result<usize> {
+        Ok(self.fds.get(fd)?.shard)
     }
 
     /// send(): blocking sends queue everything (or fail / time out with a
@@ -389,8 +638,8 @@ impl Sockets {
     /// shutdown(): also wakes threads blocked on the socket.
     pub fn shutdown(&self, fd: i32, how: Shutdown) -> Result<()> {
         let e = self.fds.get(fd)?;
-        let mut inner = self.lock();
-        let now = self.shared.now();
+        let mut inner = self.rt(e.shard).lock();
+        let now = self.rt(e.shard).now();
         let (read, write) = match how {
             Shutdown::Read => (true, false),
             Shutdown::Write => (false, true),
@@ -409,8 +658,17 @@ impl Sockets {
             // Another descriptor (a dup) still refers to the socket.
             return Ok(());
         }
-        let mut inner = self.lock();
-        let now = self.shared.now();
+        // A listener's copies in the other shards go with it.
+        for (i, id) in e.mirrors.get().into_iter().flatten().copied() {
+            let shared = self.rt(i);
+            let mut inner = shared.lock();
+            inner.readiness.remove(id);
+            let _ = inner.stack.close(shared.now(), id);
+            shared.signal_readiness();
+        }
+        let shared = self.rt(e.shard);
+        let mut inner = shared.lock();
+        let now = shared.now();
         inner.readiness.remove(e.id);
         let linger = inner.stack.options(e.id).ok().and_then(|o| o.linger);
         let ends = inner.stack.tcb(e.id).map(|t| (t.local(), t.remote()));
@@ -419,11 +677,11 @@ impl Sockets {
             Some(d) if d.is_zero() => inner.stack.abort(now, e.id),
             _ => inner.stack.close(now, e.id),
         };
-        self.shared.signal_readiness();
+        shared.signal_readiness();
         drop(inner);
         if let (Some(d), Some(ends)) = (linger, ends) {
             if !d.is_zero() {
-                self.linger(ends, d);
+                self.linger(e.shard, ends, d);
             }
         }
         r
@@ -431,8 +689,8 @@ impl Sockets {
 
     /// SO_LINGER: close waits until the connection has delivered its data
     /// and FIN, or the time is up (then it goes on in the background).
-    fn linger(&self, ends: (SocketAddrV4, SocketAddrV4), limit: Duration) {
-        self.wait_for_any_change(limit, |inner| {
+    fn linger(&self, shard: usize, ends: (SocketAddrV4, SocketAddrV4), limit: Duration) {
+        self.wait_for_any_change(shard, limit, |inner| {
             inner
                 .stack
                 .connections()
@@ -445,18 +703,20 @@ impl Sockets {
     /// (close and exit are not interruptible). Returns true if `busy` ended.
     fn wait_for_any_change(
         &self,
+        shard: usize,
         limit: Duration,
         mut busy: impl FnMut(&mut Locked<'_>) -> bool,
     ) -> bool {
         let deadline = std::time::Instant::now() + limit;
         let waiter = Waiter::current();
+        let shared = self.rt(shard);
         loop {
-            let mut inner = self.lock();
+            let mut inner = shared.lock();
             if !busy(&mut inner) {
                 return true;
             }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() || self.shared.is_dead() {
+            if left.is_zero() || shared.is_dead() {
                 return false;
             }
             let ticket = waiter.ticket();
@@ -465,7 +725,7 @@ impl Sockets {
             // A socket freed in the background changes no readiness: look
             // again now and then.
             waiter.sleep(ticket, Some(left.min(Duration::from_millis(50))));
-            self.lock().readiness.unwatch_all(&waiter);
+            shared.lock().readiness.unwatch_all(&waiter);
         }
     }
 
@@ -485,7 +745,7 @@ impl Sockets {
     /// Bytes ready to be read (FIONREAD).
     pub fn pending_bytes(&self, fd: i32) -> Result<usize> {
         let e = self.fds.get(fd)?;
-        let inner = self.lock();
+        let inner = self.rt(e.shard).lock();
         Ok(inner.stack.tcb(e.id).map_or(0, |t| t.recv_queue()))
     }
 
@@ -514,7 +774,7 @@ impl Sockets {
             // A connect under way: the next connect reports its outcome.
             return Ok(());
         }
-        let state = self.lock().stack.state(e.id)?;
+        let state = self.rt(e.shard).lock().stack.state(e.id)?;
         match state {
             State::Closed | State::SynSent | State::SynReceived => Ok(()),
             _ => Err(Error::IsConnected),
@@ -526,8 +786,8 @@ impl Sockets {
     /// left as it is.
     pub fn disconnect(&self, fd: i32) -> Result<()> {
         let e = self.fds.get(fd)?;
-        let mut inner = self.lock();
-        let now = self.shared.now();
+        let mut inner = self.rt(e.shard).lock();
+        let now = self.rt(e.shard).now();
         if let Some(t) = inner.stack.tcb(e.id) {
             if t.state() != State::Closed {
                 inner.stack.reset_connection(now, e.id)?;
@@ -545,13 +805,13 @@ impl Sockets {
     /// getsockname().
     pub fn local_addr(&self, fd: i32) -> Result<SocketAddrV4> {
         let e = self.fds.get(fd)?;
-        self.lock().stack.local_addr(e.id)
+        self.rt(e.shard).lock().stack.local_addr(e.id)
     }
 
     /// getpeername().
     pub fn peer_addr(&self, fd: i32) -> Result<SocketAddrV4> {
         let e = self.fds.get(fd)?;
-        self.lock().stack.peer_addr(e.id)
+        self.rt(e.shard).lock().stack.peer_addr(e.id)
     }
 
     /// The stack's id of the socket behind `fd` (for tests and tools).
@@ -562,7 +822,7 @@ impl Sockets {
     /// The connection state (for tests and tools).
     pub fn state(&self, fd: i32) -> Result<State> {
         let e = self.fds.get(fd)?;
-        self.lock().stack.state(e.id)
+        self.rt(e.shard).lock().stack.state(e.id)
     }
 
     /// fcntl(F_SETFL, O_NONBLOCK).
@@ -590,10 +850,15 @@ impl Sockets {
         for fd in self.fds.open_fds() {
             let _ = self.close(fd);
         }
-        let done = self.wait_for_any_change(linger, |inner| {
-            inner.stack.has_pending_output()
-                || inner.stack.connections().any(|(_, t)| t.is_delivering())
-        });
+        let deadline = std::time::Instant::now() + linger;
+        let mut done = true;
+        for shard in 0..self.shards.len() {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            done &= self.wait_for_any_change(shard, left, |inner| {
+                inner.stack.has_pending_output()
+                    || inner.stack.connections().any(|(_, t)| t.is_delivering())
+            });
+        }
         self.stop();
         done
     }
@@ -670,7 +935,7 @@ pub fn mark_forked_child() {
 /// every blocked and later call fails with EIO.
 pub fn fail_global() {
     if let Some(s) = GLOBAL.get() {
-        s.shared.fail();
+        s.fail();
     }
 }
 
@@ -725,7 +990,7 @@ pub fn global() -> Result<&'static Sockets> {
 
 /// The global sockets, unless their stack failed.
 fn running(s: &'static Sockets) -> Result<&'static Sockets> {
-    if s.shared.is_dead() {
+    if s.is_dead() {
         return Err(Error::Io);
     }
     STAT.get_or_init(|| stat::start_global(s));

@@ -19,32 +19,43 @@ pub struct NetstatEntry {
 }
 
 impl Sockets {
-    /// Every socket of this stack, ordered by descriptor (those without one
-    /// last).
+    /// Every socket of every shard, ordered by descriptor (those without
+    /// one last; a listener's copies in other shards under its descriptor).
     pub fn netstat(&self) -> Vec<NetstatEntry> {
         let mut fd_of = HashMap::new();
-        for (fd, id) in self.fds.entries() {
-            let best = fd_of.entry(id).or_insert(fd);
-            *best = (*best).min(fd);
+        for (fd, e) in self.fds.entries() {
+            for place in e.places() {
+                let best = fd_of.entry(place).or_insert(fd);
+                *best = (*best).min(fd);
+            }
         }
+        let mut out = Vec::new();
         let mut rows = Vec::new();
-        {
-            let inner = self.lock();
-            inner.stack.socket_rows(self.shared.now(), &mut rows);
-        }
-        let mut out: Vec<NetstatEntry> = rows
-            .into_iter()
-            .map(|row| NetstatEntry {
-                fd: fd_of.get(&row.id).copied(),
+        for shard in 0..self.shard_count() {
+            rows.clear();
+            let shared = self.rt(shard);
+            shared.lock().stack.socket_rows(shared.now(), &mut rows);
+            out.extend(rows.drain(..).map(|row| NetstatEntry {
+                fd: fd_of.get(&(shard, row.id)).copied(),
                 row,
-            })
-            .collect();
+            }));
+        }
         out.sort_by_key(|e| (e.fd.is_none(), e.fd, e.row.id.index()));
         out
     }
 
-    /// The stack's counters by name (`netstat -s`).
+    /// The stacks' counters by name (`netstat -s`), summed over the shards.
     pub fn counters(&self) -> Vec<(&'static str, u64)> {
-        self.lock().stack.counters().to_vec()
+        let mut sum: Vec<(&'static str, u64)> = Vec::new();
+        for counters in self.with_stacks(|_, st| st.counters()) {
+            if sum.is_empty() {
+                sum = counters.to_vec();
+            } else {
+                for (total, (_, v)) in sum.iter_mut().zip(counters.iter()) {
+                    total.1 += v;
+                }
+            }
+        }
+        sum
     }
 }

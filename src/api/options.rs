@@ -114,7 +114,7 @@ impl Sockets {
     /// runtime's default.
     pub(crate) fn busy_poll_of(&self, e: &FdEntry) -> Duration {
         match e.busy_poll.load(Ordering::Relaxed) {
-            FdEntry::DEFAULT_BUSY_POLL => self.shared.busy_poll(),
+            FdEntry::DEFAULT_BUSY_POLL => self.rt(e.shard).busy_poll(),
             us => Duration::from_micros(us),
         }
     }
@@ -143,9 +143,27 @@ impl Sockets {
             }
             _ => {}
         }
-        let mut inner = self.lock();
-        let now = self.shared.now();
-        inner.stack.set_options(now, e.id, |o| match opt {
+        // A listener's copies in other shards take it too (their
+        // connections inherit the listener's options).
+        for (shard, id) in e.places() {
+            let shared = self.rt(shard);
+            let mut inner = shared.lock();
+            let now = shared.now();
+            set_one(&mut inner.stack, now, id, opt)?;
+        }
+        Ok(())
+    }
+}
+
+/// Applies `opt` to socket `id` of one stack.
+fn set_one(
+    stack: &mut crate::stack::Stack,
+    now: crate::time::Instant,
+    id: crate::stack::SocketId,
+    opt: SockOpt,
+) -> Result<()> {
+    {
+        stack.set_options(now, id, |o| match opt {
             SockOpt::ReuseAddr(v) => o.reuse_addr = v,
             SockOpt::KeepAlive(v) => o.keepalive.enabled = v,
             SockOpt::Linger(l) => o.linger = l,
@@ -165,11 +183,11 @@ impl Sockets {
             SockOpt::MaxSeg(m) => o.max_seg = (m != 0).then_some(m as u16),
             SockOpt::Congestion(a) => o.congestion = a,
             _ => {}
-        })?;
-        drop(inner);
-        Ok(())
+        })
     }
+}
 
+impl Sockets {
     /// getsockopt().
     pub fn get_option(&self, fd: i32, name: SockOptName) -> Result<SockOpt> {
         let e: std::sync::Arc<FdEntry> = self.fds.get(fd)?;
@@ -184,7 +202,7 @@ impl Sockets {
             SockOptName::BusyPoll => return Ok(SockOpt::BusyPoll(self.busy_poll_of(&e))),
             _ => {}
         }
-        let mut inner = self.lock();
+        let mut inner = self.rt(e.shard).lock();
         if name == SockOptName::Error {
             let err = inner.stack.take_error(e.id)?;
             return Ok(SockOpt::Error(err.map(|e| e.errno()).unwrap_or(0)));
@@ -194,7 +212,7 @@ impl Sockets {
             return Ok(SockOpt::AcceptConn(listening));
         }
         if name == SockOptName::Info {
-            let now = self.shared.now();
+            let now = self.rt(e.shard).now();
             let info = match inner.stack.tcb(e.id) {
                 Some(t) => t.info(now),
                 None => crate::tcp::TcpInfo {

@@ -57,41 +57,71 @@ impl Sockets {
     /// must then call [`Sockets::poll_release`]. Take the waiter's ticket
     /// before calling. Unknown descriptors report POLLNVAL.
     pub fn poll_prepare(&self, fds: &mut [PollFd], waiter: Option<&Arc<Waiter>>) -> Result<usize> {
-        let mut inner = self.lock();
-        if self.shared.is_dead() {
+        if self.is_dead() {
             return Err(Error::Io);
+        }
+        for p in fds.iter_mut() {
+            p.revents = if p.fd < 0 || self.fds.get(p.fd).is_ok() {
+                0
+            } else {
+                libc::POLLNVAL
+            };
+        }
+        // Each shard's lock once: the readiness of the descriptors whose
+        // sockets (or a listener's copies) are there.
+        let mut entries: Vec<_> = fds
+            .iter()
+            .map(|p| {
+                if p.fd < 0 {
+                    None
+                } else {
+                    self.fds.get(p.fd).ok()
+                }
+            })
+            .collect();
+        for shard in 0..self.shard_count() {
+            let inner = self.rt(shard).lock();
+            for (p, e) in fds.iter_mut().zip(entries.iter()) {
+                let Some(e) = e else { continue };
+                for (_, id) in e.places().filter(|&(s, _)| s == shard) {
+                    p.revents |= inner.stack.readiness(id).unwrap_or(libc::POLLNVAL);
+                }
+            }
         }
         let mut ready = 0;
         for p in fds.iter_mut() {
-            p.revents = 0;
-            if p.fd < 0 {
-                continue;
-            }
-            let mask = match self.fds.get(p.fd) {
-                Ok(e) => inner.stack.readiness(e.id).unwrap_or(libc::POLLNVAL),
-                Err(_) => libc::POLLNVAL,
-            };
-            p.revents = mask & (p.events | ALWAYS);
+            p.revents &= p.events | ALWAYS;
             if p.revents != 0 {
                 ready += 1;
             }
         }
         if let (0, Some(w)) = (ready, waiter) {
-            for p in fds.iter() {
-                if let Ok(e) = self.fds.get(p.fd) {
-                    inner.readiness.watch(e.id, w, p.events, None);
+            // Anything that changed since the look above wakes the waiter:
+            // look once more under each lock as it is registered.
+            for shard in 0..self.shard_count() {
+                let mut inner = self.rt(shard).lock();
+                for (p, e) in fds.iter_mut().zip(entries.iter()) {
+                    let Some(e) = e else { continue };
+                    for (_, id) in e.places().filter(|&(s, _)| s == shard) {
+                        inner.readiness.watch(id, w, p.events, None);
+                        let now = inner.stack.readiness(id).unwrap_or(libc::POLLNVAL);
+                        p.revents |= now & (p.events | ALWAYS);
+                    }
                 }
             }
+            ready = fds.iter().filter(|p| p.revents != 0).count();
         }
+        entries.clear();
         Ok(ready)
     }
 
     /// Undoes the registration of [`Sockets::poll_prepare`].
     pub fn poll_release(&self, fds: &[PollFd], waiter: &Arc<Waiter>) {
-        let mut inner = self.lock();
         for p in fds {
             if let Ok(e) = self.fds.get(p.fd) {
-                inner.readiness.unwatch(e.id, waiter, None);
+                for (shard, id) in e.places() {
+                    self.rt(shard).lock().readiness.unwatch(id, waiter, None);
+                }
             }
         }
     }
@@ -99,7 +129,11 @@ impl Sockets {
     /// The readiness of `fd` now (POLLIN, POLLOUT, POLLERR, POLLHUP, POLLRDHUP).
     pub fn readiness(&self, fd: i32) -> Result<i16> {
         let e = self.fds.get(fd)?;
-        self.lock().stack.readiness(e.id)
+        let mut mask = 0;
+        for (shard, id) in e.places() {
+            mask |= self.rt(shard).lock().stack.readiness(id)?;
+        }
+        Ok(mask)
     }
 
     /// A lasting watch, for an epoll set: `waiter` is woken, and `token`
@@ -108,9 +142,11 @@ impl Sockets {
     /// the socket closes.
     pub fn watch(&self, fd: i32, waiter: &Arc<Waiter>, events: i16, token: u64) -> Result<()> {
         let e = self.fds.get(fd)?;
-        let mut inner = self.lock();
-        if !inner.readiness.watch(e.id, waiter, events, Some(token)) {
-            return Err(Error::BadDescriptor);
+        for (shard, id) in e.places() {
+            let mut inner = self.rt(shard).lock();
+            if !inner.readiness.watch(id, waiter, events, Some(token)) {
+                return Err(Error::BadDescriptor);
+            }
         }
         Ok(())
     }
@@ -118,7 +154,12 @@ impl Sockets {
     /// Ends the watch of [`Sockets::watch`] with this `token`.
     pub fn unwatch(&self, fd: i32, waiter: &Arc<Waiter>, token: u64) {
         if let Ok(e) = self.fds.get(fd) {
-            self.lock().readiness.unwatch(e.id, waiter, Some(token));
+            for (shard, id) in e.places() {
+                self.rt(shard)
+                    .lock()
+                    .readiness
+                    .unwatch(id, waiter, Some(token));
+            }
         }
     }
 
@@ -127,12 +168,17 @@ impl Sockets {
     /// non-empty; -1 stops both. For an epoll emulation: drain the queue
     /// with [`Sockets::take_events`] instead of rescanning every socket.
     pub fn set_readiness_fd(&self, fd: i32) -> Result<()> {
-        self.shared.set_readiness_fd(fd)
+        for shard in 0..self.shard_count() {
+            self.rt(shard).set_readiness_fd(fd)?;
+        }
+        Ok(())
     }
 
     /// Moves the queued readiness changes (descriptor, current mask) into
     /// `out`, oldest first, each socket once.
     pub fn take_events(&self, out: &mut Vec<Event>) {
-        self.lock().readiness.drain(out);
+        for shard in 0..self.shard_count() {
+            self.rt(shard).lock().readiness.drain(out);
+        }
     }
 }

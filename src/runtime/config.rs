@@ -9,6 +9,9 @@ use crate::rs_log;
 use crate::stack::StackConfig;
 use crate::tcp;
 
+/// The most shards (a multi-queue TUN device takes up to 256 queues).
+pub const MAX_SHARDS: usize = 64;
+
 /// The longest busy-poll accepted: a second of spinning is already a bug.
 pub const MAX_BUSY_POLL_US: u64 = 1_000_000;
 
@@ -39,13 +42,11 @@ pub struct RuntimeConfig {
     /// itself, before it sleeps (`RSTCP_BUSY_POLL_US`, default 0: never;
     /// like Linux's busy_read and SO_BUSY_POLL, which sets it per socket).
     pub busy_poll: Duration,
-    /// How many shards [`Runtime::start_shards`](super::Runtime::start_shards)
-    /// starts (default 1): stacks with an I/O thread and a lock each, on the
-    /// queues of one multi-queue TUN device that steers each connection to
-    /// its shard (see `link::queues`). Needs CAP_BPF; one shard under
-    /// `RSTCP_FAULTS` or `RSTCP_PCAP`. The descriptor API (`api::Sockets`,
-    /// the C ABI, the shim) runs on one shard for now, so no variable sets
-    /// this yet.
+    /// How many shards (`RSTCP_SHARDS`, default 1): stacks with an I/O
+    /// thread and a lock each, on the queues of one multi-queue TUN device
+    /// that steers each connection to its shard (see `link::queues`), all
+    /// behind one set of descriptors. Needs CAP_BPF; one shard under
+    /// `RSTCP_FAULTS` or `RSTCP_PCAP`.
     pub shards: usize,
     /// At process exit, how long to let closing connections finish sending
     /// (`RSTCP_EXIT_LINGER_MS`, default 10 s): the kernel would deliver them
@@ -182,6 +183,13 @@ impl RuntimeConfig {
                         "a number of microseconds from 0 to 1000000",
                     )
                 })?;
+        }
+        if let Some(v) = var("RSTCP_SHARDS") {
+            cfg.shards = v
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_SHARDS).contains(n))
+                .ok_or_else(|| bad("RSTCP_SHARDS", &v, "a number from 1 to 64"))?;
         }
         if let Some(v) = var("RSTCP_LOG") {
             if crate::log::parse_level(&v).is_none() {
@@ -378,6 +386,8 @@ mod tests {
             ("RSTCP_STAT", "yes"),
             ("RSTCP_BUSY_POLL_US", "2000000"),
             ("RSTCP_BUSY_POLL_US", "-1"),
+            ("RSTCP_SHARDS", "0"),
+            ("RSTCP_SHARDS", "65"),
         ] {
             assert_eq!(
                 from(&[(name, value)], &[]).err(),
