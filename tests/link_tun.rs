@@ -309,3 +309,24 @@ fn a_steered_multi_queue_device_puts_each_connection_on_the_queue_its_ports_name
         assert!(!Tun::exists(&dev));
     }
 }
+
+#[test]
+fn shards_asked_of_a_device_made_with_one_queue_give_one_shard() {
+    if common::skip_without_root() {
+        return;
+    }
+    let ns = Netns::new("oneq");
+    ns.enter();
+    let dev = ns.dev_name();
+    ns.exec(&["ip", "tuntap", "add", "dev", &dev, "mode", "tun"]);
+    ns.exec(&["ip", "addr", "add", "10.77.5.1/24", "dev", &dev]);
+    ns.exec(&["ip", "link", "set", &dev, "up"]);
+    let cfg = rstcp::runtime::RuntimeConfig {
+        tun: dev,
+        addr: Ipv4Addr::new(10, 77, 5, 2),
+        shards: 2,
+        ..rstcp::runtime::RuntimeConfig::default()
+    };
+    let links = cfg.open_links().unwrap();
+    assert_eq!(links.len(), 1);
+}

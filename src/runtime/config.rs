@@ -292,8 +292,13 @@ impl RuntimeConfig {
                     .map(|q| Box::new(q) as Box<dyn Link>)
                     .collect())
             }
-            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-                rs_log!(Warn, "{e}: one shard");
+            // No CAP_BPF, or a device someone made with one queue (the
+            // kernel says EINVAL to a second): one shard will do.
+            Err(e)
+                if e.kind() == std::io::ErrorKind::PermissionDenied
+                    || e.raw_os_error() == Some(libc::EINVAL) =>
+            {
+                rs_log!(Warn, "{}: {e}; one shard", self.tun);
                 Ok(vec![self.open_link()?])
             }
             Err(e) => Err(self.explain_open_failure(&e)),
