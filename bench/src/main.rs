@@ -40,9 +40,10 @@ struct Options {
 }
 
 /// The groups `--only` takes.
-const GROUPS: [&str; 6] = [
+const GROUPS: [&str; 7] = [
     "bulk_in",
     "bulk_out",
+    "flows",
     "round_trips",
     "connections",
     "idle",
@@ -61,7 +62,7 @@ impl Options {
 fn usage() -> ! {
     eprintln!(
         "usage: rstcp-bench [--quick] [--runs N] [--secs S] [--idle N] [--json PATH] [--no-ceiling] [--no-smoltcp] [--only G,G...]\n\
-         \x20 --only       some groups of figures: bulk_in, bulk_out, round_trips, connections, idle, ceiling\n\
+         \x20 --only       some groups of figures: bulk_in, bulk_out, flows, round_trips, connections, idle, ceiling\n\
          \x20 --quick      3 runs of 1 s per figure, 10,000 idle connections\n\
          \x20 default      5 runs of 3 s per figure, 100,000 idle connections"
     );
@@ -155,6 +156,9 @@ struct Setup {
     peer: Peer,
     /// For the kernel: the veth pair, and whether offloads are on.
     veth: Option<(String, String, bool)>,
+    /// For rstcp: the clients of a second rstcp with two shards (the
+    /// several-flow figure only).
+    sharded: Option<Peer>,
 }
 
 fn run(o: &Options) -> Result<(), String> {
@@ -178,6 +182,7 @@ fn run(o: &Options) -> Result<(), String> {
         offload: env.offload,
         ..rstcp::runtime::RuntimeConfig::default()
     };
+    let cfg_r = cfg.clone();
     let sockets = netns::in_ns(&ns_r.name, move || rstcp::api::Sockets::start(&cfg))
         .map_err(|e| format!("rstcp does not start: {e:?}"))?;
     let sockets = Arc::new(sockets);
@@ -196,6 +201,35 @@ fn run(o: &Options) -> Result<(), String> {
     ns_b.exec(&["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"])?;
     let ethtool = ns_a.exec(&["ethtool", "-k", &va]).is_ok();
 
+    // A second rstcp with two shards, in a namespace of its own, for the
+    // several-flow figure.
+    let ns_q = Netns::new("q")?;
+    let sharded = if o.wants("flows") {
+        let qcfg = rstcp::runtime::RuntimeConfig {
+            tun: format!("rbq{pid}"),
+            shards: 2,
+            ..cfg_r.clone()
+        };
+        let s = netns::in_ns(&ns_q.name, move || rstcp::api::Sockets::start(&qcfg))
+            .map_err(|e| format!("rstcp with shards does not start: {e:?}"))?;
+        if s.shard_count() < 2 {
+            println!(
+                "note: the kernel refused the queue steering program (CAP_BPF): no sharded figure"
+            );
+            None
+        } else {
+            Some(Arc::new(s))
+        }
+    } else {
+        None
+    };
+    let sharded_server = match &sharded {
+        Some(s) => Some(
+            Server::start(&Subject::Rstcp(s.clone()))
+                .map_err(|e| format!("sharded rstcp servers: {e}"))?,
+        ),
+        None => None,
+    };
     let rstcp_subject = Subject::Rstcp(sockets.clone());
     let kernel_subject = Subject::Kernel {
         ns: ns_a.name.clone(),
@@ -209,6 +243,10 @@ fn run(o: &Options) -> Result<(), String> {
                 ip: Ipv4Addr::new(10, 77, 0, 2),
             },
             veth: None,
+            sharded: sharded.as_ref().map(|_| Peer {
+                ns: ns_q.name.clone(),
+                ip: Ipv4Addr::new(10, 77, 0, 2),
+            }),
         },
         Setup {
             label: "kernel",
@@ -218,6 +256,7 @@ fn run(o: &Options) -> Result<(), String> {
                 ip: Ipv4Addr::new(10, 88, 0, 1),
             },
             veth: Some((va.clone(), vb.clone(), true)),
+            sharded: None,
         },
     ];
     if ethtool {
@@ -229,6 +268,7 @@ fn run(o: &Options) -> Result<(), String> {
                 ip: Ipv4Addr::new(10, 88, 0, 1),
             },
             veth: Some((va.clone(), vb.clone(), false)),
+            sharded: None,
         });
     } else {
         println!(
@@ -249,6 +289,7 @@ fn run(o: &Options) -> Result<(), String> {
                 ip: Ipv4Addr::new(10, 99, 0, 2),
             },
             veth: None,
+            sharded: None,
         });
     }
     let labels: Vec<&str> = setups.iter().map(|s| s.label).collect();
@@ -288,6 +329,12 @@ fn run(o: &Options) -> Result<(), String> {
     }
     rstcp_server.stop();
     kernel_server.stop();
+    if let Some(s) = sharded_server {
+        s.stop();
+    }
+    if let Some(s) = &sharded {
+        s.stop();
+    }
     drop(smol_server);
 
     if o.ceiling && o.wants("ceiling") {
@@ -329,6 +376,17 @@ fn measure(
     }
     if o.wants("bulk_out") {
         r.add(Figure::BulkOut, l, p.bulk_out(secs)?);
+    }
+    // Several flows: smoltcp's servers take one connection per port.
+    if o.wants("flows") && setup.subject.is_some() {
+        let flows = p.bulk_in_flows(secs, 4)?;
+        r.add(Figure::Flows, l, flows);
+        match &setup.sharded {
+            Some(q) => r.add(Figure::FlowsSharded, l, q.bulk_in_flows(secs, 4)?),
+            // The kernel's counterpart is the same figure: it has no shards.
+            None if l != "rstcp" => r.add(Figure::FlowsSharded, l, flows),
+            None => {}
+        }
     }
     if o.wants("round_trips") {
         r.add(Figure::RoundTrips, l, p.round_trips(secs)?);

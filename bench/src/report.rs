@@ -10,6 +10,8 @@ use crate::Options;
 pub enum Figure {
     BulkIn,
     BulkOut,
+    Flows,
+    FlowsSharded,
     RoundTrips,
     Connections,
     Memory,
@@ -20,9 +22,11 @@ pub enum Figure {
 }
 
 impl Figure {
-    const ALL: [Figure; 9] = [
+    const ALL: [Figure; 11] = [
         Figure::BulkIn,
         Figure::BulkOut,
+        Figure::Flows,
+        Figure::FlowsSharded,
         Figure::RoundTrips,
         Figure::Connections,
         Figure::Memory,
@@ -36,6 +40,8 @@ impl Figure {
         match self {
             Figure::BulkIn => "bulk_in",
             Figure::BulkOut => "bulk_out",
+            Figure::Flows => "bulk_in_4_flows",
+            Figure::FlowsSharded => "bulk_in_4_flows_2_shards",
             Figure::RoundTrips => "round_trips",
             Figure::Connections => "connections",
             Figure::Memory => "memory_per_idle_connection",
@@ -50,6 +56,8 @@ impl Figure {
         match self {
             Figure::BulkIn => "bulk into the stack (it receives)".into(),
             Figure::BulkOut => "bulk out of the stack (it sends)".into(),
+            Figure::Flows => "4 flows into the stack".into(),
+            Figure::FlowsSharded => "4 flows into rstcp with 2 shards".into(),
             Figure::RoundTrips => "1-byte round trips".into(),
             Figure::Connections => "connections (64 B req/reply)".into(),
             Figure::Memory => "memory per idle connection".into(),
@@ -62,7 +70,7 @@ impl Figure {
 
     fn unit(self) -> &'static str {
         match self {
-            Figure::BulkIn | Figure::BulkOut => "Gbit/s",
+            Figure::BulkIn | Figure::BulkOut | Figure::Flows | Figure::FlowsSharded => "Gbit/s",
             Figure::RoundTrips => "1/s",
             Figure::Connections => "conn/s",
             Figure::Memory => "bytes",

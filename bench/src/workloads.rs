@@ -193,6 +193,39 @@ impl Peer {
         })
     }
 
+    /// Like [`Peer::bulk_in`] with `flows` connections at once: their
+    /// bytes summed over the time the last took.
+    pub fn bulk_in_flows(&self, secs: f64, flows: usize) -> io::Result<f64> {
+        self.run(move |ip| {
+            let t0 = Instant::now();
+            let senders: Vec<_> = (0..flows)
+                .map(|_| {
+                    // Threads made here are in the namespace too.
+                    std::thread::spawn(move || -> io::Result<u64> {
+                        let mut c = TcpStream::connect((ip, SINK))?;
+                        let buf = vec![0x5au8; 128 * 1024];
+                        let mut bytes = 0u64;
+                        while t0.elapsed().as_secs_f64() < secs {
+                            c.write_all(&buf)?;
+                            bytes += buf.len() as u64;
+                        }
+                        c.shutdown(Shutdown::Write)?;
+                        let mut end = [0u8; 16];
+                        while c.read(&mut end)? > 0 {}
+                        Ok(bytes)
+                    })
+                })
+                .collect();
+            let mut bytes = 0;
+            for s in senders {
+                bytes += s
+                    .join()
+                    .map_err(|_| io::Error::other("a sender panicked"))??;
+            }
+            Ok(bytes as f64 * 8.0 / t0.elapsed().as_secs_f64() / 1e9)
+        })
+    }
+
     /// Bulk throughput out of the subject (it sends), in Gbit/s, from the
     /// first byte the peer reads for `secs`.
     pub fn bulk_out(&self, secs: f64) -> io::Result<f64> {
