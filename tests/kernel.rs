@@ -1367,5 +1367,12 @@ fn two_shards_behind_one_set_of_descriptors_serve_the_connections_their_ports_na
     // Each shard's stack counted its own.
     let opens = s.with_stacks(|_, st| st.stats().tcp_passive_opens);
     assert_eq!(opens.iter().sum::<u64>(), 16, "{opens:?}");
+    // Shut down, the listener stops listening in every shard: each of
+    // eight new connections is refused, whichever shard it lands on.
+    s.shutdown(l, Shutdown::Both).unwrap();
+    for _ in 0..8 {
+        let e = TcpStream::connect((OURS, 7020)).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    }
     s.close(l).unwrap();
 }

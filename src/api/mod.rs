@@ -638,14 +638,21 @@ impl Sockets {
     /// shutdown(): also wakes threads blocked on the socket.
     pub fn shutdown(&self, fd: i32, how: Shutdown) -> Result<()> {
         let e = self.fds.get(fd)?;
-        let mut inner = self.rt(e.shard).lock();
-        let now = self.rt(e.shard).now();
         let (read, write) = match how {
             Shutdown::Read => (true, false),
             Shutdown::Write => (false, true),
             Shutdown::Both => (true, true),
         };
-        let r = inner.stack.shutdown(now, e.id, read, write);
+        // A listener's copies in other shards stop listening with it.
+        for (shard, id) in e.mirrors.get().into_iter().flatten().copied() {
+            let shared = self.rt(shard);
+            let mut inner = shared.lock();
+            let _ = inner.stack.shutdown(shared.now(), id, read, write);
+            inner.readiness.wake_all(id);
+        }
+        let shared = self.rt(e.shard);
+        let mut inner = shared.lock();
+        let r = inner.stack.shutdown(shared.now(), e.id, read, write);
         inner.readiness.wake_all(e.id);
         r
     }
