@@ -52,9 +52,17 @@ struct Lab {
 
 impl Lab {
     fn new(tag: &str) -> Lab {
+        Lab::with_device(tag, &[])
+    }
+
+    /// A lab whose TUN device is made with `extra` flags of `ip tuntap`
+    /// (`multi_queue`, for shards).
+    fn with_device(tag: &str, extra: &[&str]) -> Lab {
         let ns = Netns::new(tag);
         let dev = ns.dev_name();
-        ns.exec(&["ip", "tuntap", "add", "dev", &dev, "mode", "tun"]);
+        let mut add = vec!["ip", "tuntap", "add", "dev", &dev, "mode", "tun"];
+        add.extend_from_slice(extra);
+        ns.exec(&add);
         ns.exec(&["ip", "addr", "add", "10.77.0.1/24", "dev", &dev]);
         ns.exec(&["ip", "link", "set", &dev, "up"]);
         let dir = std::env::temp_dir().join(&ns.name);
@@ -425,6 +433,25 @@ fn python_socket_module_under_the_shim() {
 }
 
 #[test]
+fn python_socket_module_under_the_shim_with_two_shards() {
+    if common::skip_without_root() {
+        return;
+    }
+    let lab = Lab::with_device("pl-pysh", &["multi_queue"]);
+    let echo = echo_server(&lab, 7000);
+    let mut cmd = lab.shim(
+        "python3",
+        &["tests/preload/py_socket.py", KERNEL, "7000", OURS],
+    );
+    cmd.env("RSTCP_SHARDS", "2").env("RSTCP_LOG", "info");
+    let out = run(cmd, None);
+    echo.finish();
+    report(&out, "py_socket.py under the shim, two shards");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("2 queues"), "not sharded:\n{log}");
+}
+
+#[test]
 fn a_program_waiting_in_epoll_or_poll_takes_its_answers_in_itself() {
     if common::skip_without_root() {
         return;
@@ -462,7 +489,16 @@ fn a_program_waiting_in_epoll_or_poll_takes_its_answers_in_itself() {
 /// Builds tests/preload/NAME.c and runs it under the shim against a kernel
 /// echo server on `port` (port + 1 stays closed).
 fn c_program(tag: &str, name: &str, port: u16) {
-    let lab = Lab::new(tag);
+    c_program_on(tag, name, port, 1);
+}
+
+/// [`c_program`] with the stack in `shards` shards.
+fn c_program_on(tag: &str, name: &str, port: u16, shards: usize) {
+    let lab = if shards > 1 {
+        Lab::with_device(tag, &["multi_queue"])
+    } else {
+        Lab::new(tag)
+    };
     let bin = lab.path(name);
     let cc = Command::new("gcc")
         .args(["-O2", "-Wall", "-Wextra", "-Werror", "-pthread", "-o", &bin])
@@ -471,9 +507,29 @@ fn c_program(tag: &str, name: &str, port: u16) {
         .unwrap();
     check(&cc, &format!("gcc {name}.c"));
     let echo = echo_server(&lab, port);
-    let out = run(lab.shim(&bin, &[KERNEL, &port.to_string(), OURS]), None);
+    let mut cmd = lab.shim(&bin, &[KERNEL, &port.to_string(), OURS]);
+    if shards > 1 {
+        cmd.env("RSTCP_SHARDS", shards.to_string())
+            .env("RSTCP_LOG", "info");
+    }
+    let out = run(cmd, None);
     echo.finish();
-    report(&out, &format!("{name} under the shim"));
+    report(&out, &format!("{name} under the shim, {shards} shard(s)"));
+    if shards > 1 {
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            log.contains(&format!("{shards} queues")),
+            "not sharded:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn c_epoll_poll_select_and_fork_under_the_shim_with_two_shards() {
+    if common::skip_without_root() {
+        return;
+    }
+    c_program_on("pl-csh", "events", 7150, 2);
 }
 
 #[test]
