@@ -122,6 +122,21 @@ fn accept_loop(s: &Subject, l: i32, role: Role, stop: &AtomicBool, held: &Mutex<
     }
 }
 
+/// Writes 128 KiB blocks to the sink until `secs` after `t0`, shuts down
+/// and waits for the subject to close: the bytes sent.
+fn send_until(c: &mut TcpStream, t0: Instant, secs: f64) -> io::Result<u64> {
+    let buf = vec![0x5au8; 128 * 1024];
+    let mut bytes = 0u64;
+    while t0.elapsed().as_secs_f64() < secs {
+        c.write_all(&buf)?;
+        bytes += buf.len() as u64;
+    }
+    c.shutdown(Shutdown::Write)?;
+    let mut end = [0u8; 16];
+    while c.read(&mut end)? > 0 {}
+    Ok(bytes)
+}
+
 fn crr_serve(s: &Subject, c: i32) {
     s.nodelay(c);
     let mut buf = [0u8; 64];
@@ -179,16 +194,8 @@ impl Peer {
     pub fn bulk_in(&self, secs: f64) -> io::Result<f64> {
         self.run(move |ip| {
             let mut c = TcpStream::connect((ip, SINK))?;
-            let buf = vec![0x5au8; 128 * 1024];
             let t0 = Instant::now();
-            let mut bytes = 0u64;
-            while t0.elapsed().as_secs_f64() < secs {
-                c.write_all(&buf)?;
-                bytes += buf.len() as u64;
-            }
-            c.shutdown(Shutdown::Write)?;
-            let mut end = [0u8; 16];
-            while c.read(&mut end)? > 0 {}
+            let bytes = send_until(&mut c, t0, secs)?;
             Ok(bytes as f64 * 8.0 / t0.elapsed().as_secs_f64() / 1e9)
         })
     }
@@ -201,18 +208,8 @@ impl Peer {
             let senders: Vec<_> = (0..flows)
                 .map(|_| {
                     // Threads made here are in the namespace too.
-                    std::thread::spawn(move || -> io::Result<u64> {
-                        let mut c = TcpStream::connect((ip, SINK))?;
-                        let buf = vec![0x5au8; 128 * 1024];
-                        let mut bytes = 0u64;
-                        while t0.elapsed().as_secs_f64() < secs {
-                            c.write_all(&buf)?;
-                            bytes += buf.len() as u64;
-                        }
-                        c.shutdown(Shutdown::Write)?;
-                        let mut end = [0u8; 16];
-                        while c.read(&mut end)? > 0 {}
-                        Ok(bytes)
+                    std::thread::spawn(move || {
+                        send_until(&mut TcpStream::connect((ip, SINK))?, t0, secs)
                     })
                 })
                 .collect();

@@ -61,30 +61,21 @@ impl Sockets {
             return Err(Error::Io);
         }
         for p in fds.iter_mut() {
-            p.revents = if p.fd < 0 || self.fds.get(p.fd).is_ok() {
-                0
-            } else {
-                libc::POLLNVAL
-            };
+            p.revents = 0;
         }
         // Each shard's lock once: the readiness of the descriptors whose
         // sockets (or a listener's copies) are there.
-        let mut entries: Vec<_> = fds
-            .iter()
-            .map(|p| {
-                if p.fd < 0 {
-                    None
-                } else {
-                    self.fds.get(p.fd).ok()
-                }
-            })
-            .collect();
         for shard in 0..self.shard_count() {
             let inner = self.rt(shard).lock();
-            for (p, e) in fds.iter_mut().zip(entries.iter()) {
-                let Some(e) = e else { continue };
-                for (_, id) in e.places().filter(|&(s, _)| s == shard) {
-                    p.revents |= inner.stack.readiness(id).unwrap_or(libc::POLLNVAL);
+            for p in fds.iter_mut().filter(|p| p.fd >= 0) {
+                match self.fds.get(p.fd) {
+                    Ok(e) => {
+                        for (_, id) in e.places().filter(|&(s, _)| s == shard) {
+                            p.revents |= inner.stack.readiness(id).unwrap_or(libc::POLLNVAL);
+                        }
+                    }
+                    Err(_) if shard == 0 => p.revents = libc::POLLNVAL,
+                    Err(_) => {}
                 }
             }
         }
@@ -100,8 +91,8 @@ impl Sockets {
             // look once more under each lock as it is registered.
             for shard in 0..self.shard_count() {
                 let mut inner = self.rt(shard).lock();
-                for (p, e) in fds.iter_mut().zip(entries.iter()) {
-                    let Some(e) = e else { continue };
+                for p in fds.iter_mut() {
+                    let Ok(e) = self.fds.get(p.fd) else { continue };
                     for (_, id) in e.places().filter(|&(s, _)| s == shard) {
                         inner.readiness.watch(id, w, p.events, None);
                         let now = inner.stack.readiness(id).unwrap_or(libc::POLLNVAL);
@@ -111,7 +102,6 @@ impl Sockets {
             }
             ready = fds.iter().filter(|p| p.revents != 0).count();
         }
-        entries.clear();
         Ok(ready)
     }
 

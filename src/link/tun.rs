@@ -107,15 +107,7 @@ impl Tun {
             sys::close(fd);
             return Err(e);
         }
-        // With the header on, ask for large segments with partial
-        // checksums; a kernel that refuses still gives the header.
-        let large = offload
-            && sys::ioctl_int(
-                fd,
-                libc::TUNSETOFFLOAD as libc::c_ulong,
-                libc::c_ulong::from(libc::TUN_F_CSUM | libc::TUN_F_TSO4),
-            )
-            .is_ok();
+        let large = offload && ask_for_large_segments(fd);
         Ok(Tun {
             fd,
             name,
@@ -153,13 +145,7 @@ impl Tun {
             )?;
             config.mtu
         };
-        let large = config.offload
-            && sys::ioctl_int(
-                queues.fds()[0],
-                libc::TUNSETOFFLOAD as libc::c_ulong,
-                libc::c_ulong::from(libc::TUN_F_CSUM | libc::TUN_F_TSO4),
-            )
-            .is_ok();
+        let large = config.offload && ask_for_large_segments(queues.fds()[0]);
         Ok(queues
             .into_fds()
             .into_iter()
@@ -364,6 +350,18 @@ impl TunHandle {
             }
         }
     }
+}
+
+/// With the virtio-net header on, asks the kernel for large segments with
+/// partial checksums (for the whole device); a kernel that refuses still
+/// gives the header. Returns whether it agreed.
+fn ask_for_large_segments(fd: RawFd) -> bool {
+    sys::ioctl_int(
+        fd,
+        libc::TUNSETOFFLOAD as libc::c_ulong,
+        libc::c_ulong::from(libc::TUN_F_CSUM | libc::TUN_F_TSO4),
+    )
+    .is_ok()
 }
 
 fn validate(config: &TunConfig) -> io::Result<()> {

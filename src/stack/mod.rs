@@ -433,11 +433,7 @@ impl Stack {
             buf[..n].copy_from_slice(&pkt[..n]);
             self.spare.push(pkt);
             self.stats.tx_packets += 1;
-            return Some(Transmit {
-                len: n,
-                gso: None,
-                segments: 1,
-            });
+            return Some(Transmit::one(n));
         }
         while let Some(id) = self.tx_queue.pop_front() {
             let sent = match self.sockets.get_mut(id).and_then(|s| s.tcb_mut()) {

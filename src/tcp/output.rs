@@ -26,7 +26,8 @@ pub struct Transmit {
 }
 
 impl Transmit {
-    fn one(len: usize) -> Transmit {
+    /// A packet that is one segment (or no TCP at all), checksum complete.
+    pub fn one(len: usize) -> Transmit {
         Transmit {
             len,
             gso: None,

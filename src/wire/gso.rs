@@ -65,10 +65,7 @@ pub fn segment<E>(
             f &= !TcpFlags::CWR.bits();
         }
         tcp[13] = f;
-        tcp[16..18].fill(0);
-        let ph = checksum::pseudo_header(src, dst, protocol::TCP, tcp.len() as u16);
-        let c = checksum::fold(checksum::sum(tcp, ph));
-        tcp[16..18].copy_from_slice(&c.to_be_bytes());
+        put_checksum(tcp, src, dst);
         out(seg)?;
     }
     Ok(())
@@ -83,12 +80,17 @@ pub fn finish_checksum(packet: &mut [u8]) -> bool {
     };
     let src = Ipv4Addr::new(packet[12], packet[13], packet[14], packet[15]);
     let dst = Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]);
-    let tcp = &mut packet[layout.ihl..layout.total];
+    put_checksum(&mut packet[layout.ihl..layout.total], src, dst);
+    true
+}
+
+/// Computes a TCP segment's checksum over whatever its field held and
+/// writes it there.
+fn put_checksum(tcp: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
     tcp[16..18].fill(0);
     let ph = checksum::pseudo_header(src, dst, protocol::TCP, tcp.len() as u16);
     let c = checksum::fold(checksum::sum(tcp, ph));
     tcp[16..18].copy_from_slice(&c.to_be_bytes());
-    true
 }
 
 /// Where the headers of a TCP/IPv4 packet end.
