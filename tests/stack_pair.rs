@@ -183,10 +183,7 @@ fn a_new_syn_reopens_a_connection_in_time_wait() {
     });
     sim.a.close(sim.now, c).unwrap();
     sim.run_until(Duration::from_secs(5), |sim| {
-        sim.b
-            .connections()
-            .any(|(_, t)| t.state() == State::TimeWait)
-            && sim.a.socket_count() == 0
+        sim.b.time_waits().count() == 1 && sim.a.socket_count() == 0
     });
     // The client comes back from the same port: its new SYN starts above
     // the old connection's sequence numbers, so the listener takes it.
@@ -198,6 +195,11 @@ fn a_new_syn_reopens_a_connection_in_time_wait() {
     sim.run_until(Duration::from_secs(5), |sim| {
         sim.a.state(again).unwrap() == State::Established
     });
+    assert_eq!(
+        sim.b.time_wait_count(),
+        0,
+        "the new connection took its place"
+    );
 }
 
 #[test]
@@ -324,12 +326,7 @@ fn time_wait_is_bounded() {
                 == usize::from(i) + 1
         });
     }
-    let in_tw = sim
-        .a
-        .connections()
-        .filter(|(_, t)| t.state() == State::TimeWait)
-        .count();
-    assert_eq!(in_tw, 2);
+    assert_eq!(sim.a.time_waits().count(), 2);
     assert_eq!(sim.a.time_wait_count(), 2);
     assert_eq!(sim.a.stats().time_wait_overflow, 3);
 }
@@ -382,4 +379,76 @@ fn sockets_with_data_take_turns_to_send() {
     }
     let alternations = ports.windows(2).filter(|w| w[0] != w[1]).count();
     assert!(alternations >= 6, "sent in the order {ports:?}");
+}
+
+#[test]
+fn a_closed_connection_waits_out_time_wait_without_its_socket() {
+    use rstcp::wire::{emit_ipv4_tcp, parse_ipv4, parse_tcp, TcpFlags, TcpHeader, TcpOptions};
+    let mut sim = Sim::new(FaultConfig::default());
+    let (c, s) = sim.connect(6010);
+    let ours = sim.a.local_addr(c).unwrap();
+    let theirs = SocketAddrV4::new(B, 6010);
+    // Where B's FIN will sit, and just past ours, for the FIN sent again.
+    let b_fin = sim.a.tcb(c).unwrap().rcv_nxt_value();
+    sim.a.close(sim.now, c).unwrap();
+    sim.run_until(Duration::from_secs(5), |sim| {
+        sim.b.state(s).unwrap() == State::CloseWait
+    });
+    let a_end = sim.b.tcb(s).unwrap().rcv_nxt_value();
+    sim.b.close(sim.now, s).unwrap();
+    sim.run_until(Duration::from_secs(5), |sim| {
+        sim.a.time_wait_count() == 1 && sim.b.socket_count() == 1
+    });
+    // No socket and no control block: a compact entry, still listed.
+    assert_eq!(sim.a.socket_count(), 0);
+    assert_eq!(sim.a.connections().count(), 0);
+    assert_eq!(sim.a.time_waits().collect::<Vec<_>>(), [(ours, theirs)]);
+    let mut rows = Vec::new();
+    sim.a.socket_rows(sim.now, &mut rows);
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].id, rows[0].state), (None, State::TimeWait));
+    assert_eq!((rows[0].local, rows[0].peer), (ours, theirs));
+    // Its port is held: only SO_REUSEADDR binds it (as on Linux).
+    let x = sim.a.socket_tcp();
+    assert_eq!(sim.a.bind(x, ours), Err(Error::AddressInUse));
+    sim.a
+        .set_options(sim.now, x, |o| o.reuse_addr = true)
+        .unwrap();
+    sim.a.bind(x, ours).unwrap();
+    // And connecting from it to the same peer is refused while it waits.
+    assert_eq!(
+        sim.a.connect(sim.now, x, theirs),
+        Err(Error::AddressNotAvailable)
+    );
+    sim.a.close(sim.now, x).unwrap();
+    // B's FIN again a while later (our ACK was lost): answered with that ACK.
+    sim.now = sim.now + Duration::from_secs(5);
+    let fin = TcpHeader {
+        src_port: 6010,
+        dst_port: ours.port(),
+        seq: b_fin,
+        ack: a_end,
+        flags: TcpFlags::FIN | TcpFlags::ACK,
+        window: 65535,
+        options: TcpOptions::default(),
+    };
+    let mut pkt = vec![0u8; 2048];
+    let n = emit_ipv4_tcp(&mut pkt, B, A, 1, &fin, 0);
+    let now = sim.now;
+    sim.a.on_packet(now, &pkt[..n]);
+    let sent = sim.a.poll_transmit(now, &mut pkt).expect("an ACK");
+    let ip = parse_ipv4(&pkt[..sent.len]).unwrap();
+    let ack = parse_tcp(ip.src, ip.dst, ip.payload).unwrap();
+    assert_eq!(ack.flags, TcpFlags::ACK);
+    assert_eq!((ack.seq, ack.ack), (a_end, b_fin.wrapping_add(1)));
+    assert_eq!(ack.dst_port, 6010);
+    assert!(sim.a.poll_transmit(now, &mut pkt).is_none());
+    // 2·MSL after that FIN, the entry and its port are gone.
+    let restarted = sim.now;
+    let msl = sim.a.config().tcp.msl;
+    sim.run_until(msl * 3, |sim| sim.a.time_wait_count() == 0);
+    assert!(sim.now >= restarted + msl * 2, "the FIN restarted the wait");
+    assert_eq!(sim.a.time_waits().count(), 0);
+    let y = sim.a.socket_tcp();
+    sim.a.bind(y, ours).unwrap();
 }

@@ -477,7 +477,8 @@ fn slab_bytes() -> i64 {
 fn settle(subject: &Subject) {
     let t0 = Instant::now();
     if let Subject::Rstcp(s) = subject {
-        while s.with_stack(|st| st.socket_count() - st.time_wait_count()) > 32
+        while s.with_stack(|st| st.socket_count() + st.time_waits().count() - st.time_wait_count())
+            > 32
             && t0.elapsed() < Duration::from_secs(10)
         {
             std::thread::sleep(Duration::from_millis(20));

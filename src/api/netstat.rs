@@ -36,11 +36,11 @@ impl Sockets {
             let shared = self.rt(shard);
             shared.lock().stack.socket_rows(shared.now(), &mut rows);
             out.extend(rows.drain(..).map(|row| NetstatEntry {
-                fd: fd_of.get(&(shard, row.id)).copied(),
+                fd: row.id.and_then(|id| fd_of.get(&(shard, id)).copied()),
                 row,
             }));
         }
-        out.sort_by_key(|e| (e.fd.is_none(), e.fd, e.row.id.index()));
+        out.sort_by_key(|e| (e.fd.is_none(), e.fd, e.row.id.map(|id| id.index())));
         out
     }
 

@@ -73,6 +73,9 @@ impl Stack {
     /// SO_REUSEADDR and the holder is not listening; connections lingering
     /// in TIME-WAIT never block a SO_REUSEADDR bind.
     fn port_conflict(&self, port: u16, reuse: bool) -> bool {
+        if !reuse && self.ports.time_waits(port) > 0 {
+            return true;
+        }
         self.ports.users(port).iter().any(|&u| {
             let Some(s) = self.sockets.get(u) else {
                 return false;
@@ -167,7 +170,7 @@ impl Stack {
         let port = self.sock(id)?.local.map(|a| a.port()).unwrap_or(0);
         let local = SocketAddrV4::new(self.cfg.addr, port);
         let key = FourTuple::new(local, remote);
-        if self.sockets.conns.contains_key(&key) {
+        if self.sockets.conns.contains_key(&key) || self.sockets.time_waits.contains_key(&key) {
             return Err(Error::AddressNotAvailable);
         }
         let cfg = self.sock(id)?.options.tcp_config(&self.cfg.tcp);

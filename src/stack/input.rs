@@ -146,6 +146,9 @@ impl Stack {
                 return;
             }
         }
+        if self.on_time_wait_segment(now, key, seg) {
+            return;
+        }
         if let Some(&lid) = self.sockets.listeners.get(&seg.dst_port) {
             self.on_listener_segment(now, lid, remote, seg);
             return;

@@ -10,6 +10,7 @@ pub mod netstat;
 pub mod ports;
 pub mod socket_table;
 pub mod syncookie;
+mod time_wait;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -149,10 +150,14 @@ pub struct Stack {
     control: VecDeque<Vec<u8>>,
     spare: Vec<Vec<u8>>,
     timers: BinaryHeap<Reverse<(Instant, SocketId)>>,
+    /// When compact TIME-WAIT connections end, oldest first: they all wait
+    /// 2·MSL, so the queue stays in order (a restart queues a new entry;
+    /// the old one is then stale and skipped).
+    time_wait_ends: VecDeque<(Instant, FourTuple)>,
     changed: Vec<SocketId>,
     /// A timer became due before the earliest one queued so far.
     earlier_deadline: bool,
-    /// Connections now in TIME-WAIT.
+    /// Connections now in TIME-WAIT, with their socket or compact.
     time_wait: usize,
     stats: Stats,
     /// Connection events since the runtime last took them, when it asked
@@ -194,6 +199,7 @@ impl Stack {
             control: VecDeque::new(),
             spare: Vec::new(),
             timers: BinaryHeap::new(),
+            time_wait_ends: VecDeque::new(),
             changed: Vec::new(),
             earlier_deadline: false,
             time_wait: 0,
@@ -235,12 +241,13 @@ impl Stack {
                 .sum::<u64>()
     }
 
-    /// Connections now in TIME-WAIT.
+    /// Connections now in TIME-WAIT, with their socket or compact.
     pub fn time_wait_count(&self) -> usize {
         self.time_wait
     }
 
-    /// The number of live sockets, closing ones included.
+    /// The number of live sockets, closing ones included (not the compact
+    /// TIME-WAIT entries that outlive theirs: see `time_waits`).
     pub fn socket_count(&self) -> usize {
         self.sockets.len()
     }
@@ -296,6 +303,7 @@ impl Stack {
         let mut closed_conn = false;
         let mut established_child = false;
         let mut dead = false;
+        let mut compact = None;
         if let SocketKind::Conn(t) = &mut sock.kind {
             changed |= t.take_changed();
             if queue_tx && t.wants_transmit() && !sock.in_tx_queue {
@@ -333,6 +341,9 @@ impl Stack {
             closed_conn = t.state() == State::Closed;
             established_child = sock.parent.is_some() && t.state() != State::SynReceived;
             dead = t.is_finished() && sock.app_closed && !sock.in_tx_queue;
+            if sock.in_time_wait && sock.app_closed && sock.parent.is_none() && !sock.in_tx_queue {
+                compact = t.time_wait();
+            }
             if let Some(events) = self.events.as_mut() {
                 let (local, remote) = (t.local(), t.remote());
                 if sock.reported_state != Some(t.state()) {
@@ -368,6 +379,10 @@ impl Stack {
         }
         if dead {
             self.free(id);
+            return;
+        }
+        if let Some(tw) = compact {
+            self.compact_time_wait(id, tw);
             return;
         }
         if changed {
@@ -493,11 +508,14 @@ impl Stack {
 
     /// The earliest moment `on_timer` has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((t, _))| *t)
+        let sockets = self.timers.peek().map(|Reverse((t, _))| *t);
+        let time_waits = self.time_wait_ends.front().map(|&(t, _)| t);
+        sockets.into_iter().chain(time_waits).min()
     }
 
     /// Runs the timers that are due.
     pub fn on_timer(&mut self, now: Instant) {
+        self.end_time_waits(now);
         while let Some(&Reverse((t, id))) = self.timers.peek() {
             if t > now {
                 break;

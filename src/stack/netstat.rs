@@ -12,8 +12,9 @@ use crate::time::Instant;
 /// One socket as `ss` shows it.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SocketRow {
-    /// The socket (the API layer maps it to a descriptor).
-    pub id: SocketId,
+    /// The socket (the API layer maps it to a descriptor); None for a
+    /// connection in TIME-WAIT whose socket is gone.
+    pub id: Option<SocketId>,
     /// Its TCP state (a socket not yet listening or connected is Closed).
     pub state: State,
     /// Bytes received and not read; for a listener, connections waiting
@@ -42,7 +43,7 @@ impl Stack {
             let local = s.local.unwrap_or(NOWHERE);
             let row = match &s.kind {
                 SocketKind::Fresh => SocketRow {
-                    id,
+                    id: Some(id),
                     state: State::Closed,
                     recv_q: 0,
                     send_q: 0,
@@ -51,7 +52,7 @@ impl Stack {
                     info: None,
                 },
                 SocketKind::Listener(l) => SocketRow {
-                    id,
+                    id: Some(id),
                     state: State::Listen,
                     recv_q: l.ready.len(),
                     send_q: l.backlog,
@@ -60,7 +61,7 @@ impl Stack {
                     info: None,
                 },
                 SocketKind::Conn(t) => SocketRow {
-                    id,
+                    id: Some(id),
                     state: t.state(),
                     recv_q: t.recv_queue(),
                     send_q: t.send_queue(),
@@ -70,6 +71,17 @@ impl Stack {
                 },
             };
             out.push(row);
+        }
+        for (local, peer) in self.time_waits() {
+            out.push(SocketRow {
+                id: None,
+                state: State::TimeWait,
+                recv_q: 0,
+                send_q: 0,
+                local,
+                peer,
+                info: None,
+            });
         }
     }
 }
@@ -127,7 +139,7 @@ mod tests {
         let _ = st.connect(now, c, peer);
         let mut rows = Vec::new();
         st.socket_rows(now, &mut rows);
-        let by = |id| rows.iter().find(|r| r.id == id).copied().unwrap();
+        let by = |id| rows.iter().find(|r| r.id == Some(id)).copied().unwrap();
         assert_eq!(by(fresh).state, State::Closed);
         let lr = by(l);
         assert_eq!(

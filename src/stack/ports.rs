@@ -7,10 +7,12 @@ use super::socket_table::SocketId;
 /// Linux's default ephemeral range (net.ipv4.ip_local_port_range).
 pub const EPHEMERAL: std::ops::RangeInclusive<u16> = 32768..=60999;
 
-/// Port → the sockets holding it (bound, listening or connected).
+/// Port → the sockets holding it (bound, listening or connected), and
+/// how many compact TIME-WAIT connections hold it.
 #[derive(Debug, Default)]
 pub struct Ports {
     users: HashMap<u16, Vec<SocketId>>,
+    time_waits: HashMap<u16, u32>,
     /// Advances on each pick so consecutive connects spread out.
     counter: u32,
 }
@@ -36,6 +38,26 @@ impl Ports {
         }
     }
 
+    /// Records a compact TIME-WAIT connection on `port`.
+    pub fn hold_time_wait(&mut self, port: u16) {
+        *self.time_waits.entry(port).or_default() += 1;
+    }
+
+    /// A compact TIME-WAIT connection on `port` ended.
+    pub fn release_time_wait(&mut self, port: u16) {
+        if let Some(n) = self.time_waits.get_mut(&port) {
+            *n -= 1;
+            if *n == 0 {
+                self.time_waits.remove(&port);
+            }
+        }
+    }
+
+    /// How many compact TIME-WAIT connections hold `port`.
+    pub fn time_waits(&self, port: u16) -> u32 {
+        self.time_waits.get(&port).copied().unwrap_or(0)
+    }
+
     /// A free ephemeral port for which `fits` holds (a shard's own, see
     /// `StackConfig::shard`), starting from a secret-dependent random offset
     /// (RFC 6056, algorithm 1 style) so ports are hard to predict.
@@ -46,7 +68,7 @@ impl Ports {
         let start = (random as u32).wrapping_add(self.counter) % span;
         (0..span)
             .map(|i| (lo + (start + i) % span) as u16)
-            .find(|&p| fits(p) && !self.users.contains_key(&p))
+            .find(|&p| fits(p) && !self.users.contains_key(&p) && !self.time_waits.contains_key(&p))
     }
 }
 
@@ -68,5 +90,13 @@ mod tests {
         let even = p.pick_ephemeral(7, |port| port % 2 == 0).unwrap();
         assert_eq!(even % 2, 0);
         assert_eq!(p.pick_ephemeral(7, |_| false), None);
+        // A port held by a TIME-WAIT alone is not free either.
+        p.hold_time_wait(even);
+        p.hold_time_wait(even);
+        assert_ne!(p.pick_ephemeral(7, |port| port == even), Some(even));
+        p.release_time_wait(even);
+        assert_eq!(p.time_waits(even), 1);
+        p.release_time_wait(even);
+        assert_eq!(p.pick_ephemeral(7, |port| port == even), Some(even));
     }
 }

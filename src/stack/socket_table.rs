@@ -4,7 +4,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-use crate::tcp::{State, Tcb};
+use crate::tcp::{State, Tcb, TimeWait};
 use crate::time::Instant;
 
 /// A socket's slot in the stack's table and the generation of that slot.
@@ -189,6 +189,9 @@ pub struct SocketTable {
     pub conns: HashMap<FourTuple, SocketId>,
     /// Listeners by port.
     pub listeners: HashMap<u16, SocketId>,
+    /// Connections waiting out TIME-WAIT after their socket was closed,
+    /// kept compact (no socket, no control block) by 4-tuple.
+    pub time_waits: HashMap<FourTuple, TimeWait>,
     live: usize,
 }
 

@@ -31,7 +31,45 @@ const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 
 /// At most one challenge or out-of-window ACK per this interval (Linux's
 /// tcp_invalid_ratelimit default).
-const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
+pub(super) const OOW_ACK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// PAWS (RFC 7323, 5.3): true if timestamp `val` is older than TS.Recent
+/// (`recent`, set at `recent_at`), marking an old duplicate even where its
+/// sequence number looks right after the sequence space wrapped. One tick
+/// of slack, as Linux allows: a retransmission that overtakes segments
+/// sent just before it must not get them dropped. After 24 idle days
+/// TS.Recent itself may have wrapped: it is taken from the segment.
+pub(super) fn paws_rejects(
+    recent: &mut u32,
+    recent_at: &mut Instant,
+    val: u32,
+    now: Instant,
+) -> bool {
+    if recent.wrapping_sub(val) as i32 <= PAWS_SLACK {
+        return false;
+    }
+    if now - *recent_at > PAWS_IDLE {
+        *recent = val;
+        *recent_at = now;
+        return false;
+    }
+    true
+}
+
+/// Whether a segment of `len` (data and FIN) from sequence `start` falls in
+/// the receive window of `wnd` bytes at `rcv_nxt` (RFC 9293, 3.10.7.4).
+pub(super) fn acceptable(start: u32, len: u32, rcv_nxt: u32, wnd: u32) -> bool {
+    let end = rcv_nxt.wrapping_add(wnd);
+    match (len, wnd) {
+        (0, 0) => start == rcv_nxt,
+        (0, _) => seq::in_range(start, rcv_nxt, end),
+        (_, 0) => false,
+        _ => {
+            seq::in_range(start, rcv_nxt, end)
+                || seq::in_range(start.wrapping_add(len - 1), rcv_nxt, end)
+        }
+    }
+}
 
 impl Tcb {
     /// Processes one segment addressed to this connection.
@@ -194,34 +232,16 @@ impl Tcb {
                 // One tick of slack, as Linux allows: a retransmission that
                 // overtakes segments sent just before it must not get them
                 // dropped.
-                if self.ts_recent.wrapping_sub(val) as i32 > PAWS_SLACK {
-                    if now - self.ts_recent_at > PAWS_IDLE {
-                        // Idle so long that TS.Recent itself may have wrapped.
-                        self.ts_recent = val;
-                        self.ts_recent_at = now;
-                    } else {
-                        self.stats.paws_rejected += 1;
-                        self.oow_ack(now, seg);
-                        return;
-                    }
+                if paws_rejects(&mut self.ts_recent, &mut self.ts_recent_at, val, now) {
+                    self.stats.paws_rejected += 1;
+                    self.oow_ack(now, seg);
+                    return;
                 }
             }
         }
 
         // First: is the segment in the window at all?
-        let acceptable = if seg_len == 0 {
-            if wnd == 0 {
-                seq_start == self.rcv_nxt
-            } else {
-                seq::in_range(seq_start, self.rcv_nxt, self.rcv_nxt.wrapping_add(wnd))
-            }
-        } else if wnd == 0 {
-            false
-        } else {
-            let end = self.rcv_nxt.wrapping_add(wnd);
-            seq::in_range(seq_start, self.rcv_nxt, end)
-                || seq::in_range(seq_start.wrapping_add(seg_len - 1), self.rcv_nxt, end)
-        };
+        let acceptable = acceptable(seq_start, seg_len, self.rcv_nxt, wnd);
         if !acceptable {
             // A zero window still takes ACKs and RSTs at RCV.NXT.
             if wnd == 0 && seq_start == self.rcv_nxt {

@@ -24,6 +24,7 @@ pub mod sent;
 pub mod seq;
 pub mod state;
 mod tcb;
+mod time_wait;
 mod timer;
 mod user;
 
@@ -42,6 +43,7 @@ pub use rtt::RttEstimator;
 pub use send_buffer::SendBuffer;
 pub use state::State;
 pub use tcb::{Tcb, TcbStats};
+pub use time_wait::{TimeWait, TimeWaitReply};
 
 use std::time::Duration;
 

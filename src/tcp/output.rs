@@ -370,14 +370,19 @@ impl Tcb {
         } else {
             0
         };
-        let step = (self.recv_buf.capacity() / 2)
-            .min(self.cfg.mss as usize)
-            .max(1);
-        if free >= promised + step {
+        if free >= promised + self.window_step() {
             free
         } else {
             promised
         }
+    }
+
+    /// The least the window's right edge moves by: min(half the buffer,
+    /// one MSS).
+    pub(super) fn window_step(&self) -> usize {
+        (self.recv_buf.capacity() / 2)
+            .min(self.cfg.mss as usize)
+            .max(1)
     }
 
     /// Starts the persist timer: the RTO, doubled for each probe already sent.

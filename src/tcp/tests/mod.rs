@@ -38,6 +38,7 @@ mod reset;
 mod retransmit;
 mod segment;
 mod sequence;
+mod time_wait;
 
 const SYN: TcpFlags = TcpFlags::SYN;
 const ACK: TcpFlags = TcpFlags::ACK;
@@ -126,6 +127,21 @@ impl In {
         self.options = options;
         self
     }
+
+    /// The segment as the connection takes it.
+    fn segment(&self) -> TcpSegment<'_> {
+        TcpSegment {
+            src_port: REMOTE.port(),
+            dst_port: LOCAL.port(),
+            seq: self.seq,
+            ack: self.ack,
+            flags: self.flags,
+            window: self.window,
+            urgent: 0,
+            options: self.options,
+            payload: &self.payload,
+        }
+    }
 }
 
 /// A segment the connection sent, parsed back from the IPv4 packet.
@@ -156,18 +172,7 @@ impl Script {
 
     /// A listener took `syn`: SYN-RECEIVED, the SYN|ACK not yet polled.
     fn passive(cfg: &Config, iss: u32, syn: In) -> Script {
-        let syn = TcpSegment {
-            src_port: REMOTE.port(),
-            dst_port: LOCAL.port(),
-            seq: syn.seq,
-            ack: syn.ack,
-            flags: syn.flags,
-            window: syn.window,
-            urgent: 0,
-            options: syn.options,
-            payload: &syn.payload,
-        };
-        Script::wrap(Tcb::accept_syn(cfg, LOCAL, REMOTE, iss, &syn))
+        Script::wrap(Tcb::accept_syn(cfg, LOCAL, REMOTE, iss, &syn.segment()))
     }
 
     fn wrap(tcb: Tcb) -> Script {
@@ -231,18 +236,7 @@ impl Script {
 
     /// Hands `s` to the connection at the current time.
     fn inject(&mut self, s: In) {
-        let seg = TcpSegment {
-            src_port: REMOTE.port(),
-            dst_port: LOCAL.port(),
-            seq: s.seq,
-            ack: s.ack,
-            flags: s.flags,
-            window: s.window,
-            urgent: 0,
-            options: s.options,
-            payload: &s.payload,
-        };
-        self.tcb.on_segment(self.now, &seg);
+        self.tcb.on_segment(self.now, &s.segment());
     }
 
     /// The next packet the connection wants to send now, if any.
