@@ -453,13 +453,13 @@ impl<L: Link> Link for Faulty<L> {
     }
 }
 
-/// SplitMix64: tiny, fast, and good enough to draw faults; any seed
-/// (including 0) gives a full-period sequence.
+/// SplitMix64: tiny, fast, and good enough to draw faults (and the random
+/// cases of tests); any seed (including 0) gives a full-period sequence.
 #[derive(Debug)]
-struct SplitMix64(u64);
+pub(crate) struct SplitMix64(pub(crate) u64);
 
 impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -474,7 +474,7 @@ impl SplitMix64 {
 
     /// Uniform in 0..n (n > 0); the modulo bias is irrelevant for n far
     /// below 2^64.
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next_u64() % n.max(1)
     }
 }

@@ -11,9 +11,9 @@ pub mod ports;
 pub mod socket_table;
 pub mod syncookie;
 mod time_wait;
+pub mod timer_wheel;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use crate::error::{Error, Result};
@@ -23,6 +23,7 @@ use ports::Ports;
 pub use socket_table::{
     FourTuple, Listener, Socket, SocketId, SocketKind, SocketOptions, SocketTable,
 };
+use timer_wheel::TimerWheel;
 
 /// How the stack is set up.
 #[derive(Clone, Debug)]
@@ -149,7 +150,11 @@ pub struct Stack {
     /// Stack-generated packets, and spare buffers for them.
     control: VecDeque<Vec<u8>>,
     spare: Vec<Vec<u8>>,
-    timers: BinaryHeap<Reverse<(Instant, SocketId)>>,
+    /// Each socket's earliest deadline (`Socket::scheduled`); entries a
+    /// socket no longer wants are skipped when they come up.
+    timers: TimerWheel<SocketId>,
+    /// The timer entries `on_timer` is working through.
+    due: Vec<(Instant, SocketId)>,
     /// When compact TIME-WAIT connections end, oldest first: they all wait
     /// 2·MSL, so the queue stays in order (a restart queues a new entry;
     /// the old one is then stale and skipped).
@@ -198,7 +203,8 @@ impl Stack {
             tx_queue: VecDeque::new(),
             control: VecDeque::new(),
             spare: Vec::new(),
-            timers: BinaryHeap::new(),
+            timers: TimerWheel::new(),
+            due: Vec::new(),
             time_wait_ends: VecDeque::new(),
             changed: Vec::new(),
             earlier_deadline: false,
@@ -313,14 +319,10 @@ impl Stack {
             if let Some(d) = t.deadline() {
                 if sock.scheduled.is_none_or(|s| d < s) {
                     sock.scheduled = Some(d);
-                    if self
-                        .timers
-                        .peek()
-                        .is_none_or(|Reverse((first, _))| d < *first)
-                    {
+                    if self.timers.next_deadline().is_none_or(|first| d < first) {
                         self.earlier_deadline = true;
                     }
-                    self.timers.push(Reverse((d, id)));
+                    self.timers.insert(d, id);
                 }
             }
             // TIME-WAIT accounting: counted on the way in, uncounted on
@@ -508,7 +510,7 @@ impl Stack {
 
     /// The earliest moment `on_timer` has work.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let sockets = self.timers.peek().map(|Reverse((t, _))| *t);
+        let sockets = self.timers.next_deadline();
         let time_waits = self.time_wait_ends.front().map(|&(t, _)| t);
         sockets.into_iter().chain(time_waits).min()
     }
@@ -516,23 +518,31 @@ impl Stack {
     /// Runs the timers that are due.
     pub fn on_timer(&mut self, now: Instant) {
         self.end_time_waits(now);
-        while let Some(&Reverse((t, id))) = self.timers.peek() {
-            if t > now {
+        let mut due = std::mem::take(&mut self.due);
+        loop {
+            self.timers.expire(now, &mut due);
+            if due.is_empty() {
                 break;
             }
-            self.timers.pop();
-            let Some(sock) = self.sockets.get_mut(id) else {
-                continue;
-            };
-            if sock.scheduled != Some(t) {
-                continue; // a stale entry; a newer one is queued
+            // In deadline order, as they fell due (ties by socket), so a
+            // run does not depend on how the wheel stored them.
+            due.sort_unstable();
+            for &(t, id) in &due {
+                let Some(sock) = self.sockets.get_mut(id) else {
+                    continue;
+                };
+                if sock.scheduled != Some(t) {
+                    continue; // a stale entry; a newer one is queued
+                }
+                sock.scheduled = None;
+                if let Some(tcb) = sock.tcb_mut() {
+                    tcb.on_timer(now);
+                }
+                self.after(now, id);
             }
-            sock.scheduled = None;
-            if let Some(tcb) = sock.tcb_mut() {
-                tcb.on_timer(now);
-            }
-            self.after(now, id);
+            due.clear();
         }
+        self.due = due;
     }
 
     pub(crate) fn queue_control(&mut self, build: impl FnOnce(&mut [u8]) -> usize) {

@@ -3,23 +3,8 @@
 //! packet they send is compared byte for byte.
 
 use super::*;
+use crate::link::faults::SplitMix64 as Rng;
 use crate::tcp::{TimeWait, TimeWaitReply};
-
-/// xorshift64*: deterministic segments from a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// The peer's timestamp clock in the scripted exchanges.
 const PEER_TS: u32 = 100;
@@ -107,7 +92,7 @@ fn random_segment(r: &mut Rng, ts_now: u32) -> In {
         3 => rcv_nxt.wrapping_add(r.below(70_000) as u32),
         4 => rcv_nxt.wrapping_sub(r.below(70_000) as u32),
         5 => rcv_nxt.wrapping_add(r.below(3000) as u32),
-        _ => rcv_nxt.wrapping_add(r.next() as u32),
+        _ => rcv_nxt.wrapping_add(r.next_u64() as u32),
     };
     let snd_nxt = ISS + 52;
     let ack = match r.below(6) {
@@ -115,7 +100,7 @@ fn random_segment(r: &mut Rng, ts_now: u32) -> In {
         2 => snd_nxt - 1 - r.below(100) as u32,
         3 => snd_nxt.wrapping_sub(60_000 + r.below(200_000) as u32),
         4 => snd_nxt + 1 + r.below(10) as u32,
-        _ => r.next() as u32,
+        _ => r.next_u64() as u32,
     };
     let mut s = seg(flags, seq, ack).win(r.below(65536) as u16);
     if r.below(3) == 0 {
