@@ -4,7 +4,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use super::socket_table::{FourTuple, Socket, SocketKind, SocketOptions};
 use super::{syncookie, Stack};
-use crate::tcp::{seq, State, Tcb};
+use crate::tcp::{State, Tcb};
 use crate::time::Instant;
 use crate::wire::{
     emit_icmp_echo_reply, emit_ipv4_header, emit_ipv4_tcp, parse_icmp, parse_ipv4, parse_tcp_with,
@@ -156,17 +156,13 @@ impl Stack {
         self.reset_for(remote, seg);
     }
 
-    /// RFC 6191-style reuse: a new SYN for a connection in TIME-WAIT that
-    /// starts beyond everything seen is a new incarnation, not a stray.
+    /// RFC 6191: a new SYN for a connection in TIME-WAIT may be a new
+    /// incarnation, not a stray (`Tcb::syn_reopens`).
     fn reopen_time_wait(&self, id: super::SocketId, seg: &TcpSegment) -> bool {
         let Some(t) = self.sockets.get(id).and_then(|s| s.tcb()) else {
             return false;
         };
-        t.state() == State::TimeWait
-            && seg.flags.contains(TcpFlags::SYN)
-            && !seg.flags.contains(TcpFlags::ACK)
-            && seq::gt(seg.seq, t.rcv_nxt_value())
-            && self.sockets.listeners.contains_key(&seg.dst_port)
+        t.syn_reopens(seg) && self.sockets.listeners.contains_key(&seg.dst_port)
     }
 
     fn on_listener_segment(

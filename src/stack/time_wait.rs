@@ -8,7 +8,7 @@ use super::socket_table::{FourTuple, SocketId};
 use super::{ConnEvent, ConnEventKind, Stack};
 use crate::tcp::{State, TimeWait, TimeWaitReply};
 use crate::time::Instant;
-use crate::wire::{TcpFlags, TcpSegment};
+use crate::wire::TcpSegment;
 
 impl Stack {
     /// Replaces socket `id` (closed, in a quiet TIME-WAIT) by `tw`.
@@ -35,12 +35,7 @@ impl Stack {
         let Some(tw) = self.sockets.time_waits.get_mut(&key) else {
             return false;
         };
-        let f = seg.flags;
-        if f.contains(TcpFlags::SYN)
-            && !f.contains(TcpFlags::ACK)
-            && crate::tcp::seq::gt(seg.seq, tw.rcv_nxt())
-            && self.sockets.listeners.contains_key(&key.local_port)
-        {
+        if tw.syn_reopens(seg) && self.sockets.listeners.contains_key(&key.local_port) {
             self.forget_time_wait(key);
             return false;
         }

@@ -23,7 +23,7 @@ fn is_dsack(seg: &TcpSegment, snd_una: u32) -> bool {
 
 /// How many ticks older than TS.Recent a timestamp may be before PAWS
 /// drops the segment (Linux's TCP_PAWS_WINDOW).
-const PAWS_SLACK: i32 = 1;
+pub(super) const PAWS_SLACK: i32 = 1;
 
 /// After this long without an update TS.Recent is no longer trusted
 /// (RFC 7323, 5.5: 24 days).

@@ -15,7 +15,7 @@
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
-use super::input::{acceptable, paws_rejects, OOW_ACK_INTERVAL};
+use super::input::{acceptable, paws_rejects, OOW_ACK_INTERVAL, PAWS_SLACK};
 use super::seq;
 use super::state::State;
 use super::tcb::Tcb;
@@ -83,7 +83,35 @@ pub struct TimeWait {
     hold: Duration,
 }
 
+/// RFC 6191, as Linux decides it: a SYN (without ACK or RST) for a
+/// connection in TIME-WAIT opens a new one on the same ports if it starts
+/// beyond RCV.NXT, or carries a newer timestamp than TS.Recent (`recent`,
+/// when timestamps are on) — so a peer whose new ISN happens to be lower
+/// still gets in — unless its timestamp is old (PAWS).
+fn syn_reopens(seg: &crate::wire::TcpSegment, rcv_nxt: u32, recent: Option<u32>) -> bool {
+    let f = seg.flags;
+    if !f.contains(TcpFlags::SYN) || f.intersects(TcpFlags::ACK | TcpFlags::RST) {
+        return false;
+    }
+    let age = match (recent, seg.options.timestamps) {
+        (Some(recent), Some((val, _))) => Some(recent.wrapping_sub(val) as i32),
+        _ => None,
+    };
+    if age.is_some_and(|a| a > PAWS_SLACK) {
+        return false;
+    }
+    seq::gt(seg.seq, rcv_nxt) || age.is_some_and(|a| a < 0)
+}
+
 impl Tcb {
+    /// Whether `seg` is a SYN that may open a new connection in place of
+    /// this one, in TIME-WAIT (RFC 6191): the stack then lets it go and
+    /// hands the SYN to the listener.
+    pub fn syn_reopens(&self, seg: &crate::wire::TcpSegment) -> bool {
+        self.state == State::TimeWait
+            && syn_reopens(seg, self.rcv_nxt, self.ts_ok.then_some(self.ts_recent))
+    }
+
     /// The connection as a [`TimeWait`], if it is in TIME-WAIT with nothing
     /// left to send and no timer but TIME-WAIT's own: then the compact
     /// form behaves exactly as the control block would.
@@ -149,10 +177,10 @@ impl TimeWait {
         self.deadline
     }
 
-    /// RCV.NXT: a new SYN beyond it may open a new connection on the same
-    /// ports (RFC 6191).
-    pub fn rcv_nxt(&self) -> u32 {
-        self.rcv_nxt
+    /// Whether `seg` is a SYN that may open a new connection in this one's
+    /// place (see [`Tcb::syn_reopens`]).
+    pub fn syn_reopens(&self, seg: &crate::wire::TcpSegment) -> bool {
+        syn_reopens(seg, self.rcv_nxt, self.ts.map(|t| t.recent))
     }
 
     /// Takes one segment for this connection (RFC 9293, 3.10.7.4, with

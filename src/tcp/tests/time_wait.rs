@@ -194,3 +194,50 @@ fn a_compact_time_wait_is_a_small_fraction_of_a_control_block() {
     eprintln!("TimeWait {tw} B, Tcb {tcb} B");
     assert!(tw <= 160 && tw * 10 <= tcb, "TimeWait {tw} B, Tcb {tcb} B");
 }
+
+#[test]
+fn a_new_syn_reopens_by_sequence_or_by_a_newer_timestamp() {
+    let rcv_nxt = PEER_ISS + 102;
+    let syn = |seq: u32, ts: Option<u32>| {
+        let mut s = seg(SYN, seq, 0);
+        s.options.timestamps = ts.map(|v| (v, 0));
+        s
+    };
+    // TS.Recent is PEER_TS + 15, from the peer's FIN.
+    let cases = [
+        (syn(rcv_nxt + 1, None), true, "beyond RCV.NXT"),
+        (
+            syn(rcv_nxt - 9, Some(PEER_TS + 99)),
+            true,
+            "lower, newer clock",
+        ),
+        (
+            syn(rcv_nxt - 9, Some(PEER_TS + 15)),
+            false,
+            "lower, same clock",
+        ),
+        (
+            syn(rcv_nxt + 1, Some(PEER_TS + 2)),
+            false,
+            "beyond, but old (PAWS)",
+        ),
+        (seg(SYN | ACK, rcv_nxt + 1, 0), false, "SYN|ACK"),
+        (seg(SYN | RST, rcv_nxt + 1, 0), false, "SYN|RST"),
+        (syn(rcv_nxt, None), false, "at RCV.NXT"),
+    ];
+    let t = into_time_wait(true, false);
+    let tw = t.tcb.time_wait().unwrap();
+    for (s, want, what) in &cases {
+        assert_eq!(t.tcb.syn_reopens(&s.segment()), *want, "{what}");
+        assert_eq!(tw.syn_reopens(&s.segment()), *want, "{what}, compact");
+    }
+    // Without timestamps only the sequence number counts.
+    let t = into_time_wait(false, false);
+    assert!(t.tcb.syn_reopens(&syn(rcv_nxt + 1, None).segment()));
+    assert!(!t
+        .tcb
+        .syn_reopens(&syn(rcv_nxt - 9, Some(PEER_TS + 99)).segment()));
+    // Only in TIME-WAIT.
+    let t = Script::established(&simple());
+    assert!(!t.tcb.syn_reopens(&syn(PEER_ISS + 9999, None).segment()));
+}
