@@ -677,11 +677,20 @@ impl Tcb {
         }
         self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
         self.fin_received = true;
-        self.ack_now = true;
         self.changed = true;
         self.release_storage();
         match self.state {
-            State::SynReceived | State::Established => self.state = State::CloseWait,
+            State::SynReceived | State::Established => {
+                self.state = State::CloseWait;
+                // As Linux does, the ACK of the peer's FIN waits (up to the
+                // delayed-ACK time) for what the application does next: its
+                // reply or its close usually carries it, one packet instead
+                // of two.
+                if self.ack_deadline.is_none() {
+                    self.ack_deadline = Some(now + self.cfg.delayed_ack);
+                }
+                return;
+            }
             State::FinWait1 => {
                 if self.fin_acked() {
                     self.enter_time_wait(now);
@@ -692,5 +701,6 @@ impl Tcb {
             State::FinWait2 => self.enter_time_wait(now),
             _ => {}
         }
+        self.ack_now = true;
     }
 }

@@ -97,6 +97,36 @@ fn passive_close_established_close_wait_last_ack_closed() {
 }
 
 #[test]
+fn the_ack_of_the_peers_fin_waits_for_the_application_as_on_linux() {
+    // Its reply carries the ACK...
+    let mut t = Script::established(&simple());
+    t.peer_closes();
+    t.send(b"bye");
+    t.expect_data(PSH | ACK, 1001, 5002, b"bye");
+    t.expect_nothing();
+    // ...or its close (one packet, not two)...
+    let mut t = Script::established(&simple());
+    t.peer_closes();
+    t.advance(10);
+    t.tcb.shutdown_write().unwrap();
+    t.expect(FIN | ACK, 1001, 5002);
+    t.expect_nothing();
+    // ...or, if it does nothing, the delayed-ACK timer.
+    let mut t = Script::established(&simple());
+    t.peer_closes();
+    t.advance(39);
+    t.expect_nothing();
+    t.advance(1);
+    t.expect(ACK, 1001, 5002);
+    // A FIN that ends our own close is ACKed at once (TIME-WAIT).
+    let mut t = Script::established(&simple());
+    t.tcb.shutdown_write().unwrap();
+    t.expect(FIN | ACK, 1001, 5001);
+    t.inject(seg(FIN | ACK, 5001, 1002));
+    t.expect(ACK, 1002, 5002);
+}
+
+#[test]
 fn last_ack_retransmits_fin_on_rto() {
     let mut t = Script::established(&simple());
     assert_eq!(t.tcb.rto(), ms(200));
@@ -243,6 +273,7 @@ fn out_of_order_fin_is_taken_when_the_hole_fills() {
 fn a_lost_fin_is_wanted_again_after_the_timeout() {
     let mut t = Script::established_with(&simple(), 1000, Some(1460), 0);
     t.inject(seg(FIN | ACK, 5001, 1001));
+    t.advance(40);
     t.expect(ACK, 1001, 5002);
     t.tcb.shutdown_write().unwrap();
     t.expect(FIN | ACK, 1001, 5002);
