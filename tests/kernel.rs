@@ -1070,6 +1070,75 @@ fn forged_segments_never_break_a_connection_or_its_data() {
 }
 
 #[test]
+fn a_syn_with_a_newer_timestamp_reopens_a_compact_time_wait() {
+    if common::skip_without_root() {
+        return;
+    }
+    // We close first, so our end waits in TIME-WAIT, compact once the
+    // socket is closed. A SYN on the same ports from a raw socket, with a
+    // sequence number below the old connection's but a newer timestamp
+    // (RFC 6191, as Linux decides it), is a new connection: the listener
+    // takes it and answers with SYN|ACK (which the kernel, holding no such
+    // socket, resets).
+    let (ns, s) = setup("twreopen");
+    let l = s.socket(false, None).unwrap();
+    s.bind(l, SocketAddrV4::new(OURS, 7025)).unwrap();
+    s.listen(l, 4).unwrap();
+    let mut k = TcpStream::connect((OURS, 7025)).unwrap();
+    let kport = k.local_addr().unwrap().port();
+    let (c, _) = s.accept(l, false, None).unwrap();
+    k.write_all(b"hello").unwrap();
+    let mut buf = [0u8; 5];
+    let mut got = 0;
+    while got < 5 {
+        got += s.recv(c, &mut buf[got..], MsgFlags::default()).unwrap();
+    }
+    let id = s.socket_id(c).unwrap();
+    let (rcv_nxt, ts_recent) = s.with_stack(|st| {
+        let t = st.tcb(id).unwrap();
+        (t.rcv_nxt_value(), t.ts_recent_value())
+    });
+    let ts_recent = ts_recent.expect("Linux sends timestamps");
+    s.close(c).unwrap();
+    let mut rest = Vec::new();
+    k.read_to_end(&mut rest).unwrap();
+    drop(k);
+    let t = Instant::now();
+    while s.with_stack(|st| st.time_waits().count()) != 1 {
+        assert!(t.elapsed() < Duration::from_secs(5), "no compact TIME-WAIT");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let opens = || s.with_stack(|st| st.stats().tcp_passive_opens);
+    let before = opens();
+    let (kport, seq) = (kport.to_string(), rcv_nxt.wrapping_sub(100_000).to_string());
+    let tsval = ts_recent.wrapping_add(1000).to_string();
+    let args = [
+        "scripts/peers/raw_tcp.py",
+        "send",
+        "10.77.0.1",
+        &kport,
+        "10.77.0.2",
+        "7025",
+        &seq,
+        "0",
+        "S",
+        "0",
+        &tsval,
+    ];
+    let out = ns.command("python3").args(args).output().unwrap();
+    assert!(out.status.success(), "raw_tcp.py: {out:?}");
+    let t = Instant::now();
+    while opens() == before {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the SYN did not reopen the connection"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(s.with_stack(|st| st.time_waits().count()), 0);
+}
+
+#[test]
 fn a_peer_that_stops_reading_for_30_s_gets_everything_afterwards() {
     if common::skip_without_root() {
         return;

@@ -371,28 +371,48 @@ fn measure(
     r: &mut Results,
 ) -> std::io::Result<()> {
     let (p, l, secs) = (&setup.peer, setup.label, o.secs);
+    // Which figure failed, in the message.
+    let at = |what: &'static str| {
+        move |e: std::io::Error| std::io::Error::new(e.kind(), format!("{what}: {e}"))
+    };
     if o.wants("bulk_in") {
-        r.add(Figure::BulkIn, l, p.bulk_in(secs)?);
+        r.add(Figure::BulkIn, l, p.bulk_in(secs).map_err(at("bulk in"))?);
     }
     if o.wants("bulk_out") {
-        r.add(Figure::BulkOut, l, p.bulk_out(secs)?);
+        r.add(
+            Figure::BulkOut,
+            l,
+            p.bulk_out(secs).map_err(at("bulk out"))?,
+        );
     }
     // Several flows: smoltcp's servers take one connection per port.
     if o.wants("flows") && setup.subject.is_some() {
-        let flows = p.bulk_in_flows(secs, 4)?;
+        let flows = p.bulk_in_flows(secs, 4).map_err(at("4 flows"))?;
         r.add(Figure::Flows, l, flows);
         match &setup.sharded {
-            Some(q) => r.add(Figure::FlowsSharded, l, q.bulk_in_flows(secs, 4)?),
+            Some(q) => r.add(
+                Figure::FlowsSharded,
+                l,
+                q.bulk_in_flows(secs, 4).map_err(at("4 flows, 2 shards"))?,
+            ),
             // The kernel's counterpart is the same figure: it has no shards.
             None if l != "rstcp" => r.add(Figure::FlowsSharded, l, flows),
             None => {}
         }
     }
     if o.wants("round_trips") {
-        r.add(Figure::RoundTrips, l, p.round_trips(secs)?);
+        r.add(
+            Figure::RoundTrips,
+            l,
+            p.round_trips(secs).map_err(at("round trips"))?,
+        );
     }
     if o.wants("connections") {
-        r.add(Figure::Connections, l, p.connections(secs)?);
+        r.add(
+            Figure::Connections,
+            l,
+            p.connections(secs).map_err(at("connections"))?,
+        );
     }
     let (Some(server), Some(subject), true) = (server, &setup.subject, o.wants("idle")) else {
         return Ok(());
@@ -409,11 +429,21 @@ fn measure(
         Subject::Rstcp(_) => None,
     };
     let mut port = 0;
-    let mut open = p.open_idle(kernel_ns, server, &mut port, (10, group, 10))?;
-    r.add(Figure::Cost10, l, 1e6 / p.round_trips(secs)?);
+    let mut open = p
+        .open_idle(kernel_ns, server, &mut port, (10, group, 10))
+        .map_err(at("10 idle"))?;
+    r.add(
+        Figure::Cost10,
+        l,
+        1e6 / p.round_trips(secs).map_err(at("request, 10 open"))?,
+    );
     let before = memory(subject);
     let t0 = Instant::now();
-    open.extend(p.open_idle(kernel_ns, server, &mut port, (o.idle - 10, group, o.idle))?);
+    let more = (o.idle - 10, group, o.idle);
+    open.extend(
+        p.open_idle(kernel_ns, server, &mut port, more)
+            .map_err(at("idle"))?,
+    );
     let opened = t0.elapsed();
     let after = memory(subject);
     let endpoints = match subject {
@@ -425,7 +455,11 @@ fn measure(
     };
     let per = (after - before) as f64 / ((o.idle - 10) as f64 * endpoints);
     r.add(Figure::Memory, l, per);
-    r.add(Figure::CostMany, l, 1e6 / p.round_trips(secs)?);
+    r.add(
+        Figure::CostMany,
+        l,
+        1e6 / p.round_trips(secs).map_err(at("request, many open"))?,
+    );
     // The clients close first; their FINs are in before the stack closes
     // (closing both at once would leave TIME-WAITs on both sides).
     let (clients, servers): (Vec<_>, Vec<_>) = open.into_iter().partition(|h| h.clients);

@@ -5,9 +5,10 @@ test's own network namespace only, to the stack's address there.
     raw_tcp.py flood <dst_ip> <port> <subnet_prefix e.g. 10.77.0> <count>
         COUNT spoofed SYNs from random hosts .100-.250 of the subnet, which
         do not exist (nobody answers their SYN|ACKs). Prints "sent N".
-    raw_tcp.py send <src_ip> <sport> <dst_ip> <dport> <seq> <ack> <flags> [<payload_len>]
+    raw_tcp.py send <src_ip> <sport> <dst_ip> <dport> <seq> <ack> <flags> [<payload_len> [<tsval>]]
         One segment; FLAGS is a string of S (SYN), A (ACK), R (RST),
-        F (FIN), P (PSH). Prints "sent 1".
+        F (FIN), P (PSH); with TSVAL it carries a timestamp option (that
+        value, echo 0). Prints "sent 1".
 """
 import random
 import socket
@@ -26,9 +27,10 @@ def checksum(data):
     return ~s & 0xFFFF
 
 
-def segment(src, dst, sport, dport, seq, ack, flags, payload=b""):
+def segment(src, dst, sport, dport, seq, ack, flags, payload=b"", tsval=None):
+    options = b"" if tsval is None else struct.pack("!BBBBII", 1, 1, 8, 10, tsval & 0xFFFFFFFF, 0)
     tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
-                      5 << 4, flags, 65535, 0, 0) + payload
+                      (5 + len(options) // 4) << 4, flags, 65535, 0, 0) + options + payload
     pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
     tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
     ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), random.getrandbits(16), 0, 64, 6,
@@ -57,7 +59,8 @@ def main():
         seq, ack = int(sys.argv[6]), int(sys.argv[7])
         flags = sum(FLAG_BITS[c] for c in sys.argv[8])
         payload = b"X" * (int(sys.argv[9]) if len(sys.argv) > 9 else 0)
-        s.sendto(segment(src, dst, sport, dport, seq, ack, flags, payload), (dst, 0))
+        tsval = int(sys.argv[10]) if len(sys.argv) > 10 else None
+        s.sendto(segment(src, dst, sport, dport, seq, ack, flags, payload, tsval), (dst, 0))
         print("sent 1", flush=True)
     else:
         sys.exit(__doc__)

@@ -409,6 +409,12 @@ impl Tcb {
         self.snd_max
     }
 
+    /// TS.Recent, the newest timestamp of the peer's taken (None without
+    /// timestamps; tests and tools).
+    pub fn ts_recent_value(&self) -> Option<u32> {
+        self.ts_ok.then_some(self.ts_recent)
+    }
+
     /// The payload size per segment in use.
     pub fn send_mss(&self) -> usize {
         self.send_mss
