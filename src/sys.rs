@@ -90,6 +90,63 @@ pub fn eventfd() -> io::Result<RawFd> {
     check(r).map(|fd| fd as RawFd)
 }
 
+/// A new epoll set (close-on-exec). It is only ever polled as a whole
+/// (it reads as readable when one of its members is), so a descriptor can
+/// move between the sets of sleeping threads without waking them.
+pub fn epoll_create() -> io::Result<RawFd> {
+    // SAFETY: plain syscall with an integer argument.
+    check(unsafe { libc::syscall(libc::SYS_epoll_create1, libc::EPOLL_CLOEXEC) })
+        .map(|fd| fd as RawFd)
+}
+
+/// Adds `fd` to epoll set `ep` (readable, level-triggered), or removes it.
+pub fn epoll_watch(ep: RawFd, fd: RawFd, on: bool) -> io::Result<()> {
+    let mut ev = libc::epoll_event {
+        events: libc::EPOLLIN as u32,
+        u64: fd as u64,
+    };
+    let op = if on {
+        libc::EPOLL_CTL_ADD
+    } else {
+        libc::EPOLL_CTL_DEL
+    };
+    // SAFETY: the event is valid for the call (ignored for DEL).
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_epoll_ctl,
+            ep,
+            op,
+            fd,
+            &mut ev as *mut libc::epoll_event,
+        )
+    })
+    .map(|_| ())
+}
+
+/// epoll_wait(2): the members of set `ep` that are ready, into `out`;
+/// waits at most `timeout` (rounded up to whole milliseconds).
+pub fn epoll_wait(
+    ep: RawFd,
+    out: &mut [libc::epoll_event],
+    timeout: Option<Duration>,
+) -> io::Result<usize> {
+    let ms = timeout.map_or(-1, |t| {
+        t.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+    });
+    // SAFETY: `out` is valid and writable for its length; no signal mask.
+    check(unsafe {
+        libc::syscall(
+            libc::SYS_epoll_pwait,
+            ep,
+            out.as_mut_ptr(),
+            out.len() as i32,
+            ms,
+            std::ptr::null::<libc::sigset_t>(),
+            0usize,
+        )
+    })
+}
+
 /// Adds one to an eventfd (it becomes readable).
 pub fn eventfd_signal(fd: RawFd) {
     let _ = write(fd, &1u64.to_ne_bytes());

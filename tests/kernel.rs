@@ -250,16 +250,68 @@ fn a_blocked_call_takes_its_answer_from_the_device_itself() {
     let kernel = kernel_echo_100(7011, Duration::from_millis(1));
     let c = s.socket(false, None).unwrap();
     s.connect(c, SocketAddrV4::new(KERNEL, 7011)).unwrap();
-    let before = s.with_stack(|st| st.stats().rx_by_callers);
+    let counts = || {
+        s.with_stack(|st| {
+            let st = st.stats();
+            (st.rx_by_callers, st.io_wakeups)
+        })
+    };
+    let before = counts();
     requests_100(&s, c);
     // The thread blocked last sleeps on the device itself, and the I/O
     // thread leaves the device to it: each answer woke the caller alone,
     // which took it in, instead of the I/O thread taking it in and then
     // waking the caller.
-    let taken = s.with_stack(|st| st.stats().rx_by_callers) - before;
+    let after = counts();
+    let taken = after.0 - before.0;
     assert!(taken >= 90, "only {taken} packets taken by the caller");
+    // Nor is the I/O thread woken when the device changes hands, between
+    // one call and the next.
+    let woken = after.1 - before.1;
+    assert!(woken <= 30, "the I/O thread woke {woken} times");
     send_all(&s, c, b"x");
     kernel.join().unwrap();
+    s.close(c).unwrap();
+}
+
+#[test]
+fn the_device_goes_back_to_the_io_thread_when_the_last_leader_returns() {
+    if common::skip_without_root() {
+        return;
+    }
+    // A thread blocked in accept leads the device; another, blocking in
+    // recv later, takes over without waking it, gets its answer and
+    // returns. The one taken over from still sleeps, but no longer leads:
+    // the device must go back to the I/O thread, or the next connection
+    // would never be taken in.
+    let (_ns, s) = setup("handback");
+    let l = s.socket(false, None).unwrap();
+    s.bind(l, SocketAddrV4::new(OURS, 7026)).unwrap();
+    s.listen(l, 4).unwrap();
+    let acceptor = {
+        let s = s.clone();
+        std::thread::spawn(move || s.accept(l, false, None).map(|(c, _)| c))
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let kernel = kernel_echo_100(7027, Duration::from_millis(1));
+    let c = s.socket(false, None).unwrap();
+    s.connect(c, SocketAddrV4::new(KERNEL, 7027)).unwrap();
+    requests_100(&s, c);
+    send_all(&s, c, b"x");
+    kernel.join().unwrap();
+    // (The connect itself waits for our SYN|ACK.)
+    let to = std::net::SocketAddr::from((OURS, 7026));
+    let _k = TcpStream::connect_timeout(&to, Duration::from_secs(5));
+    let t = Instant::now();
+    while !acceptor.is_finished() {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "the accept was never answered"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let accepted = acceptor.join().unwrap().unwrap();
+    s.close(accepted).unwrap();
     s.close(c).unwrap();
 }
 

@@ -154,7 +154,8 @@ impl Sockets {
         if self.shards.len() > 1 {
             return None;
         }
-        self.shards[0].shared.lead_device(wake_fd)
+        // Such a waiter polls the device itself: a takeover wakes it.
+        self.shards[0].shared.lead_device(wake_fd, None)
     }
 
     /// Runs `op` until it stops saying EAGAIN, sleeping until one of
@@ -214,24 +215,24 @@ impl Sockets {
             // Done spinning: the device goes back to the I/O thread before
             // this thread sleeps.
             let done = spinning.take();
-            // Sleep on the device itself if no other thread does: an answer
-            // then wakes this thread alone, not the I/O thread and then
-            // this one. (Taken before the spin ends, so the I/O thread is
-            // not woken in between.)
+            let ticket = waiter.ticket();
+            inner.readiness.watch(entry.id, &waiter, events, None);
+            drop(inner);
+            // Sleep on the device itself (this thread's epoll set takes
+            // it): an answer then wakes this thread alone, not the I/O
+            // thread and then this one. (Taken before the spin ends, so the
+            // device does not go back to the I/O thread in between.)
             if leading.is_none() && !led {
-                leading = waiter
-                    .eventfd()
-                    .ok()
-                    .and_then(|fd| Some((shared.lead_device(fd)?, fd)));
+                leading = waiter.eventfd().ok().and_then(|fd| {
+                    let set = waiter.epoll().ok();
+                    Some((shared.lead_device(fd, set)?, fd))
+                });
                 led = leading.is_some();
             }
             if leading.as_ref().is_some_and(|(l, _)| !l.leads()) {
                 // Another thread took over: sleep as others do.
                 leading = None;
             }
-            let ticket = waiter.ticket();
-            inner.readiness.watch(entry.id, &waiter, events, None);
-            drop(inner);
             drop(done);
             let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
             let woke = match (left, &leading) {

@@ -26,6 +26,34 @@ thread_local! {
     static DIRECT_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Who sleeps on the device. The I/O thread's epoll set holds it unless
+/// some thread busy-polls or leads; a leader's own epoll set holds it while
+/// that thread leads. Handing it over is an `epoll_ctl` on the sets of
+/// threads that may be asleep, not a wake-up: nobody sleeping is disturbed
+/// by a change of hands (a set to which a device with a packet waiting is
+/// added wakes its sleeper, as it should).
+#[derive(Debug, Default)]
+pub(super) struct DeviceWaiters {
+    /// Takeovers so far: a leader's guard knows its own.
+    generation: u64,
+    /// The leader: its eventfd, and the epoll set it sleeps on, if any
+    /// (one that polls the device directly must be woken to let go).
+    leader: Option<(RawFd, Option<RawFd>)>,
+    /// Threads busy-polling.
+    spinners: usize,
+    /// The device is closed (the I/O thread stopped): nothing moves.
+    pub(super) gone: bool,
+}
+
+impl DeviceWaiters {
+    /// Application threads that read the device now: the I/O thread
+    /// leaves it to them while there are any. A leader taken over from
+    /// no longer counts, asleep or not: its successor does.
+    fn users(&self) -> usize {
+        self.spinners + usize::from(self.leader.is_some())
+    }
+}
+
 /// A thread busy-polling (see [`Shared::busy_poller`]); the last one to
 /// stop hands the device back to the I/O thread.
 #[derive(Debug)]
@@ -33,9 +61,11 @@ pub struct BusyPoller<'a>(&'a Shared);
 
 impl Drop for BusyPoller<'_> {
     fn drop(&mut self) {
-        if self.0.busy_pollers.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.wake();
-        }
+        let s = self.0;
+        let mut d = s.device.lock();
+        let before = d.users();
+        d.spinners -= 1;
+        s.users_changed(&d, before);
     }
 }
 
@@ -45,13 +75,14 @@ impl Drop for BusyPoller<'_> {
 pub struct DeviceLeader<'a> {
     shared: &'a Shared,
     generation: u64,
-    _poller: BusyPoller<'a>,
+    /// The epoll set the thread sleeps on, holding the device.
+    set: Option<RawFd>,
 }
 
 impl DeviceLeader<'_> {
     /// False once another thread has taken over.
     pub fn leads(&self) -> bool {
-        self.shared.leader.lock().0 == self.generation
+        self.shared.device.lock().generation == self.generation
     }
 
     /// The device's descriptor to poll for packets while this thread
@@ -77,12 +108,13 @@ impl DeviceLeader<'_> {
         let device = self.device_fd()?;
         let mut fds = [
             libc::pollfd {
-                fd: device,
+                // On the set, a takeover leaves this thread asleep.
+                fd: self.set.unwrap_or(device),
                 events: libc::POLLIN,
                 revents: 0,
             },
             libc::pollfd {
-                fd: wake_fd,
+                fd: if self.set.is_some() { -1 } else { wake_fd },
                 events: libc::POLLIN,
                 revents: 0,
             },
@@ -90,7 +122,9 @@ impl DeviceLeader<'_> {
         Some(match sys::poll(&mut fds, timeout) {
             Ok(0) => sys::Wake::TimedOut,
             Ok(_) => {
-                if fds[1].revents != 0 {
+                // Which member of the set is ready is not known: both are
+                // looked at, without blocking.
+                if fds[1].revents != 0 || self.set.is_some() {
                     sys::eventfd_drain(wake_fd);
                 }
                 if fds[0].revents != 0 {
@@ -106,9 +140,14 @@ impl DeviceLeader<'_> {
 
 impl Drop for DeviceLeader<'_> {
     fn drop(&mut self) {
-        let mut l = self.shared.leader.lock();
-        if l.0 == self.generation {
-            l.1 = None;
+        let mut d = self.shared.device.lock();
+        if d.generation == self.generation {
+            let before = d.users();
+            d.leader = None;
+            if let Some(set) = self.set {
+                self.shared.move_device(&d, set, false);
+            }
+            self.shared.users_changed(&d, before);
         }
     }
 }
@@ -177,8 +216,34 @@ impl Shared {
         if !self.shareable {
             return None;
         }
-        self.busy_pollers.fetch_add(1, Ordering::AcqRel);
+        let mut d = self.device.lock();
+        let before = d.users();
+        d.spinners += 1;
+        self.users_changed(&d, before);
         Some(BusyPoller(self))
+    }
+
+    /// After the device's users went from `before` to `d.users()`: the
+    /// I/O thread's set gives up the device to the first and takes it back
+    /// from the last.
+    fn users_changed(&self, d: &DeviceWaiters, before: usize) {
+        let users = d.users();
+        self.busy_pollers.store(users, Ordering::Release);
+        match (before, users) {
+            (0, 1..) => self.move_device(d, self.io_epoll, false),
+            (1.., 0) => self.move_device(d, self.io_epoll, true),
+            _ => {}
+        }
+    }
+
+    /// Adds the device to epoll set `set`, or takes it out (unless it is
+    /// closed: its number may be another file's by then).
+    fn move_device(&self, d: &DeviceWaiters, set: RawFd, on: bool) {
+        if let (Some(fd), false) = (self.device_fd, d.gone) {
+            if let Err(e) = sys::epoll_watch(set, fd, on) {
+                rs_log!(Warn, "moving the device between waiters failed: {e}");
+            }
+        }
     }
 
     /// Makes the calling thread, about to block, the one that waits on the
@@ -186,25 +251,42 @@ impl Shared {
     /// arrive meanwhile wake it, not the I/O thread, and it takes them in
     /// (as the kernel runs a packet's receive path in whichever context
     /// it arrives), so an answer to its own socket costs one wake-up, not
-    /// two. None when another thread waits on the device, or the link
+    /// two. `set` is the epoll set (holding `wake_fd`) the thread sleeps
+    /// on, if it sleeps on one: the device joins it. None when the link
     /// cannot be read from here.
-    pub fn lead_device(&self, wake_fd: RawFd) -> Option<DeviceLeader<'_>> {
+    pub fn lead_device(&self, wake_fd: RawFd, set: Option<RawFd>) -> Option<DeviceLeader<'_>> {
         // The thread that blocked last leads: it is the likeliest to be
-        // waiting for an answer (a request just sent); the one it takes
-        // over from is woken and sleeps as others do.
-        let poller = self.busy_poller()?;
-        let mut l = self.leader.lock();
-        l.0 += 1;
-        let generation = l.0;
-        let before = l.1.replace(wake_fd);
-        drop(l);
-        if let Some(fd) = before {
+        // waiting for an answer (a request just sent). The one it takes
+        // over from sleeps on as others do: its set loses the device, or,
+        // if it polls the device directly, it is woken to let go.
+        if !self.shareable {
+            return None;
+        }
+        let mut d = self.device.lock();
+        d.generation += 1;
+        let generation = d.generation;
+        if let Some(set) = set {
+            self.move_device(&d, set, true);
+        }
+        let users = d.users();
+        let before = d.leader.replace((wake_fd, set));
+        self.users_changed(&d, users);
+        let signal = match before {
+            Some((_, Some(old))) if Some(old) != set => {
+                self.move_device(&d, old, false);
+                None
+            }
+            Some((fd, None)) => Some(fd),
+            _ => None,
+        };
+        drop(d);
+        if let Some(fd) = signal {
             sys::eventfd_signal(fd);
         }
         Some(DeviceLeader {
             shared: self,
             generation,
-            _poller: poller,
+            set,
         })
     }
 

@@ -174,9 +174,13 @@ pub struct Shared {
     busy_pollers: AtomicUsize,
     /// The link has a handle other threads may read (a bare TUN device).
     shareable: bool,
-    /// Which application thread waits on the device itself (DeviceLeader):
-    /// a count of takeovers, and the current leader's eventfd.
-    leader: Mutex<(u64, Option<RawFd>)>,
+    /// Who sleeps on the device (see `device::DeviceWaiters`).
+    device: Mutex<device::DeviceWaiters>,
+    /// The device, when application threads may read it (`shareable`).
+    device_fd: Option<RawFd>,
+    /// The I/O thread sleeps on this epoll set: its eventfd, and the link
+    /// while no application thread leads or busy-polls.
+    io_epoll: RawFd,
     /// Buffer size for one packet to send (a 64 KiB one with offload).
     tx_size: usize,
     wake_fd: RawFd,
@@ -279,6 +283,7 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        sys::close(self.io_epoll);
         sys::close(self.wake_fd);
         let fd = self.readiness_fd.load(Ordering::Acquire);
         if fd >= 0 {
@@ -330,6 +335,20 @@ impl Runtime {
         // A device that cuts segments itself gets packets of many.
         stack_cfg.tcp.gso_max = link.gso_max();
         let wake_fd = sys::eventfd().map_err(|_| Error::NoBuffers)?;
+        let io_epoll = match sys::epoll_create() {
+            Ok(ep) => ep,
+            Err(_) => {
+                sys::close(wake_fd);
+                return Err(Error::NoBuffers);
+            }
+        };
+        for fd in [Some(wake_fd), link.readable_fd()].into_iter().flatten() {
+            if sys::epoll_watch(io_epoll, fd, true).is_err() {
+                sys::close(wake_fd);
+                sys::close(io_epoll);
+                return Err(Error::NoBuffers);
+            }
+        }
         let tx_size = link.max_packet().max(link.gso_max()).max(1500) + 128;
         let mut stack = Stack::new(stack_cfg);
         // From the first call on: a caller may connect and send its SYN
@@ -341,7 +360,9 @@ impl Runtime {
             busy_poll_us: AtomicU64::new(0),
             busy_pollers: AtomicUsize::new(0),
             shareable: link.handle().is_some(),
-            leader: Mutex::new((0, None)),
+            device: Mutex::new(device::DeviceWaiters::default()),
+            device_fd: link.handle().map(|h| h.fd()),
+            io_epoll,
             tx_size,
             inner: Mutex::new(Inner {
                 stack,
@@ -410,31 +431,14 @@ pub(crate) fn block_signals() {
     }
 }
 
-fn poll_fds(link_fd: Option<RawFd>, wake_fd: RawFd, timeout: Option<Duration>) -> bool {
-    let mut fds = [
-        libc::pollfd {
-            fd: wake_fd,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: link_fd.unwrap_or(-1),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    match sys::poll(&mut fds, timeout) {
-        Ok(n) if n > 0 => fds[0].revents != 0,
-        _ => false,
-    }
-}
-
 fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
     // Declared after `link`, so dropped first, also when a panic unwinds:
     // application threads stop writing to the device before it closes.
     struct ClearWriter<'a>(&'a Shared);
     impl Drop for ClearWriter<'_> {
         fn drop(&mut self) {
+            // Its number may be another file's once it is closed.
+            self.0.device.lock().gone = true;
             *self.0.rx.lock() = None;
             *self.0.tx.lock() = None;
         }
@@ -447,7 +451,6 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
     let mut tx_len = [(0usize, None); BATCH];
     let mut busy = false;
     let mut next_timer: Option<Instant> = None;
-    let link_fd = link.readable_fd();
     let mut events = Vec::new();
     let mut to_wake = Vec::new();
     rs_log!(Info, "I/O thread started (MTU {})", link.mtu());
@@ -465,10 +468,11 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
                 let ms = t.micros().saturating_sub(now.micros()).div_ceil(1000);
                 Duration::from_millis(ms.min(60_000))
             });
-            // While callers busy-poll the device is theirs; the last to
-            // stop wakes this thread through the eventfd.
-            let device = link_fd.filter(|_| shared.busy_pollers.load(Ordering::Acquire) == 0);
-            if poll_fds(device, shared.wake_fd, timeout) {
+            // While callers busy-poll or lead, the device is theirs: it is
+            // not in this thread's set (see device::DeviceWaiters).
+            let mut ready = [libc::epoll_event { events: 0, u64: 0 }; 2];
+            let n = sys::epoll_wait(shared.io_epoll, &mut ready, timeout).unwrap_or(0);
+            if ready[..n].iter().any(|e| e.u64 == shared.wake_fd as u64) {
                 sys::eventfd_drain(shared.wake_fd);
             }
         }
@@ -503,6 +507,9 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
         let tx_turn;
         {
             let mut inner = shared.inner.lock();
+            if !busy {
+                inner.stack.note_io_wakeup();
+            }
             // Packets leave in the order they are taken (see Shared::tx).
             tx_turn = shared.tx.lock();
             let now = shared.now();

@@ -26,6 +26,9 @@ pub const ALWAYS: i16 = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
 pub struct Waiter {
     word: AtomicU32,
     eventfd: std::sync::OnceLock<RawFd>,
+    /// An epoll set holding the eventfd, and the device while the thread
+    /// leads it (see `Shared::lead_device`).
+    epoll: std::sync::OnceLock<RawFd>,
     /// Tokens of the watches that woke this waiter since it last took them.
     notes: parking_lot::Mutex<Vec<u64>>,
 }
@@ -91,12 +94,31 @@ impl Waiter {
         }
         Ok(*self.eventfd.get().expect("set above"))
     }
+
+    /// An epoll set holding the eventfd (so it is readable on every wake),
+    /// to which the device can be added and from which it can be taken
+    /// while the thread sleeps on the set. Made on first use.
+    pub fn epoll(&self) -> std::io::Result<RawFd> {
+        if let Some(&ep) = self.epoll.get() {
+            return Ok(ep);
+        }
+        let efd = self.eventfd()?;
+        let ep = sys::epoll_create()?;
+        if let Err(e) = sys::epoll_watch(ep, efd, true) {
+            sys::close(ep);
+            return Err(e);
+        }
+        if self.epoll.set(ep).is_err() {
+            sys::close(ep);
+        }
+        Ok(*self.epoll.get().expect("set above"))
+    }
 }
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        if let Some(&fd) = self.eventfd.get() {
-            sys::close(fd);
+        for fd in [self.epoll.get(), self.eventfd.get()].into_iter().flatten() {
+            sys::close(*fd);
         }
     }
 }

@@ -96,6 +96,10 @@ pub struct Stats {
     /// Packets a busy-polling application thread took from the link
     /// itself (see [`Stack::note_received_by_caller`]).
     pub rx_by_callers: u64,
+    /// Times the I/O thread woke (the runtime counts them: see
+    /// [`Stack::note_io_wakeup`]); a thread that leads the device spares
+    /// it most.
+    pub io_wakeups: u64,
     /// IPv4 packets dropped as malformed (length, version, checksum).
     pub rx_bad_ip: u64,
     /// IPv4 fragments dropped (not reassembled).
@@ -487,6 +491,11 @@ impl Stack {
     /// link itself before handing it to `on_packet`.
     pub fn note_received_by_caller(&mut self) {
         self.stats.rx_by_callers += 1;
+    }
+
+    /// Counts a wake-up of the I/O thread.
+    pub fn note_io_wakeup(&mut self) {
+        self.stats.io_wakeups += 1;
     }
 
     /// True when something waits to be sent (so the I/O thread must run).

@@ -88,7 +88,7 @@ impl Stack {
 
 impl Stack {
     /// The counters by name, in the spirit of `netstat -s`.
-    pub fn counters(&self) -> [(&'static str, u64); 25] {
+    pub fn counters(&self) -> [(&'static str, u64); 26] {
         let s: &Stats = &self.stats;
         [
             ("active_opens", s.tcp_active_opens),
@@ -109,6 +109,7 @@ impl Stack {
             ("large_packets_sent", s.tx_large_packets),
             ("packets_sent_by_callers", s.tx_by_callers),
             ("packets_received_by_callers", s.rx_by_callers),
+            ("io_thread_wakeups", s.io_wakeups),
             ("bad_ip_packets", s.rx_bad_ip),
             ("fragments_dropped", s.rx_fragments),
             ("packets_not_ours", s.rx_not_ours),
