@@ -2,8 +2,11 @@
 //! packets it queued itself when the link is free (the transmit lock), and
 //! a thread that must wait either spins on the device (busy-poll) or
 //! sleeps on it (the device's leader) and takes packets in itself (the
-//! receive lock), so that an answer costs one wake-up, not two. Lock
-//! order: receive, then the stack's, then transmit (try-locked only).
+//! receive lock), so that an answer costs one wake-up, not two. The device
+//! moves between the epoll sets the sleepers sleep on without waking them
+//! ([`DeviceWaiters`]). Lock order: receive, then the stack's, then
+//! transmit (try-locked only); no other lock is taken while the waiters'
+//! lock is held.
 
 use std::os::fd::RawFd;
 use std::sync::atomic::Ordering;

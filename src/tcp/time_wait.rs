@@ -291,31 +291,25 @@ impl TimeWait {
     }
 
     /// The answer to a stray: an ACK, limited to one per 500 ms for
-    /// segments without data, so a forged flood is not echoed.
-    fn oow_ack(&mut self, now: Instant, seg: &crate::wire::TcpSegment) -> TimeWaitReply {
-        let pure = seg.payload.is_empty() || seg.flags.contains(TcpFlags::SYN);
-        if pure {
-            if self
-                .last_oow_ack
-                .is_some_and(|t| now.saturating_since(t) < OOW_ACK_INTERVAL)
-            {
-                return TimeWaitReply::Nothing;
-            }
-            self.last_oow_ack = Some(now);
-        }
-        TimeWaitReply::Ack
-    }
-
+    /// segments without data, so a forged flood is not echoed — unless
+    /// `ack` (an ACK owed anyway, to a copy of the peer's first SYN).
     fn oow_ack_or(
         &mut self,
         now: Instant,
         seg: &crate::wire::TcpSegment,
         ack: bool,
     ) -> TimeWaitReply {
-        match self.oow_ack(now, seg) {
-            TimeWaitReply::Nothing => self.reply(ack),
-            r => r,
+        let pure = seg.payload.is_empty() || seg.flags.contains(TcpFlags::SYN);
+        if pure {
+            if self
+                .last_oow_ack
+                .is_some_and(|t| now.saturating_since(t) < OOW_ACK_INTERVAL)
+            {
+                return self.reply(ack);
+            }
+            self.last_oow_ack = Some(now);
         }
+        TimeWaitReply::Ack
     }
 
     /// Writes our ACK into `buf` (IPv4 and TCP) and returns its length.
