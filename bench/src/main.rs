@@ -408,11 +408,16 @@ fn measure(
         );
     }
     if o.wants("connections") {
+        let before = wakeups(setup.subject.as_ref());
         r.add(
             Figure::Connections,
             l,
             p.connections(secs).map_err(at("connections"))?,
         );
+        if let (Some((w0, c0)), Some((w1, c1))) = (before, wakeups(setup.subject.as_ref())) {
+            let per = (w1 - w0) as f64 / (c1 - c0).max(1) as f64;
+            println!("  {l:<22} the I/O thread woke {per:.2} times per connection");
+        }
     }
     let (Some(server), Some(subject), true) = (server, &setup.subject, o.wants("idle")) else {
         return Ok(());
@@ -477,6 +482,14 @@ fn measure(
         t0.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// rstcp's I/O thread wake-ups and passive opens so far (None for others).
+fn wakeups(subject: Option<&Subject>) -> Option<(u64, u64)> {
+    let Some(Subject::Rstcp(s)) = subject else {
+        return None;
+    };
+    s.with_stack(|st| Some((st.stats().io_wakeups, st.stats().tcp_passive_opens)))
 }
 
 /// Memory that idle connections take: for rstcp the bytes its heap has in

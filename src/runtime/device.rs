@@ -158,7 +158,8 @@ impl Drop for DeviceLeader<'_> {
 impl Shared {
     /// Sends queued packets from the calling thread if the link is free
     /// (see `tx`), releasing the stack's lock around each write; returns
-    /// with the lock held, true when nothing is left for the I/O thread.
+    /// with the lock held, true when nothing is left for the I/O thread
+    /// (everything is sent, or the thread writing now sends the rest).
     pub(super) fn transmit_here(&self, g: &mut MutexGuard<'_, Inner>) -> bool {
         let sent_all = DIRECT_BUF.try_with(|buf| {
             let Ok(mut buf) = buf.try_borrow_mut() else {
@@ -168,8 +169,14 @@ impl Shared {
                 if !g.stack.has_pending_output() {
                     return true;
                 }
+                // Said before trying, so that a holder that lets go after
+                // this try fails sees it (see `Shared::tx_wanted`).
+                self.tx_wanted.store(true, Ordering::SeqCst);
+                std::sync::atomic::fence(Ordering::SeqCst);
                 let Some(tx) = self.tx.try_lock() else {
-                    return false; // another thread is writing: it or the I/O thread sends
+                    // Another thread is writing, and looks again once it
+                    // lets go: no need to wake the I/O thread for these.
+                    return true;
                 };
                 let Some(writer) = *tx else {
                     return false;

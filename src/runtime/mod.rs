@@ -161,6 +161,11 @@ pub struct Shared {
     /// taken while the stack's lock is held, and the stack's lock never
     /// while it is: no deadlock. None once the I/O thread has stopped.
     tx: Mutex<Option<TunHandle>>,
+    /// A caller found `tx` taken and left its packets to the holder. A
+    /// caller holding it looks at the queue again after each write; the
+    /// I/O thread, which polls the queue only before its writes, looks at
+    /// this after letting go and runs another round if it is set.
+    tx_wanted: AtomicBool,
     /// The same device for reading, by the I/O thread or a busy-polling
     /// caller: whoever reads holds this lock until the packets have been
     /// through the stack, so they are taken in the order they came. Taken
@@ -356,6 +361,7 @@ impl Runtime {
         stack.record_events(crate::log::enabled(crate::log::Level::Debug));
         let shared = Arc::new(Shared {
             tx: Mutex::new(link.handle()),
+            tx_wanted: AtomicBool::new(false),
             rx: Mutex::new(link.handle()),
             busy_poll_us: AtomicU64::new(0),
             busy_pollers: AtomicUsize::new(0),
@@ -550,13 +556,17 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
             }
         }
         drop(tx_turn);
+        // Packets a caller queued while this thread held `tx` go in
+        // another round, at once.
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let again = shared.tx_wanted.swap(false, Ordering::SeqCst);
         wake_all(&mut to_wake);
         if queued {
             shared.signal_readiness();
         }
         trace::log_events(&events);
         events.clear();
-        busy = n_rx == BATCH || n_tx == BATCH;
+        busy = n_rx == BATCH || n_tx == BATCH || again;
     }
     // A caller sleeping on the device would not notice it is gone.
     *shared.rx.lock() = None;
