@@ -238,7 +238,7 @@ impl Shared {
     /// from the last.
     fn users_changed(&self, d: &DeviceWaiters, before: usize) {
         let users = d.users();
-        self.busy_pollers.store(users, Ordering::Release);
+        self.device_users.store(users, Ordering::Release);
         match (before, users) {
             (0, 1..) => self.move_device(d, self.io_epoll, false),
             (1.., 0) => self.move_device(d, self.io_epoll, true),

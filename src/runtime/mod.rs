@@ -173,10 +173,11 @@ pub struct Shared {
     rx: Mutex<Option<TunHandle>>,
     /// The default busy-poll of blocking calls, in microseconds.
     busy_poll_us: AtomicU64,
-    /// Threads busy-polling now: while there are any, the I/O thread
-    /// leaves the device to them (as Linux's NAPI does for a busy-polling
-    /// socket), or it would take their packets first.
-    busy_pollers: AtomicUsize,
+    /// Application threads reading the device now (busy-polling, or the
+    /// leader): while there are any, the I/O thread leaves the device to
+    /// them (as Linux's NAPI does for a busy-polling socket), or it would
+    /// take their packets first. Kept by `device::DeviceWaiters`.
+    device_users: AtomicUsize,
     /// The link has a handle other threads may read (a bare TUN device).
     shareable: bool,
     /// Who sleeps on the device (see `device::DeviceWaiters`).
@@ -364,7 +365,7 @@ impl Runtime {
             tx_wanted: AtomicBool::new(false),
             rx: Mutex::new(link.handle()),
             busy_poll_us: AtomicU64::new(0),
-            busy_pollers: AtomicUsize::new(0),
+            device_users: AtomicUsize::new(0),
             shareable: link.handle().is_some(),
             device: Mutex::new(device::DeviceWaiters::default()),
             device_fd: link.handle().map(|h| h.fd()),
@@ -485,8 +486,8 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
         shared.wake_pending.store(false, Ordering::Release);
         let now = shared.now();
         // Packets go through the stack in the order they are read. While
-        // callers busy-poll they read, and this thread stays off the lock.
-        let read = shared.busy_pollers.load(Ordering::Acquire) == 0;
+        // callers lead or busy-poll they read, and this thread does not.
+        let read = shared.device_users.load(Ordering::Acquire) == 0;
         let rx_turn = read.then(|| shared.rx.lock());
         let mut n_rx = 0;
         while read && n_rx < BATCH {
