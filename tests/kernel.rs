@@ -202,6 +202,21 @@ fn kernel_echo_100(port: u16, delay: Duration) -> std::thread::JoinHandle<()> {
     })
 }
 
+/// A connection to a [`kernel_echo_100`] on `port`.
+fn connect_echo_100(s: &Sockets, port: u16, delay: Duration) -> (i32, std::thread::JoinHandle<()>) {
+    let kernel = kernel_echo_100(port, delay);
+    let c = s.socket(false, None).unwrap();
+    s.connect(c, SocketAddrV4::new(KERNEL, port)).unwrap();
+    (c, kernel)
+}
+
+/// The byte the echo waits for at the end, and the close.
+fn end_echo_100(s: &Sockets, c: i32, kernel: std::thread::JoinHandle<()>) {
+    send_all(s, c, b"x");
+    kernel.join().unwrap();
+    s.close(c).unwrap();
+}
+
 /// 100 requests of 100 bytes on `c`, each answer checked.
 fn requests_100(s: &Sockets, c: i32) {
     for i in 0..100u8 {
@@ -222,9 +237,7 @@ fn requests_leave_from_the_calling_thread() {
         return;
     }
     let (_ns, s) = setup("direct");
-    let kernel = kernel_echo_100(7009, Duration::ZERO);
-    let c = s.socket(false, None).unwrap();
-    s.connect(c, SocketAddrV4::new(KERNEL, 7009)).unwrap();
+    let (c, kernel) = connect_echo_100(&s, 7009, Duration::ZERO);
     let before = s.with_stack(|st| st.stats().tx_by_callers);
     requests_100(&s, c);
     // Each request went out in the send call, written by this thread, not
@@ -235,9 +248,7 @@ fn requests_leave_from_the_calling_thread() {
         direct >= 50,
         "only {direct} of 100 requests sent by the caller"
     );
-    send_all(&s, c, b"x");
-    kernel.join().unwrap();
-    s.close(c).unwrap();
+    end_echo_100(&s, c, kernel);
 }
 
 #[test]
@@ -247,9 +258,7 @@ fn a_blocked_call_takes_its_answer_from_the_device_itself() {
     }
     let (_ns, s) = setup("leader");
     // Each answer comes once the caller surely sleeps in its recv.
-    let kernel = kernel_echo_100(7011, Duration::from_millis(1));
-    let c = s.socket(false, None).unwrap();
-    s.connect(c, SocketAddrV4::new(KERNEL, 7011)).unwrap();
+    let (c, kernel) = connect_echo_100(&s, 7011, Duration::from_millis(1));
     let counts = || {
         s.with_stack(|st| {
             let st = st.stats();
@@ -269,9 +278,7 @@ fn a_blocked_call_takes_its_answer_from_the_device_itself() {
     // one call and the next.
     let woken = after.1 - before.1;
     assert!(woken <= 30, "the I/O thread woke {woken} times");
-    send_all(&s, c, b"x");
-    kernel.join().unwrap();
-    s.close(c).unwrap();
+    end_echo_100(&s, c, kernel);
 }
 
 #[test]
@@ -293,12 +300,9 @@ fn the_device_goes_back_to_the_io_thread_when_the_last_leader_returns() {
         std::thread::spawn(move || s.accept(l, false, None).map(|(c, _)| c))
     };
     std::thread::sleep(Duration::from_millis(100));
-    let kernel = kernel_echo_100(7027, Duration::from_millis(1));
-    let c = s.socket(false, None).unwrap();
-    s.connect(c, SocketAddrV4::new(KERNEL, 7027)).unwrap();
+    let (c, kernel) = connect_echo_100(&s, 7027, Duration::from_millis(1));
     requests_100(&s, c);
-    send_all(&s, c, b"x");
-    kernel.join().unwrap();
+    end_echo_100(&s, c, kernel);
     // (The connect itself waits for our SYN|ACK.)
     let to = std::net::SocketAddr::from((OURS, 7026));
     let _k = TcpStream::connect_timeout(&to, Duration::from_secs(5));
@@ -312,7 +316,6 @@ fn the_device_goes_back_to_the_io_thread_when_the_last_leader_returns() {
     }
     let accepted = acceptor.join().unwrap().unwrap();
     s.close(accepted).unwrap();
-    s.close(c).unwrap();
 }
 
 #[test]
@@ -324,9 +327,7 @@ fn busy_polling_calls_take_the_answers_from_the_device_themselves() {
     // Answers once the caller surely spins (on a loaded machine it may not
     // have reached its recv for a while); then silence, so a timed receive
     // must still time out.
-    let kernel = kernel_echo_100(7010, Duration::from_millis(1));
-    let c = s.socket(false, None).unwrap();
-    s.connect(c, SocketAddrV4::new(KERNEL, 7010)).unwrap();
+    let (c, kernel) = connect_echo_100(&s, 7010, Duration::from_millis(1));
     let d = Duration::from_millis(50);
     s.set_option(c, SockOpt::BusyPoll(d)).unwrap();
     assert_eq!(
@@ -356,9 +357,7 @@ fn busy_polling_calls_take_the_answers_from_the_device_themselves() {
         "{:?}",
         t.elapsed()
     );
-    send_all(&s, c, b"x");
-    kernel.join().unwrap();
-    s.close(c).unwrap();
+    end_echo_100(&s, c, kernel);
 }
 
 #[test]

@@ -169,11 +169,14 @@ impl Shared {
                 if !g.stack.has_pending_output() {
                     return true;
                 }
-                // Said before trying, so that a holder that lets go after
-                // this try fails sees it (see `Shared::tx_wanted`).
-                self.tx_wanted.store(true, Ordering::SeqCst);
-                std::sync::atomic::fence(Ordering::SeqCst);
-                let Some(tx) = self.tx.try_lock() else {
+                let Some(tx) = self.tx.try_lock().or_else(|| {
+                    // Taken: say so, then try once more, so that a holder
+                    // letting go after the second try sees it (see
+                    // `Shared::tx_wanted`).
+                    self.tx_wanted.store(true, Ordering::SeqCst);
+                    std::sync::atomic::fence(Ordering::SeqCst);
+                    self.tx.try_lock()
+                }) else {
                     // Another thread is writing, and looks again once it
                     // lets go: no need to wake the I/O thread for these.
                     return true;
@@ -223,9 +226,8 @@ impl Shared {
     /// Registers the calling thread as busy-polling until the returned
     /// guard is dropped; None if the link cannot be read from here.
     pub fn busy_poller(&self) -> Option<BusyPoller<'_>> {
-        if !self.shareable {
-            return None;
-        }
+        // Only a bare TUN device can be read from here.
+        self.device_fd?;
         let mut d = self.device.lock();
         let before = d.users();
         d.spinners += 1;
@@ -269,9 +271,8 @@ impl Shared {
         // waiting for an answer (a request just sent). The one it takes
         // over from sleeps on as others do: its set loses the device, or,
         // if it polls the device directly, it is woken to let go.
-        if !self.shareable {
-            return None;
-        }
+        // Only a bare TUN device can be read from here.
+        self.device_fd?;
         let mut d = self.device.lock();
         d.generation += 1;
         let generation = d.generation;

@@ -178,11 +178,10 @@ pub struct Shared {
     /// them (as Linux's NAPI does for a busy-polling socket), or it would
     /// take their packets first. Kept by `device::DeviceWaiters`.
     device_users: AtomicUsize,
-    /// The link has a handle other threads may read (a bare TUN device).
-    shareable: bool,
     /// Who sleeps on the device (see `device::DeviceWaiters`).
     device: Mutex<device::DeviceWaiters>,
-    /// The device, when application threads may read it (`shareable`).
+    /// The device, when application threads may read and write it too (a
+    /// bare TUN device).
     device_fd: Option<RawFd>,
     /// The I/O thread sleeps on this epoll set: its eventfd, and the link
     /// while no application thread leads or busy-polls.
@@ -366,7 +365,6 @@ impl Runtime {
             rx: Mutex::new(link.handle()),
             busy_poll_us: AtomicU64::new(0),
             device_users: AtomicUsize::new(0),
-            shareable: link.handle().is_some(),
             device: Mutex::new(device::DeviceWaiters::default()),
             device_fd: link.handle().map(|h| h.fd()),
             io_epoll,
