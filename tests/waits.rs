@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rstcp::api::{MsgFlags, PollFd, Shutdown, SockOpt, Sockets};
+use rstcp::api::{MsgFlags, PollFd, Shutdown, SockOpt, SockOptName, Sockets};
 use rstcp::link::Pair;
 use rstcp::runtime::Runtime;
 use rstcp::stack::StackConfig;
@@ -412,4 +412,88 @@ fn the_readiness_eventfd_is_the_librarys_own_copy() {
         Err(Error::BadDescriptor),
         "a number that is not open is refused"
     );
+}
+
+/// Sends `data` from `a` on its own thread (the send may block on the window).
+fn send_all(a: &Arc<Sockets>, fd: i32, data: Vec<u8>) -> std::thread::JoinHandle<usize> {
+    let a = a.clone();
+    std::thread::spawn(move || a.send(fd, &data, MsgFlags::default()).unwrap())
+}
+
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect()
+}
+
+#[test]
+fn a_read_of_bytes_already_in_order_does_not_wait_for_the_stacks_lock() {
+    let (a, b) = pair();
+    let (c, srv) = connected(&a, &b, 7010);
+    // The first read goes through the stack (and meets the socket's ring).
+    assert_eq!(a.send(c, b"hello", MsgFlags::default()), Ok(5));
+    let mut buf = [0u8; 5];
+    assert_eq!(b.recv(srv, &mut buf, MsgFlags::default()), Ok(5));
+    let data = pattern(20_000, 7);
+    join_within(send_all(&a, c, data.clone()), Duration::from_secs(5));
+    let until = Instant::now() + Duration::from_secs(5);
+    while b.pending_bytes(srv).unwrap() < data.len() {
+        assert!(Instant::now() < until, "the data never arrived");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // While something else holds the stack's lock, the bytes still read.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = b.clone();
+    let got = b.with_stack(|_| {
+        std::thread::spawn(move || {
+            let mut out = vec![0u8; 40_000];
+            let n = reader.recv(srv, &mut out, MsgFlags::default()).unwrap();
+            out.truncate(n);
+            let _ = tx.send(out);
+        });
+        rx.recv_timeout(Duration::from_secs(2))
+    });
+    let got = got.expect("recv waited for the stack's lock");
+    assert_eq!(got, data);
+}
+
+#[test]
+fn reads_without_the_stacks_lock_still_open_the_window() {
+    let (a, b) = pair();
+    let (c, srv) = connected(&a, &b, 7011);
+    // A small, fixed receive buffer that the sender fills again and again.
+    b.set_option(srv, SockOpt::RecvBuffer(4096)).unwrap();
+    let cap = match b.get_option(srv, SockOptName::RecvBuffer).unwrap() {
+        SockOpt::RecvBuffer(n) => n,
+        other => panic!("{other:?}"),
+    };
+    let data = pattern(12 * cap, 3);
+    let sender = send_all(&a, c, data.clone());
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; cap];
+    while got.len() < data.len() {
+        // Each time the window is (all but) shut and the sender waits,
+        // read everything at once.
+        let until = Instant::now() + Duration::from_secs(5);
+        let mut held = 0;
+        loop {
+            std::thread::sleep(Duration::from_millis(20));
+            let now = b.pending_bytes(srv).unwrap();
+            if now > 0 && now == held {
+                break;
+            }
+            held = now;
+            assert!(Instant::now() < until, "nothing arrived");
+        }
+        let n = b.recv(srv, &mut buf, MsgFlags::default()).unwrap();
+        assert_eq!(n, held);
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(join_within(sender, Duration::from_secs(5)), data.len());
+    assert_eq!(got, data);
+    // Each read that emptied the ring told the sender at once: it never
+    // had to probe the shut window.
+    let id = a.socket_id(c).unwrap();
+    let probes = a.with_stack(|s| s.tcb(id).unwrap().stats().window_probes);
+    assert_eq!(probes, 0, "the window stayed shut until the sender probed");
 }

@@ -11,6 +11,7 @@ use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
 use crate::stack::SocketId;
+use crate::tcp::RecvReader;
 
 /// The most descriptors one table hands out: Linux's default fs.nr_open,
 /// so a program that may open a million kernel descriptors may open as
@@ -43,6 +44,10 @@ pub struct FdEntry {
     /// SO_BUSY_POLL in microseconds; [`FdEntry::DEFAULT_BUSY_POLL`] until
     /// set (the runtime's RSTCP_BUSY_POLL_US then applies).
     pub busy_poll: AtomicU64,
+    /// The connection's receive ring, for reads without the stack's lock;
+    /// taken (again) by every read that goes through the stack, so a socket
+    /// that connects anew or moves to another shard soon reads the right one.
+    pub reader: parking_lot::Mutex<Option<RecvReader>>,
 }
 
 impl FdEntry {
@@ -59,6 +64,7 @@ impl FdEntry {
             refs: AtomicUsize::new(1),
             cloexec: AtomicBool::new(false),
             busy_poll: AtomicU64::new(FdEntry::DEFAULT_BUSY_POLL),
+            reader: parking_lot::Mutex::new(None),
         }
     }
 

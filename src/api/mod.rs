@@ -437,19 +437,27 @@ impl Sockets {
         }
     }
 
-    /// recv(): at least one byte, 0 at end of stream.
+    /// recv(): at least one byte, 0 at end of stream. Bytes already in
+    /// order are read without the stack's lock (see [`Sockets::read_ready`]);
+    /// the stack is asked only when none are, or to tell the peer of the
+    /// window the read opened.
     pub fn recv(&self, fd: i32, buf: &mut [u8], flags: MsgFlags) -> Result<usize> {
         let e = self.fds.get(fd)?;
         let nonblocking = flags.dont_wait || e.is_nonblocking();
+        let mut got = self.read_ready(&e, buf, flags.peek);
+        if got > 0 && (!flags.wait_all || flags.peek || got == buf.len() || nonblocking) {
+            return Ok(got);
+        }
         let timeout = FdEntry::timeout(&e.recv_timeout);
-        let mut got = 0;
         let readable = libc::POLLIN | libc::POLLRDHUP;
-        let r = self.blocking(
-            &e,
-            nonblocking,
-            timeout,
-            readable,
-            |stack, now| match stack.recv(now, e.id, &mut buf[got..], flags.peek) {
+        let r = self.blocking(&e, nonblocking, timeout, readable, |stack, now| {
+            let reader = stack.reader(e.id);
+            let mut cached = e.reader.lock();
+            if !matches!((&*cached, &reader), (Some(a), Some(b)) if a.same(b)) {
+                *cached = reader;
+            }
+            drop(cached);
+            match stack.recv(now, e.id, &mut buf[got..], flags.peek) {
                 Ok(0) => Ok(got),
                 Ok(n) if flags.wait_all && !flags.peek && got + n < buf.len() && !nonblocking => {
                     got += n;
@@ -458,12 +466,29 @@ impl Sockets {
                 Ok(n) => Ok(got + n),
                 Err(Error::WouldBlock) if got > 0 && nonblocking => Ok(got),
                 Err(err) => Err(err),
-            },
-        );
+            }
+        });
         match r {
             Err(_) if got > 0 => Ok(got),
             r => r,
         }
+    }
+
+    /// Reads what the connection's receive ring holds in order, without
+    /// the stack's lock; 0 if it holds nothing (or the socket was never
+    /// read through the stack, which introduces its ring). If the read
+    /// opened the window by enough, the stack sends the update.
+    fn read_ready(&self, e: &FdEntry, buf: &mut [u8], peek: bool) -> usize {
+        let Some(reader) = e.reader.lock().clone() else {
+            return 0;
+        };
+        let Some(read) = reader.read(buf, peek) else {
+            return 0;
+        };
+        if read.update {
+            self.rt(e.shard).window_opened(e.id);
+        }
+        read.bytes
     }
 
     /// shutdown(): also wakes threads blocked on the socket.

@@ -166,6 +166,9 @@ pub struct Shared {
     /// I/O thread, which polls the queue only before its writes, looks at
     /// this after letting go and runs another round if it is set.
     tx_wanted: AtomicBool,
+    /// Sockets whose window a read opened while the stack's lock was taken
+    /// (see [`Shared::window_opened`]); the I/O thread sends the updates.
+    windows_opened: Mutex<Vec<SocketId>>,
     /// The same device for reading, by the I/O thread or a busy-polling
     /// caller: whoever reads holds this lock until the packets have been
     /// through the stack, so they are taken in the order they came. Taken
@@ -205,6 +208,24 @@ impl Shared {
             guard: Some(self.inner.lock()),
             shared: self,
         }
+    }
+
+    /// A read without the stack's lock opened socket `id`'s window: the
+    /// update goes out from this thread if the lock is free, else from the
+    /// I/O thread's next round (woken for it), so the reader never waits
+    /// for whoever holds the lock.
+    pub fn window_opened(&self, id: SocketId) {
+        if let Some(guard) = self.inner.try_lock() {
+            let mut inner = Locked {
+                guard: Some(guard),
+                shared: self,
+            };
+            let now = self.now();
+            inner.stack.window_update(now, id);
+            return;
+        }
+        self.windows_opened.lock().push(id);
+        self.wake();
     }
 
     /// The stack's clock: monotonic time since the runtime started.
@@ -362,6 +383,7 @@ impl Runtime {
         let shared = Arc::new(Shared {
             tx: Mutex::new(link.handle()),
             tx_wanted: AtomicBool::new(false),
+            windows_opened: Mutex::new(Vec::new()),
             rx: Mutex::new(link.handle()),
             busy_poll_us: AtomicU64::new(0),
             device_users: AtomicUsize::new(0),
@@ -458,6 +480,7 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
     let mut next_timer: Option<Instant> = None;
     let mut events = Vec::new();
     let mut to_wake = Vec::new();
+    let mut opened = Vec::new();
     rs_log!(Info, "I/O thread started (MTU {})", link.mtu());
     while !shared.stop.load(Ordering::Acquire) {
         if !busy {
@@ -522,6 +545,10 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
                 inner.stack.on_packet_checked(now, &buf[..len], checksum);
             }
             drop(rx_turn);
+            std::mem::swap(&mut opened, &mut *shared.windows_opened.lock());
+            for id in opened.drain(..) {
+                inner.stack.window_update(now, id);
+            }
             inner.stack.on_timer(now);
             while n_tx < BATCH {
                 match inner.stack.poll_transmit(now, &mut tx[n_tx]) {

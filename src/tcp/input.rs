@@ -109,7 +109,7 @@ impl Tcb {
         self.rcv_nxt = seg.seq.wrapping_add(1);
         // Nothing promised yet: the right edge starts at RCV.NXT, wherever
         // the peer's ISN put it in sequence space.
-        self.rcv_adv = self.rcv_nxt;
+        self.set_rcv_adv(self.rcv_nxt);
         self.negotiate(seg);
         self.snd_wnd = seg.window as u32;
         self.max_snd_wnd = self.snd_wnd;

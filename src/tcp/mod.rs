@@ -38,7 +38,7 @@ pub use info::TcpInfo;
 pub use isn::IsnGenerator;
 pub use output::Transmit;
 pub use reassembler::Reassembler;
-pub use recv_buffer::RecvBuffer;
+pub use recv_buffer::{Read, RecvBuffer, RecvReader};
 pub use rtt::RttEstimator;
 pub use send_buffer::SendBuffer;
 pub use state::State;

@@ -582,7 +582,7 @@ impl Tcb {
             self.segs_unacked = 0;
             let edge = ack.wrapping_add((window as u32) << if syn { 0 } else { self.rcv_wscale });
             if seq::gt(edge, self.rcv_adv) {
-                self.rcv_adv = edge;
+                self.set_rcv_adv(edge);
             }
         }
         TcpHeader {

@@ -1,129 +1,75 @@
 //! Bytes received and not yet read by the application, with room for
 //! segments that arrive ahead of a hole.
+//!
+//! The ring of in-order bytes is shared with the application: a
+//! [`RecvReader`] copies bytes out without the stack's lock, while the
+//! control block (under it) writes new ones in. Both take the ring's own
+//! lock, which guards a copy and a few counters and nothing else: no I/O
+//! and no wait happens under it, and the stack never blocks on it for
+//! longer than the reader's memcpy. This is the one lock in `tcp/`.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use super::reassembler::Reassembler;
 
-/// A ring: `len` readable bytes from `head`, then the receive window, part of
-/// which may already hold out-of-order bytes (tracked by the reassembler).
+/// The control block's side: writes in order and out of order, decides the
+/// window. Out-of-order bookkeeping stays here; only the ring is shared.
+#[derive(Debug)]
+pub struct RecvBuffer {
+    ring: Arc<Mutex<Ring>>,
+    ooo: Reassembler,
+}
+
+/// The application's side of a connection's receive ring: reads what is
+/// in order without the stack's lock (see [`RecvReader::read`]).
+#[derive(Clone, Debug)]
+pub struct RecvReader(Arc<Mutex<Ring>>);
+
+/// What a [`RecvReader::read`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Read {
+    /// Bytes copied out.
+    pub bytes: usize,
+    /// The read opened the window by enough that the peer should hear of
+    /// it: the caller takes the stack's lock and lets the control block
+    /// decide (`Tcb::window_update`).
+    pub update: bool,
+}
+
+/// A ring: `len` readable bytes from `head`, then the receive window, part
+/// of which may already hold out-of-order bytes.
 ///
 /// Storage grows as data arrives (doubling, from [`MIN_STORAGE`]) up to the
 /// capacity, so a connection that receives little costs little.
 #[derive(Debug)]
-pub struct RecvBuffer {
+struct Ring {
     /// The ring's storage; its length (not the capacity) is the modulus.
     buf: Vec<u8>,
     capacity: usize,
     head: usize,
     len: usize,
-    ooo: Reassembler,
+    /// Bytes ever read, and ever made readable: the window's right edge is
+    /// `read + capacity` in the same count as `adv_right`.
+    read: u64,
+    received: u64,
+    /// The right edge last advertised to the peer, counted like `received`.
+    adv_right: u64,
+    /// Two segments: with half the buffer, the least opening worth telling
+    /// the peer about (RFC 1122, 4.2.3.3).
+    update_step: usize,
+    /// No more window updates (the peer closed, or we cannot receive).
+    quiet: bool,
+    /// Nothing more will be written: storage goes once the reader empties it.
+    finished: bool,
 }
 
 /// The first allocation, and the least a ring grows to.
 pub const MIN_STORAGE: usize = 4096;
 
-impl RecvBuffer {
-    /// An empty buffer of `capacity` bytes (storage comes as data does).
-    pub fn new(capacity: usize) -> RecvBuffer {
-        RecvBuffer {
-            buf: Vec::new(),
-            capacity: capacity.max(1),
-            head: 0,
-            len: 0,
-            ooo: Reassembler::new(),
-        }
-    }
-
-    /// Bytes ready for the application.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when nothing is ready to read.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The receive window: room beyond the readable bytes.
-    pub fn window(&self) -> usize {
-        self.capacity - self.len
-    }
-
-    /// The most the buffer can hold.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// Out-of-order ranges held, as offsets from the next expected byte.
-    pub fn out_of_order(&self) -> &[(usize, usize)] {
-        self.ooo.ranges()
-    }
-
-    /// Grows the buffer (shrinking below what is promised is not allowed).
-    /// Storage follows only when data needs it.
-    pub fn grow(&mut self, capacity: usize) {
-        self.capacity = self.capacity.max(capacity);
-    }
-
-    /// Gives the storage back while nothing is held, in order or not.
-    pub fn release(&mut self) {
-        if self.len == 0 && self.ooo.ranges().is_empty() {
-            self.buf = Vec::new();
-            self.head = 0;
-        }
-    }
-
-    /// Bytes of storage held now (memory accounting, tests).
-    pub fn storage(&self) -> usize {
-        self.buf.len()
-    }
-
-    /// Makes storage hold `end` bytes past the readable ones: doubles it
-    /// (at least to the need), never past the capacity, keeping every
-    /// byte's place relative to the head.
-    fn reserve(&mut self, end: usize) {
-        let needed = self.len + end;
-        let have = self.buf.len();
-        if needed <= have {
-            return;
-        }
-        let size = needed.max(have * 2).max(MIN_STORAGE).min(self.capacity);
-        let mut data = vec![0; size];
-        for (i, slot) in data.iter_mut().take(have).enumerate() {
-            *slot = self.buf[(self.head + i) % have];
-        }
-        self.buf = data;
-        self.head = 0;
-    }
-
-    /// Stores `data` that starts `offset` bytes past the next expected byte.
-    /// Bytes beyond the window are cut off. Returns how many bytes became
-    /// readable in order (0 for an out-of-order segment), or None if the
-    /// segment could not be tracked and was dropped.
-    pub fn write(&mut self, offset: usize, data: &[u8]) -> Option<usize> {
-        let window = self.window();
-        if offset >= window || data.is_empty() {
-            return Some(0);
-        }
-        let n = data.len().min(window - offset);
-        if offset > 0 && !self.ooo.insert(offset, offset + n) {
-            return None;
-        }
-        self.reserve(offset + n);
-        let size = self.buf.len();
-        let start = (self.head + self.len + offset) % size;
-        let first = n.min(size - start);
-        self.buf[start..start + first].copy_from_slice(&data[..first]);
-        self.buf[..n - first].copy_from_slice(&data[first..n]);
-        if offset > 0 {
-            return Some(0);
-        }
-        let grown = n + self.ooo.advance(n);
-        self.len += grown;
-        Some(grown)
-    }
-
-    /// Copies readable bytes into `out`; removes them unless `peek`.
-    pub fn read(&mut self, out: &mut [u8], peek: bool) -> usize {
+impl Ring {
+    fn read(&mut self, out: &mut [u8], peek: bool) -> usize {
         let n = out.len().min(self.len);
         if n == 0 {
             return 0;
@@ -135,15 +81,208 @@ impl RecvBuffer {
         if !peek {
             self.head = (self.head + n) % size;
             self.len -= n;
+            self.read += n as u64;
         }
         n
     }
 
+    /// How far the right edge would move past the one last advertised,
+    /// if that is worth an update.
+    fn window_opened(&self) -> bool {
+        if self.quiet {
+            return false;
+        }
+        let opened = (self.read + self.capacity as u64) as i64 - self.adv_right as i64;
+        let threshold = (self.capacity / 2).min(self.update_step) as i64;
+        opened > 0 && opened >= threshold
+    }
+
+    fn release(&mut self, out_of_order: bool) {
+        if self.len == 0 && !out_of_order {
+            self.buf = Vec::new();
+            self.head = 0;
+        }
+    }
+}
+
+impl RecvBuffer {
+    /// An empty buffer of `capacity` bytes (storage comes as data does).
+    pub fn new(capacity: usize) -> RecvBuffer {
+        RecvBuffer {
+            ring: Arc::new(Mutex::new(Ring {
+                buf: Vec::new(),
+                capacity: capacity.max(1),
+                head: 0,
+                len: 0,
+                read: 0,
+                received: 0,
+                adv_right: 0,
+                update_step: usize::MAX,
+                quiet: false,
+                finished: false,
+            })),
+            ooo: Reassembler::new(),
+        }
+    }
+
+    /// The application's handle on the in-order bytes.
+    pub fn reader(&self) -> RecvReader {
+        RecvReader(self.ring.clone())
+    }
+
+    /// Bytes ready for the application.
+    pub fn len(&self) -> usize {
+        self.ring.lock().len
+    }
+
+    /// True when nothing is ready to read.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The receive window: room beyond the readable bytes.
+    pub fn window(&self) -> usize {
+        let r = self.ring.lock();
+        r.capacity - r.len
+    }
+
+    /// The most the buffer can hold.
+    pub fn capacity(&self) -> usize {
+        self.ring.lock().capacity
+    }
+
+    /// Out-of-order ranges held, as offsets from the next expected byte.
+    pub fn out_of_order(&self) -> &[(usize, usize)] {
+        self.ooo.ranges()
+    }
+
+    /// Grows the buffer (shrinking below what is promised is not allowed).
+    /// Storage follows only when data needs it.
+    pub fn grow(&mut self, capacity: usize) {
+        let mut r = self.ring.lock();
+        r.capacity = r.capacity.max(capacity);
+    }
+
+    /// Nothing more will arrive: the storage goes now if empty, else when
+    /// the reader has emptied it.
+    pub fn finish(&mut self) {
+        let mut r = self.ring.lock();
+        // Out-of-order bytes (kept after shutdown(SHUT_RD)) keep the
+        // storage until the control block lets them go.
+        r.finished = self.ooo.is_empty();
+        r.release(!self.ooo.is_empty());
+    }
+
+    /// Bytes of storage held now (memory accounting, tests).
+    pub fn storage(&self) -> usize {
+        self.ring.lock().buf.len()
+    }
+
+    /// The peer was told of a right edge `ahead` bytes past the next byte
+    /// expected; `step` is two segments (see [`Ring::update_step`]).
+    pub fn advertised(&mut self, ahead: u32, step: usize) {
+        let mut r = self.ring.lock();
+        r.adv_right = r.received + u64::from(ahead);
+        r.update_step = step;
+    }
+
+    /// True if reads opened the window by enough to tell the peer
+    /// (receiver-side silly window avoidance).
+    pub fn window_opened(&self) -> bool {
+        self.ring.lock().window_opened()
+    }
+
+    /// No window updates from now on (the peer sends nothing more).
+    pub fn quiet(&mut self) {
+        self.ring.lock().quiet = true;
+    }
+
+    /// Stores `data` that starts `offset` bytes past the next expected byte.
+    /// Bytes beyond the window are cut off. Returns how many bytes became
+    /// readable in order (0 for an out-of-order segment), or None if the
+    /// segment could not be tracked and was dropped.
+    pub fn write(&mut self, offset: usize, data: &[u8]) -> Option<usize> {
+        let mut r = self.ring.lock();
+        let window = r.capacity - r.len;
+        if offset >= window || data.is_empty() {
+            return Some(0);
+        }
+        let n = data.len().min(window - offset);
+        if offset > 0 && !self.ooo.insert(offset, offset + n) {
+            return None;
+        }
+        reserve(&mut r, offset + n);
+        let size = r.buf.len();
+        let start = (r.head + r.len + offset) % size;
+        let first = n.min(size - start);
+        r.buf[start..start + first].copy_from_slice(&data[..first]);
+        r.buf[..n - first].copy_from_slice(&data[first..n]);
+        if offset > 0 {
+            return Some(0);
+        }
+        let grown = n + self.ooo.advance(n);
+        r.len += grown;
+        r.received += grown as u64;
+        Some(grown)
+    }
+
+    /// Copies readable bytes into `out`; removes them unless `peek`.
+    pub fn read(&mut self, out: &mut [u8], peek: bool) -> usize {
+        self.ring.lock().read(out, peek)
+    }
+
     /// Drops everything, in order and out of order.
     pub fn clear(&mut self) {
-        self.head = 0;
-        self.len = 0;
+        let mut r = self.ring.lock();
+        r.head = 0;
+        r.read += r.len as u64;
+        r.len = 0;
         self.ooo.clear();
+    }
+}
+
+/// Makes storage hold `end` bytes past the readable ones: doubles it (at
+/// least to the need), never past the capacity, keeping every byte's place
+/// relative to the head.
+fn reserve(r: &mut Ring, end: usize) {
+    let needed = r.len + end;
+    let have = r.buf.len();
+    if needed <= have {
+        return;
+    }
+    let size = needed.max(have * 2).max(MIN_STORAGE).min(r.capacity);
+    let mut data = vec![0; size];
+    for (i, slot) in data.iter_mut().take(have).enumerate() {
+        *slot = r.buf[(r.head + i) % have];
+    }
+    r.buf = data;
+    r.head = 0;
+}
+
+impl RecvReader {
+    /// Copies in-order bytes into `out` (keeping them if `peek`), without
+    /// the stack's lock. None when nothing is ready or `out` is empty: the
+    /// caller then takes the locked path, which knows about end of stream,
+    /// errors and blocking. A finished ring gives its storage back once
+    /// emptied.
+    pub fn read(&self, out: &mut [u8], peek: bool) -> Option<Read> {
+        let mut r = self.0.lock();
+        if r.len == 0 || out.is_empty() {
+            return None;
+        }
+        let bytes = r.read(out, peek);
+        if r.finished {
+            r.release(false);
+        }
+        Some(Read {
+            bytes,
+            update: !peek && r.window_opened(),
+        })
+    }
+
+    /// True if this reader and `other` read the same ring.
+    pub fn same(&self, other: &RecvReader) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 

@@ -309,7 +309,7 @@ impl Tcb {
         tcb.passive = true;
         tcb.irs = syn.seq;
         tcb.rcv_nxt = syn.seq.wrapping_add(1);
-        tcb.rcv_adv = tcb.rcv_nxt;
+        tcb.set_rcv_adv(tcb.rcv_nxt);
         tcb.negotiate(syn);
         tcb.snd_wnd = syn.window as u32;
         tcb.max_snd_wnd = tcb.snd_wnd;
@@ -592,8 +592,18 @@ impl Tcb {
             self.scoreboard.release();
         }
         if self.fin_received || self.read_shut || self.state == State::Closed {
-            self.recv_buf.release();
+            self.recv_buf.finish();
         }
+    }
+
+    /// The right edge of the window the peer was told of; the receive ring
+    /// learns it too, so a read without the stack's lock can tell whether
+    /// the window opened by enough to say so.
+    pub(super) fn set_rcv_adv(&mut self, edge: u32) {
+        self.rcv_adv = edge;
+        let ahead = edge.wrapping_sub(self.rcv_nxt);
+        self.recv_buf
+            .advertised(ahead, 2 * usize::from(self.cfg.mss));
     }
 
     /// Skips TIME-WAIT (the stack holds too many): CLOSED at once.

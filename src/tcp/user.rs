@@ -1,6 +1,7 @@
 //! The calls the application makes on a connection (RFC 9293, 3.10: SEND,
 //! RECEIVE, CLOSE, ABORT) and what it can see of it without blocking.
 
+use super::recv_buffer::RecvReader;
 use super::state::State;
 use super::tcb::Tcb;
 use crate::error::{Error, Result};
@@ -57,22 +58,28 @@ impl Tcb {
         }
     }
 
-    fn window_edge(&self) -> u32 {
-        self.rcv_nxt.wrapping_add(self.recv_buf.window() as u32)
-    }
-
     /// After a read: tell the peer when the window opened by a useful amount
-    /// (receiver-side silly window avoidance, RFC 1122 4.2.3.3).
+    /// (receiver-side silly window avoidance, RFC 1122 4.2.3.3). The receive
+    /// ring keeps the count (a read without the stack's lock asks it too).
     fn maybe_window_update(&mut self) {
         if !self.state.can_receive() || self.fin_received {
+            self.recv_buf.quiet();
             return;
         }
-        let edge = self.window_edge();
-        let opened = edge.wrapping_sub(self.rcv_adv) as i32;
-        let threshold = (self.recv_buf.capacity() / 2).min(2 * self.cfg.mss as usize);
-        if opened > 0 && opened as usize >= threshold {
+        if self.recv_buf.window_opened() {
             self.ack_now = true;
         }
+    }
+
+    /// A read without the stack's lock ([`RecvReader::read`]) opened the
+    /// window: the update goes out if the connection still receives.
+    pub fn window_update(&mut self) {
+        self.maybe_window_update();
+    }
+
+    /// The application's way to read in-order bytes without the stack's lock.
+    pub fn reader(&self) -> RecvReader {
+        self.recv_buf.reader()
     }
 
     /// shutdown(SHUT_WR) / the write half of close(): FIN follows the queued data.
