@@ -458,6 +458,43 @@ fn a_read_of_bytes_already_in_order_does_not_wait_for_the_stacks_lock() {
 }
 
 #[test]
+fn a_send_that_fits_does_not_wait_for_the_stacks_lock() {
+    let (a, b) = pair();
+    let (c, srv) = connected(&a, &b, 7012);
+    // The first send goes through the stack (and meets the socket's ring).
+    assert_eq!(a.send(c, b"hello", MsgFlags::default()), Ok(5));
+    let data = pattern(50_000, 9);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let writer = a.clone();
+    let block = data.clone();
+    let sent = a.with_stack(|_| {
+        std::thread::spawn(move || {
+            let _ = tx.send(writer.send(c, &block, MsgFlags::default()));
+        });
+        rx.recv_timeout(Duration::from_secs(2))
+    });
+    assert_eq!(
+        sent.expect("send waited for the stack's lock"),
+        Ok(data.len())
+    );
+    // Sent once the lock was free: everything arrives, in order.
+    let mut got = vec![0u8; 5 + data.len()];
+    assert_eq!(
+        b.recv(
+            srv,
+            &mut got,
+            MsgFlags {
+                wait_all: true,
+                ..MsgFlags::default()
+            }
+        ),
+        Ok(got.len())
+    );
+    assert_eq!(&got[..5], b"hello");
+    assert_eq!(&got[5..], &data[..]);
+}
+
+#[test]
 fn reads_without_the_stacks_lock_still_open_the_window() {
     let (a, b) = pair();
     let (c, srv) = connected(&a, &b, 7011);

@@ -11,7 +11,7 @@ use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
 use crate::stack::SocketId;
-use crate::tcp::RecvReader;
+use crate::tcp::Rings;
 
 /// The most descriptors one table hands out: Linux's default fs.nr_open,
 /// so a program that may open a million kernel descriptors may open as
@@ -44,10 +44,11 @@ pub struct FdEntry {
     /// SO_BUSY_POLL in microseconds; [`FdEntry::DEFAULT_BUSY_POLL`] until
     /// set (the runtime's RSTCP_BUSY_POLL_US then applies).
     pub busy_poll: AtomicU64,
-    /// The connection's receive ring, for reads without the stack's lock;
-    /// taken (again) by every read that goes through the stack, so a socket
-    /// that connects anew or moves to another shard soon reads the right one.
-    pub reader: parking_lot::Mutex<Option<RecvReader>>,
+    /// The connection's rings, for reads and writes without the stack's
+    /// lock; taken (again) by every read or write that goes through the
+    /// stack, so a socket that connects anew or moves to another shard
+    /// soon uses the right ones.
+    pub rings: parking_lot::Mutex<Option<Rings>>,
 }
 
 impl FdEntry {
@@ -64,7 +65,7 @@ impl FdEntry {
             refs: AtomicUsize::new(1),
             cloexec: AtomicBool::new(false),
             busy_poll: AtomicU64::new(FdEntry::DEFAULT_BUSY_POLL),
-            reader: parking_lot::Mutex::new(None),
+            rings: parking_lot::Mutex::new(None),
         }
     }
 
@@ -82,6 +83,15 @@ impl FdEntry {
 
     /// `busy_poll` before SO_BUSY_POLL sets it.
     pub const DEFAULT_BUSY_POLL: u64 = u64::MAX;
+
+    /// Keeps the rings `stack` has for this socket now (see `rings`).
+    pub fn take_rings(&self, stack: &crate::stack::Stack) {
+        let fresh = stack.rings(self.id);
+        let mut held = self.rings.lock();
+        if !matches!((&*held, &fresh), (Some(a), Some(b)) if a.same(b)) {
+            *held = fresh;
+        }
+    }
 
     /// O_NONBLOCK is set.
     pub fn is_nonblocking(&self) -> bool {

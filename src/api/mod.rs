@@ -407,18 +407,21 @@ impl Sockets {
     }
 
     /// send(): blocking sends queue everything (or fail / time out with a
-    /// partial count); non-blocking ones what fits, or EAGAIN.
+    /// partial count); non-blocking ones what fits, or EAGAIN. Once a send
+    /// went through the stack, later ones append to the connection's send
+    /// ring without the stack's lock (see [`Sockets::write_ready`]) as long
+    /// as there is room.
     pub fn send(&self, fd: i32, data: &[u8], flags: MsgFlags) -> Result<usize> {
         let e = self.fds.get(fd)?;
         let nonblocking = flags.dont_wait || e.is_nonblocking();
+        let mut sent = self.write_ready(&e, data);
+        if sent > 0 && (sent == data.len() || nonblocking) {
+            return Ok(sent);
+        }
         let timeout = FdEntry::timeout(&e.send_timeout);
-        let mut sent = 0;
-        let r = self.blocking(
-            &e,
-            nonblocking,
-            timeout,
-            libc::POLLOUT,
-            |stack, now| match stack.send(now, e.id, &data[sent..]) {
+        let r = self.blocking(&e, nonblocking, timeout, libc::POLLOUT, |stack, now| {
+            e.take_rings(stack);
+            match stack.send(now, e.id, &data[sent..]) {
                 Ok(n) => {
                     sent += n;
                     if sent < data.len() && !nonblocking {
@@ -429,8 +432,8 @@ impl Sockets {
                 }
                 Err(Error::WouldBlock) if sent > 0 && nonblocking => Ok(sent),
                 Err(err) => Err(err),
-            },
-        );
+            }
+        });
         match r {
             Err(_) if sent > 0 => Ok(sent),
             r => r,
@@ -451,12 +454,7 @@ impl Sockets {
         let timeout = FdEntry::timeout(&e.recv_timeout);
         let readable = libc::POLLIN | libc::POLLRDHUP;
         let r = self.blocking(&e, nonblocking, timeout, readable, |stack, now| {
-            let reader = stack.reader(e.id);
-            let mut cached = e.reader.lock();
-            if !matches!((&*cached, &reader), (Some(a), Some(b)) if a.same(b)) {
-                *cached = reader;
-            }
-            drop(cached);
+            e.take_rings(stack);
             match stack.recv(now, e.id, &mut buf[got..], flags.peek) {
                 Ok(0) => Ok(got),
                 Ok(n) if flags.wait_all && !flags.peek && got + n < buf.len() && !nonblocking => {
@@ -479,16 +477,33 @@ impl Sockets {
     /// read through the stack, which introduces its ring). If the read
     /// opened the window by enough, the stack sends the update.
     fn read_ready(&self, e: &FdEntry, buf: &mut [u8], peek: bool) -> usize {
-        let Some(reader) = e.reader.lock().clone() else {
+        let Some(rings) = e.rings.lock().clone() else {
             return 0;
         };
-        let Some(read) = reader.read(buf, peek) else {
+        let Some(read) = rings.reader.read(buf, peek) else {
             return 0;
         };
         if read.update {
-            self.rt(e.shard).window_opened(e.id);
+            self.rt(e.shard).nudge(e.id);
         }
         read.bytes
+    }
+
+    /// Appends what fits to the connection's send ring without the stack's
+    /// lock; 0 if nothing can go that way (not yet sent through the stack,
+    /// shut for writing, full). The stack is nudged to send it unless an
+    /// ACK already due will.
+    fn write_ready(&self, e: &FdEntry, data: &[u8]) -> usize {
+        let Some(rings) = e.rings.lock().clone() else {
+            return 0;
+        };
+        let Some(written) = rings.writer.write(data) else {
+            return 0;
+        };
+        if written.kick {
+            self.rt(e.shard).nudge(e.id);
+        }
+        written.bytes
     }
 
     /// shutdown(): also wakes threads blocked on the socket.

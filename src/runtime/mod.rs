@@ -166,9 +166,9 @@ pub struct Shared {
     /// I/O thread, which polls the queue only before its writes, looks at
     /// this after letting go and runs another round if it is set.
     tx_wanted: AtomicBool,
-    /// Sockets whose window a read opened while the stack's lock was taken
-    /// (see [`Shared::window_opened`]); the I/O thread sends the updates.
-    windows_opened: Mutex<Vec<SocketId>>,
+    /// Sockets nudged while the stack's lock was taken (see
+    /// [`Shared::nudge`]); the I/O thread looks at them.
+    nudged: Mutex<Vec<SocketId>>,
     /// The same device for reading, by the I/O thread or a busy-polling
     /// caller: whoever reads holds this lock until the packets have been
     /// through the stack, so they are taken in the order they came. Taken
@@ -210,21 +210,21 @@ impl Shared {
         }
     }
 
-    /// A read without the stack's lock opened socket `id`'s window: the
-    /// update goes out from this thread if the lock is free, else from the
-    /// I/O thread's next round (woken for it), so the reader never waits
-    /// for whoever holds the lock.
-    pub fn window_opened(&self, id: SocketId) {
+    /// A read or write without the stack's lock left work for it on
+    /// socket `id` (see `Stack::nudge`): done in this thread if the lock is
+    /// free, else in the I/O thread's next round (woken for it), so the
+    /// caller never waits for whoever holds the lock.
+    pub fn nudge(&self, id: SocketId) {
         if let Some(guard) = self.inner.try_lock() {
             let mut inner = Locked {
                 guard: Some(guard),
                 shared: self,
             };
             let now = self.now();
-            inner.stack.window_update(now, id);
+            inner.stack.nudge(now, id);
             return;
         }
-        self.windows_opened.lock().push(id);
+        self.nudged.lock().push(id);
         self.wake();
     }
 
@@ -383,7 +383,7 @@ impl Runtime {
         let shared = Arc::new(Shared {
             tx: Mutex::new(link.handle()),
             tx_wanted: AtomicBool::new(false),
-            windows_opened: Mutex::new(Vec::new()),
+            nudged: Mutex::new(Vec::new()),
             rx: Mutex::new(link.handle()),
             busy_poll_us: AtomicU64::new(0),
             device_users: AtomicUsize::new(0),
@@ -480,7 +480,7 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
     let mut next_timer: Option<Instant> = None;
     let mut events = Vec::new();
     let mut to_wake = Vec::new();
-    let mut opened = Vec::new();
+    let mut nudged = Vec::new();
     rs_log!(Info, "I/O thread started (MTU {})", link.mtu());
     while !shared.stop.load(Ordering::Acquire) {
         if !busy {
@@ -545,9 +545,9 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
                 inner.stack.on_packet_checked(now, &buf[..len], checksum);
             }
             drop(rx_turn);
-            std::mem::swap(&mut opened, &mut *shared.windows_opened.lock());
-            for id in opened.drain(..) {
-                inner.stack.window_update(now, id);
+            std::mem::swap(&mut nudged, &mut *shared.nudged.lock());
+            for id in nudged.drain(..) {
+                inner.stack.nudge(now, id);
             }
             inner.stack.on_timer(now);
             while n_tx < BATCH {

@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use super::socket_table::{FourTuple, Listener, Socket, SocketId, SocketKind, SocketOptions};
 use super::Stack;
 use crate::error::{Error, Result};
-use crate::tcp::{RecvReader, State, Tcb};
+use crate::tcp::{Rings, State, Tcb};
 use crate::time::Instant;
 
 impl Stack {
@@ -234,20 +234,19 @@ impl Stack {
         r
     }
 
-    /// The handle through which the application reads connection `id`'s
-    /// in-order bytes without the stack's lock (None if not a connection).
-    pub fn reader(&self, id: SocketId) -> Option<RecvReader> {
-        self.tcb(id).map(|t| t.reader())
+    /// The rings through which the application reads and writes
+    /// connection `id` without the stack's lock (None if not a connection).
+    pub fn rings(&self, id: SocketId) -> Option<Rings> {
+        self.tcb(id).map(|t| t.rings())
     }
 
-    /// A read through the [`RecvReader`] opened the window: the control
-    /// block decides whether the peer hears of it now.
-    pub fn window_update(&mut self, now: Instant, id: SocketId) {
+    /// The application read or wrote connection `id` through its [`Rings`]
+    /// and the stack should look at it: a window the read opened, data the
+    /// write appended with nothing under way to send it.
+    pub fn nudge(&mut self, now: Instant, id: SocketId) {
         if let Some(SocketKind::Conn(t)) = self.sockets.get_mut(id).map(|s| &mut s.kind) {
             t.window_update();
-            if t.wants_transmit() {
-                self.after(now, id);
-            }
+            self.after(now, id);
         }
     }
 

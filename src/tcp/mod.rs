@@ -40,10 +40,11 @@ pub use output::Transmit;
 pub use reassembler::Reassembler;
 pub use recv_buffer::{Read, RecvBuffer, RecvReader};
 pub use rtt::RttEstimator;
-pub use send_buffer::SendBuffer;
+pub use send_buffer::{SendBuffer, SendWriter, Written};
 pub use state::State;
 pub use tcb::{Tcb, TcbStats};
 pub use time_wait::{TimeWait, TimeWaitReply};
+pub use user::Rings;
 
 use std::time::Duration;
 

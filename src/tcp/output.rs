@@ -85,6 +85,12 @@ impl Tcb {
                 if let Some(t) = self.emit_data(now, buf) {
                     return Some(t);
                 }
+                // What the application appends without the stack's lock
+                // waits for the ACK due, if data waits behind data in flight.
+                let data_end = self.data_seq().wrapping_add(self.send_buf.len() as u32);
+                let waiting = seq::lt(self.snd_nxt, data_end);
+                self.send_buf
+                    .set_clocked(waiting && self.snd_una != self.snd_max);
                 if self.ack_now || self.acks_owed > 0 {
                     return Some(Transmit::one(self.emit_ack(now, buf)));
                 }

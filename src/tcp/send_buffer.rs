@@ -1,70 +1,59 @@
 //! Bytes the application has written and the peer has not yet acknowledged.
+//!
+//! Like the receive ring, the ring is shared with the application: a
+//! [`SendWriter`] appends without the stack's lock once the connection has
+//! taken a send through the stack, while the control block (under it)
+//! copies segments out and drops what the peer acknowledged. Both take the
+//! ring's own lock for a copy and nothing more.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+/// The control block's side of the ring.
+#[derive(Debug)]
+pub struct SendBuffer {
+    ring: Arc<Mutex<Ring>>,
+}
+
+/// The application's side: appends without the stack's lock (see
+/// [`SendWriter::write`]).
+#[derive(Clone, Debug)]
+pub struct SendWriter(Arc<Mutex<Ring>>);
+
+/// What a [`SendWriter::write`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// Bytes appended.
+    pub bytes: usize,
+    /// Nothing already under way will send them (no ACK is awaited while
+    /// data waits): the caller has the stack look at the connection.
+    pub kick: bool,
+}
 
 /// A ring of bytes: the front is the oldest unacknowledged byte.
 ///
 /// Storage grows as the application writes (doubling, from 4 KiB) up to
 /// the capacity, so idle and lightly used connections cost little.
 #[derive(Debug)]
-pub struct SendBuffer {
+struct Ring {
     /// The ring's storage; its length (not the capacity) is the modulus.
     buf: Vec<u8>,
     capacity: usize,
     head: usize,
     len: usize,
+    /// The application may append without the stack: a send through the
+    /// stack found the connection open for writing, and nothing has shut
+    /// that since (FIN queued, reset, closed).
+    open: bool,
+    /// The last transmission left data waiting with data in flight: the
+    /// ACK (or timeout) that must come will send what is appended now.
+    clocked: bool,
 }
 
-impl SendBuffer {
-    /// An empty buffer that will hold at most `capacity` bytes.
-    pub fn new(capacity: usize) -> SendBuffer {
-        SendBuffer {
-            buf: Vec::new(),
-            capacity: capacity.max(1),
-            head: 0,
-            len: 0,
-        }
-    }
-
-    /// Bytes held (sent or not, but unacknowledged).
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// True when nothing is held.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Room left for the application.
-    pub fn free(&self) -> usize {
+impl Ring {
+    fn free(&self) -> usize {
         self.capacity - self.len
-    }
-
-    /// The most the buffer can hold.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// Changes the capacity; it never drops below what is held. Storage
-    /// larger than the new capacity shrinks to it.
-    pub fn set_capacity(&mut self, capacity: usize) {
-        self.capacity = capacity.max(self.len).max(1);
-        if self.buf.len() > self.capacity {
-            self.relayout(self.capacity);
-        }
-    }
-
-    /// Gives the storage back while nothing is held (the direction is
-    /// done: a later push allocates afresh).
-    pub fn release(&mut self) {
-        if self.len == 0 {
-            self.buf = Vec::new();
-            self.head = 0;
-        }
-    }
-
-    /// Bytes of storage held now (memory accounting, tests).
-    pub fn storage(&self) -> usize {
-        self.buf.len()
     }
 
     /// Moves the held bytes to the front of new storage of `size` bytes.
@@ -75,8 +64,7 @@ impl SendBuffer {
         self.head = 0;
     }
 
-    /// Appends as much of `data` as fits; returns how much was taken.
-    pub fn push(&mut self, data: &[u8]) -> usize {
+    fn push(&mut self, data: &[u8]) -> usize {
         let n = data.len().min(self.free());
         if n == 0 {
             return 0;
@@ -95,21 +83,7 @@ impl SendBuffer {
         n
     }
 
-    /// Drops `n` bytes from the front (they were acknowledged).
-    pub fn consume(&mut self, n: usize) {
-        let n = n.min(self.len);
-        if n == 0 {
-            return;
-        }
-        self.head = (self.head + n) % self.buf.len();
-        self.len -= n;
-        if self.len == 0 {
-            self.head = 0;
-        }
-    }
-
-    /// Copies bytes starting `offset` bytes from the front into `out`; returns the count.
-    pub fn copy_out(&self, offset: usize, out: &mut [u8]) -> usize {
+    fn copy_out(&self, offset: usize, out: &mut [u8]) -> usize {
         if offset >= self.len {
             return 0;
         }
@@ -120,6 +94,136 @@ impl SendBuffer {
         out[..first].copy_from_slice(&self.buf[start..start + first]);
         out[first..n].copy_from_slice(&self.buf[..n - first]);
         n
+    }
+}
+
+impl SendBuffer {
+    /// An empty buffer that will hold at most `capacity` bytes.
+    pub fn new(capacity: usize) -> SendBuffer {
+        SendBuffer {
+            ring: Arc::new(Mutex::new(Ring {
+                buf: Vec::new(),
+                capacity: capacity.max(1),
+                head: 0,
+                len: 0,
+                open: false,
+                clocked: false,
+            })),
+        }
+    }
+
+    /// The application's handle for appending without the stack's lock.
+    pub fn writer(&self) -> SendWriter {
+        SendWriter(self.ring.clone())
+    }
+
+    /// Bytes held (sent or not, but unacknowledged).
+    pub fn len(&self) -> usize {
+        self.ring.lock().len
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Room left for the application.
+    pub fn free(&self) -> usize {
+        self.ring.lock().free()
+    }
+
+    /// The most the buffer can hold.
+    pub fn capacity(&self) -> usize {
+        self.ring.lock().capacity
+    }
+
+    /// Changes the capacity; it never drops below what is held. Storage
+    /// larger than the new capacity shrinks to it.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        let mut r = self.ring.lock();
+        r.capacity = capacity.max(r.len).max(1);
+        if r.buf.len() > r.capacity {
+            let size = r.capacity;
+            r.relayout(size);
+        }
+    }
+
+    /// Gives the storage back while nothing is held (the direction is
+    /// done: a later push allocates afresh).
+    pub fn release(&mut self) {
+        let mut r = self.ring.lock();
+        if r.len == 0 {
+            r.buf = Vec::new();
+            r.head = 0;
+        }
+    }
+
+    /// Bytes of storage held now (memory accounting, tests).
+    pub fn storage(&self) -> usize {
+        self.ring.lock().buf.len()
+    }
+
+    /// Appends as much of `data` as fits; returns how much was taken. The
+    /// connection was found open for writing: the application may append
+    /// without the stack from now on.
+    pub fn push(&mut self, data: &[u8]) -> usize {
+        let mut r = self.ring.lock();
+        r.open = true;
+        r.push(data)
+    }
+
+    /// Appending without the stack ends (a FIN is queued, or the
+    /// connection ends): the application's next send goes through the
+    /// stack, which reports why.
+    pub fn shut(&mut self) {
+        self.ring.lock().open = false;
+    }
+
+    /// Whether data waiting now will go without the stack being asked:
+    /// an ACK or a timeout is due that will send it.
+    pub fn set_clocked(&mut self, clocked: bool) {
+        self.ring.lock().clocked = clocked;
+    }
+
+    /// Drops `n` bytes from the front (they were acknowledged).
+    pub fn consume(&mut self, n: usize) {
+        let mut r = self.ring.lock();
+        let n = n.min(r.len);
+        if n == 0 {
+            return;
+        }
+        r.head = (r.head + n) % r.buf.len();
+        r.len -= n;
+        if r.len == 0 {
+            r.head = 0;
+        }
+    }
+
+    /// Copies bytes starting `offset` bytes from the front into `out`; returns the count.
+    pub fn copy_out(&self, offset: usize, out: &mut [u8]) -> usize {
+        self.ring.lock().copy_out(offset, out)
+    }
+}
+
+impl SendWriter {
+    /// Appends as much of `data` as fits without the stack's lock. None if
+    /// the ring is closed to such writes, full, or `data` is empty: the
+    /// caller then goes through the stack (errors, blocking, the first send).
+    pub fn write(&self, data: &[u8]) -> Option<Written> {
+        let mut r = self.0.lock();
+        if !r.open || data.is_empty() || r.free() == 0 {
+            return None;
+        }
+        let bytes = r.push(data);
+        Some(Written {
+            bytes,
+            kick: !r.clocked,
+        })
+    }
+
+    /// True if this writer and `other` write the same ring.
+    pub fn same(&self, other: &SendWriter) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
     }
 }
 

@@ -546,11 +546,13 @@ impl Tcb {
     pub(super) fn fail(&mut self, err: Error) {
         self.error = Some(err);
         self.reset = true;
+        self.send_buf.shut();
         self.enter_closed();
     }
 
     pub(super) fn enter_closed(&mut self) {
         self.state = State::Closed;
+        self.send_buf.shut();
         self.rto_deadline = None;
         self.pto_deadline = None;
         self.rack_deadline = None;

@@ -2,11 +2,28 @@
 //! RECEIVE, CLOSE, ABORT) and what it can see of it without blocking.
 
 use super::recv_buffer::RecvReader;
+use super::send_buffer::SendWriter;
 use super::state::State;
 use super::tcb::Tcb;
 use crate::error::{Error, Result};
 use crate::time::Instant;
 use crate::wire::TcpFlags;
+
+/// A connection's two rings as the application holds them.
+#[derive(Clone, Debug)]
+pub struct Rings {
+    /// Reads in-order bytes.
+    pub reader: RecvReader,
+    /// Appends bytes to send.
+    pub writer: SendWriter,
+}
+
+impl Rings {
+    /// True if both are the same connection's.
+    pub fn same(&self, other: &Rings) -> bool {
+        self.reader.same(&other.reader)
+    }
+}
 
 impl Tcb {
     /// Queues `data` for sending; returns how much was taken.
@@ -77,9 +94,12 @@ impl Tcb {
         self.maybe_window_update();
     }
 
-    /// The application's way to read in-order bytes without the stack's lock.
-    pub fn reader(&self) -> RecvReader {
-        self.recv_buf.reader()
+    /// The application's way to read and write without the stack's lock.
+    pub fn rings(&self) -> Rings {
+        Rings {
+            reader: self.recv_buf.reader(),
+            writer: self.send_buf.writer(),
+        }
     }
 
     /// shutdown(SHUT_WR) / the write half of close(): FIN follows the queued data.
@@ -91,11 +111,13 @@ impl Tcb {
             }
             State::SynReceived | State::Established => {
                 self.fin_queued = true;
+                self.send_buf.shut();
                 self.state = State::FinWait1;
                 self.changed = true;
             }
             State::CloseWait => {
                 self.fin_queued = true;
+                self.send_buf.shut();
                 self.state = State::LastAck;
                 self.changed = true;
             }
