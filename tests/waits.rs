@@ -430,7 +430,7 @@ fn pattern(len: usize, seed: u8) -> Vec<u8> {
 fn a_read_of_bytes_already_in_order_does_not_wait_for_the_stacks_lock() {
     let (a, b) = pair();
     let (c, srv) = connected(&a, &b, 7010);
-    // The first read goes through the stack (and meets the socket's ring).
+    // Bytes already read once, so the ring has been used and emptied.
     assert_eq!(a.send(c, b"hello", MsgFlags::default()), Ok(5));
     let mut buf = [0u8; 5];
     assert_eq!(b.recv(srv, &mut buf, MsgFlags::default()), Ok(5));
@@ -461,7 +461,7 @@ fn a_read_of_bytes_already_in_order_does_not_wait_for_the_stacks_lock() {
 fn a_send_that_fits_does_not_wait_for_the_stacks_lock() {
     let (a, b) = pair();
     let (c, srv) = connected(&a, &b, 7012);
-    // The first send goes through the stack (and meets the socket's ring).
+    // A send before, so the ring has been used.
     assert_eq!(a.send(c, b"hello", MsgFlags::default()), Ok(5));
     let data = pattern(50_000, 9);
     let (tx, rx) = std::sync::mpsc::channel();
@@ -533,4 +533,51 @@ fn reads_without_the_stacks_lock_still_open_the_window() {
     let id = a.socket_id(c).unwrap();
     let probes = a.with_stack(|s| s.tcb(id).unwrap().stats().window_probes);
     assert_eq!(probes, 0, "the window stayed shut until the sender probed");
+}
+
+#[test]
+fn sends_racing_a_shutdown_deliver_every_byte_they_accepted_and_no_other() {
+    let (a, b) = pair();
+    let (c, srv) = connected(&a, &b, 7013);
+    // The stream starts with two bytes sent before the race.
+    assert_eq!(a.send(c, b"go", MsgFlags::default()), Ok(2));
+    let writer = a.clone();
+    let sender = std::thread::spawn(move || {
+        let mut accepted = b"go".to_vec();
+        for i in 0u32.. {
+            let chunk = pattern(1000 + (i as usize * 37) % 3000, i as u8);
+            match writer.send(c, &chunk, MsgFlags::default()) {
+                Ok(n) => accepted.extend_from_slice(&chunk[..n]),
+                Err(Error::BrokenPipe) => return accepted,
+                Err(e) => panic!("send: {e:?}"),
+            }
+        }
+        unreachable!()
+    });
+    let reader = b.clone();
+    let received = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 7000];
+        loop {
+            match reader.recv(srv, &mut buf, MsgFlags::default()) {
+                Ok(0) => return got,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) => panic!("recv: {e:?}"),
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(30));
+    a.shutdown(c, Shutdown::Write).unwrap();
+    let accepted = join_within(sender, Duration::from_secs(5));
+    let got = join_within(received, Duration::from_secs(5));
+    assert!(
+        accepted.len() > 10_000,
+        "the race never ran: {}",
+        accepted.len()
+    );
+    assert_eq!(got.len(), accepted.len());
+    assert!(
+        got == accepted,
+        "the bytes received are not the bytes accepted"
+    );
 }

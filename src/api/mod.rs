@@ -340,6 +340,8 @@ impl Sockets {
             .map(|t| t.remote())
             .ok_or(Error::ConnectionReset)?;
         let entry = FdEntry::new(child, nonblocking).on_shard(shard);
+        // The first read need not go through the stack to meet the rings.
+        entry.take_rings(&inner.stack);
         match self.register(new_fd, &mut inner, entry) {
             Ok(nfd) => Ok((nfd, peer)),
             Err(err) => {
@@ -381,6 +383,7 @@ impl Sockets {
             }
         } else {
             inner.stack.connect(now, e.id, addr)?;
+            e.take_rings(&inner.stack);
             e.connecting.store(true, Ordering::Release);
             drop(inner);
             if e.is_nonblocking() {

@@ -121,6 +121,7 @@ impl Tcb {
             self.rto_deadline = None;
             self.retries = 0;
             self.state = State::Established;
+            self.send_buf.open();
             self.ack_now = true;
             self.changed = true;
             if !seg.payload.is_empty() {
@@ -318,6 +319,7 @@ impl Tcb {
         if self.state == State::SynReceived {
             if seq::gt(seg.ack, self.snd_una) && seq::le(seg.ack, self.snd_max) {
                 self.state = State::Established;
+                self.send_buf.open();
                 self.changed = true;
                 self.snd_wnd = (seg.window as u32) << self.snd_wscale;
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd_wnd);

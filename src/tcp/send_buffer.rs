@@ -42,9 +42,9 @@ struct Ring {
     capacity: usize,
     head: usize,
     len: usize,
-    /// The application may append without the stack: a send through the
-    /// stack found the connection open for writing, and nothing has shut
-    /// that since (FIN queued, reset, closed).
+    /// The application may append without the stack: the connection was
+    /// established (or a send through the stack found it open for writing),
+    /// and nothing has shut that since (FIN queued, reset, closed).
     open: bool,
     /// The last transmission left data waiting with data in flight: the
     /// ACK (or timeout) that must come will send what is appended now.
@@ -170,6 +170,12 @@ impl SendBuffer {
         let mut r = self.ring.lock();
         r.open = true;
         r.push(data)
+    }
+
+    /// The connection is established: the application may append without
+    /// the stack (until [`SendBuffer::shut`]).
+    pub fn open(&mut self) {
+        self.ring.lock().open = true;
     }
 
     /// Appending without the stack ends (a FIN is queued, or the
