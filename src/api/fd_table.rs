@@ -45,9 +45,9 @@ pub struct FdEntry {
     /// set (the runtime's RSTCP_BUSY_POLL_US then applies).
     pub busy_poll: AtomicU64,
     /// The connection's rings, for reads and writes without the stack's
-    /// lock; taken (again) by every read or write that goes through the
-    /// stack, so a socket that connects anew or moves to another shard
-    /// soon uses the right ones.
+    /// lock; taken at accept and connect, and again by every read or write
+    /// that goes through the stack, so a socket that connects anew soon
+    /// uses the right ones.
     pub rings: parking_lot::Mutex<Option<Rings>>,
 }
 

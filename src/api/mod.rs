@@ -410,10 +410,10 @@ impl Sockets {
     }
 
     /// send(): blocking sends queue everything (or fail / time out with a
-    /// partial count); non-blocking ones what fits, or EAGAIN. Once a send
-    /// went through the stack, later ones append to the connection's send
-    /// ring without the stack's lock (see [`Sockets::write_ready`]) as long
-    /// as there is room.
+    /// partial count); non-blocking ones what fits, or EAGAIN. On an
+    /// established connection what fits goes into the send ring without
+    /// the stack's lock (see [`Sockets::write_ready`]); the stack is asked
+    /// for errors, waits and what did not fit.
     pub fn send(&self, fd: i32, data: &[u8], flags: MsgFlags) -> Result<usize> {
         let e = self.fds.get(fd)?;
         let nonblocking = flags.dont_wait || e.is_nonblocking();
@@ -476,9 +476,9 @@ impl Sockets {
     }
 
     /// Reads what the connection's receive ring holds in order, without
-    /// the stack's lock; 0 if it holds nothing (or the socket was never
-    /// read through the stack, which introduces its ring). If the read
-    /// opened the window by enough, the stack sends the update.
+    /// the stack's lock; 0 if it holds nothing (or the descriptor has not
+    /// met the connection's rings yet). If the read opened the window by
+    /// enough, the stack sends the update.
     fn read_ready(&self, e: &FdEntry, buf: &mut [u8], peek: bool) -> usize {
         let Some(rings) = e.rings.lock().clone() else {
             return 0;
@@ -493,9 +493,9 @@ impl Sockets {
     }
 
     /// Appends what fits to the connection's send ring without the stack's
-    /// lock; 0 if nothing can go that way (not yet sent through the stack,
-    /// shut for writing, full). The stack is nudged to send it unless an
-    /// ACK already due will.
+    /// lock; 0 if nothing can go that way (not established, shut for
+    /// writing, full). The stack is nudged to send it unless an ACK already
+    /// due will.
     fn write_ready(&self, e: &FdEntry, data: &[u8]) -> usize {
         let Some(rings) = e.rings.lock().clone() else {
             return 0;

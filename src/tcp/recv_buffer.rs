@@ -332,4 +332,53 @@ mod tests {
         assert_eq!(b.write(0, &big), Some(64 * 1024));
         assert_eq!(b.storage(), 64 * 1024);
     }
+
+    #[test]
+    fn the_reader_reads_in_order_bytes_and_says_when_the_window_opened() {
+        let mut b = RecvBuffer::new(8000);
+        let reader = b.reader();
+        assert_eq!(reader.read(&mut [0u8; 10], false), None, "nothing yet");
+        // The peer was told of the whole buffer; segments of 1000 bytes.
+        b.advertised(8000, 2000);
+        assert_eq!(b.write(1000, &[2u8; 1000]), Some(0), "out of order");
+        assert_eq!(reader.read(&mut [0u8; 10], false), None, "not readable");
+        assert_eq!(b.write(0, &[1u8; 1000]), Some(2000));
+        // Reading 1500 moves the right edge 1500 past the one promised:
+        // less than two segments, no update yet.
+        let mut out = [0u8; 1500];
+        let r = reader.read(&mut out, false).unwrap();
+        assert_eq!((r.bytes, r.update), (1500, false));
+        assert!(out[..1000].iter().all(|&x| x == 1) && out[1000..].iter().all(|&x| x == 2));
+        // A peek changes nothing.
+        let r = reader.read(&mut [0u8; 100], true).unwrap();
+        assert_eq!((r.bytes, r.update), (100, false));
+        assert_eq!(b.len(), 500);
+        let r = reader.read(&mut [0u8; 600], false).unwrap();
+        assert_eq!((r.bytes, r.update), (500, true));
+        assert!(b.window_opened());
+        // Once the peer hears of the new edge, nothing is owed.
+        b.advertised(8000, 2000);
+        assert!(!b.window_opened());
+        // A connection that no longer receives owes no updates.
+        assert_eq!(b.write(0, &[3u8; 4000]), Some(4000));
+        b.quiet();
+        let r = reader.read(&mut [0u8; 4000], false).unwrap();
+        assert_eq!((r.bytes, r.update), (4000, false));
+    }
+
+    #[test]
+    fn a_finished_ring_gives_its_storage_back_when_the_reader_empties_it() {
+        let mut b = RecvBuffer::new(64 * 1024);
+        let reader = b.reader();
+        assert_eq!(b.write(0, b"last words"), Some(10));
+        b.finish();
+        assert_eq!(b.storage(), MIN_STORAGE, "kept while unread");
+        let mut out = [0u8; 4];
+        assert_eq!(reader.read(&mut out, false).unwrap().bytes, 4);
+        assert_eq!(b.storage(), MIN_STORAGE);
+        let mut rest = [0u8; 16];
+        assert_eq!(reader.read(&mut rest, false).unwrap().bytes, 6);
+        assert_eq!(&rest[..6], b" words");
+        assert_eq!(b.storage(), 0, "emptied and finished: released");
+    }
 }

@@ -273,4 +273,25 @@ mod tests {
         assert_eq!(b.copy_out(50_005, &mut out[..10]), 10);
         assert_eq!(&out[..10], &data[..10]);
     }
+
+    #[test]
+    fn the_writer_appends_only_while_open_and_says_when_to_kick() {
+        let mut b = SendBuffer::new(10);
+        let w = b.writer();
+        assert_eq!(w.write(b"early"), None, "not established yet");
+        b.open();
+        let r = w.write(b"hello").unwrap();
+        assert_eq!((r.bytes, r.kick), (5, true), "nothing under way: kick");
+        b.set_clocked(true);
+        let r = w.write(b"world!").unwrap();
+        assert_eq!((r.bytes, r.kick), (5, false), "an ACK will send it");
+        assert_eq!(w.write(b"more"), None, "full");
+        let mut out = [0u8; 10];
+        assert_eq!(b.copy_out(0, &mut out), 10);
+        assert_eq!(&out, b"helloworld");
+        b.consume(10);
+        b.shut();
+        assert_eq!(w.write(b"after FIN"), None, "shut: through the stack");
+        assert!(b.is_empty());
+    }
 }

@@ -546,7 +546,6 @@ impl Tcb {
     pub(super) fn fail(&mut self, err: Error) {
         self.error = Some(err);
         self.reset = true;
-        self.send_buf.shut();
         self.enter_closed();
     }
 

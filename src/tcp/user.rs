@@ -55,7 +55,7 @@ impl Tcb {
         if !self.recv_buf.is_empty() && !out.is_empty() {
             let n = self.recv_buf.read(out, peek);
             if !peek {
-                self.maybe_window_update();
+                self.window_update();
                 if self.recv_buf.is_empty() {
                     self.release_storage();
                 }
@@ -77,8 +77,9 @@ impl Tcb {
 
     /// After a read: tell the peer when the window opened by a useful amount
     /// (receiver-side silly window avoidance, RFC 1122 4.2.3.3). The receive
-    /// ring keeps the count (a read without the stack's lock asks it too).
-    fn maybe_window_update(&mut self) {
+    /// ring keeps the count: a read without the stack's lock
+    /// ([`RecvReader::read`]) asks it too, and then has the stack call this.
+    pub fn window_update(&mut self) {
         if !self.state.can_receive() || self.fin_received {
             self.recv_buf.quiet();
             return;
@@ -86,12 +87,6 @@ impl Tcb {
         if self.recv_buf.window_opened() {
             self.ack_now = true;
         }
-    }
-
-    /// A read without the stack's lock ([`RecvReader::read`]) opened the
-    /// window: the update goes out if the connection still receives.
-    pub fn window_update(&mut self) {
-        self.maybe_window_update();
     }
 
     /// The application's way to read and write without the stack's lock.
