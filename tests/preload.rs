@@ -453,16 +453,31 @@ fn python_socket_module_under_the_shim_with_two_shards() {
 
 #[test]
 fn a_program_waiting_in_epoll_or_poll_takes_its_answers_in_itself() {
+    waiting_program_takes_answers_in("pl-lead", 7005, 1);
+}
+
+#[test]
+fn a_program_waiting_in_epoll_or_poll_takes_its_answers_in_itself_with_two_shards() {
+    waiting_program_takes_answers_in("pl-lead2", 7006, 2);
+}
+
+/// py_leader.py under the shim with the stack in `shards` shards: the
+/// thread waiting in epoll or poll leads every shard's device queue.
+fn waiting_program_takes_answers_in(tag: &str, port: u16, shards: usize) {
     if common::skip_without_root() {
         return;
     }
-    let lab = Lab::new("pl-lead");
+    let lab = if shards > 1 {
+        Lab::with_device(tag, &["multi_queue"])
+    } else {
+        Lab::new(tag)
+    };
     let mut c = spawn(lab.kernel(
         "python3",
         &[
             "scripts/peers/echo_server.py",
             KERNEL,
-            "7005",
+            &port.to_string(),
             "--timeout",
             "60",
             "--delay",
@@ -476,14 +491,28 @@ fn a_program_waiting_in_epoll_or_poll_takes_its_answers_in_itself() {
         &[
             "tests/preload/py_leader.py",
             KERNEL,
-            "7005",
+            &port.to_string(),
             stat.to_str().unwrap(),
         ],
     );
     cmd.env("RSTCP_STAT_DIR", lab.path("stat"));
+    if shards > 1 {
+        cmd.env("RSTCP_SHARDS", shards.to_string())
+            .env("RSTCP_LOG", "info");
+    }
     let out = run(cmd, None);
     c.finish();
-    report(&out, "py_leader.py under the shim");
+    report(
+        &out,
+        &format!("py_leader.py under the shim, {shards} shard(s)"),
+    );
+    if shards > 1 {
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            log.contains(&format!("{shards} queues")),
+            "not sharded:\n{log}"
+        );
+    }
 }
 
 /// Builds tests/preload/NAME.c and runs it under the shim against a kernel

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use rstcp::runtime::Waiter;
+use rstcp::runtime::{DeviceLeaders, Waiter};
 use rstcp::sys;
 
 use crate::fds::{self, DUAL, OURS, PENDING};
@@ -287,7 +287,13 @@ fn wait(
     // set's eventfd is how a thread taking over wakes this one).
     let efd = set.lock().efd;
     let stack = route::running();
-    let mut lead = stack.and_then(|st| st.sockets.lead_device(efd));
+    let mut lead = stack.map_or_else(DeviceLeaders::default, |st| st.sockets.lead_devices(efd));
+    // The set itself, then one queue per shard (at most 64).
+    let mut fds = [libc::pollfd {
+        fd: -1,
+        events: libc::POLLIN,
+        revents: 0,
+    }; 65];
     loop {
         let n = collect(&set, out);
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -296,38 +302,34 @@ fn wait(
             (0, Some(l)) => l.as_micros().div_ceil(1000).min(i32::MAX as u128) as c_int,
             _ => 0,
         };
-        let device = lead.as_ref().and_then(|l| l.device_fd());
-        if device.is_none() {
-            lead = None; // taken over, or stopped
+        // The queues taken over (or stopped) are let go.
+        lead.keep_leading();
+        let mut polled = 1;
+        fds[0].fd = epfd;
+        for l in lead.iter().take(fds.len() - 1) {
+            fds[polled].fd = l.device_fd().unwrap_or(-1);
+            polled += 1;
         }
-        if let (Some(dev), true) = (device, ms != 0) {
-            let mut fds = [
-                libc::pollfd {
-                    fd: epfd,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: dev,
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
+        let leading = polled > 1;
+        if leading && ms != 0 {
+            for f in &mut fds[..polled] {
+                f.revents = 0;
+            }
             let ts = left.map(|l| libc::timespec {
                 tv_sec: l.as_secs().min(i64::MAX as u64) as libc::time_t,
                 tv_nsec: l.subsec_nanos() as libc::c_long,
             });
             let tsp = ts.as_ref().map_or(std::ptr::null(), |t| t as *const _);
-            // SAFETY: two valid pollfds; timespec and mask valid or NULL.
-            let r = unsafe { real::ppoll(fds.as_mut_ptr(), 2, tsp, mask) };
+            // SAFETY: `polled` valid pollfds; timespec and mask valid or NULL.
+            let r = unsafe { real::ppoll(fds.as_mut_ptr(), polled as _, tsp, mask) };
             if r < 0 {
                 return -1;
             }
             if r == 0 {
                 return 0; // the time is up
             }
-            if fds[1].revents != 0 {
-                if let Some(l) = &lead {
+            for (l, f) in lead.iter().zip(&fds[1..polled]) {
+                if f.revents != 0 {
                     l.take_in();
                 }
             }
@@ -335,7 +337,7 @@ fn wait(
                 continue; // only packets: see what they made ready
             }
         }
-        let ms = if device.is_some() { 0 } else { ms };
+        let ms = if leading { 0 } else { ms };
         let rest = &mut out[n..];
         let r = if rest.is_empty() {
             0

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rstcp::api::PollFd;
-use rstcp::runtime::Waiter;
+use rstcp::runtime::{DeviceLeaders, Waiter};
 use rstcp::sys;
 
 use crate::fds::{self, DUAL, OURS};
@@ -113,20 +113,21 @@ fn mixed_poll_with(
     // one of ours then wakes this thread alone, which takes it in.
     let extra = kernel.len();
     let mut lead = if ours.is_empty() {
-        None
+        DeviceLeaders::default()
     } else {
-        st.sockets.lead_device(efd)
+        st.sockets.lead_devices(efd)
     };
     loop {
         kernel.truncate(extra);
-        if let Some(dev) = lead.as_ref().and_then(|l| l.device_fd()) {
+        // The queues taken over (or stopped) are let go.
+        lead.keep_leading();
+        for l in lead.iter() {
             kernel.push(libc::pollfd {
-                fd: dev,
+                // One taken over since is skipped by poll(2) (-1).
+                fd: l.device_fd().unwrap_or(-1),
                 events: libc::POLLIN,
                 revents: 0,
             });
-        } else {
-            lead = None; // taken over, or stopped
         }
         let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let last = left.is_some_and(|l| l.is_zero());
@@ -147,9 +148,11 @@ fn mixed_poll_with(
         // SAFETY: a valid pollfd array; timespec and mask valid or NULL.
         let r = unsafe { real::ppoll(kernel.as_mut_ptr(), kernel.len() as _, tsp, mask) };
         let err = errno();
-        if r > 0 && kernel.get(extra).is_some_and(|d| d.revents != 0) {
-            if let Some(l) = &lead {
-                l.take_in();
+        if r > 0 {
+            for (l, d) in lead.iter().zip(&kernel[extra..]) {
+                if d.revents != 0 {
+                    l.take_in();
+                }
             }
         }
         if ready == 0 && !last {

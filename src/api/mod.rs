@@ -147,15 +147,17 @@ impl Sockets {
 
     /// Makes the calling thread, about to wait (in a poll of its own that
     /// includes `wake_fd`, its waiter's eventfd), the one that waits on
-    /// the TUN device (see [`crate::runtime::Shared::lead_device`]).
-    pub fn lead_device(&self, wake_fd: RawFd) -> Option<crate::runtime::DeviceLeader<'_>> {
-        // One device queue per shard: a waiter that may wait for any of
-        // them leaves them to their I/O threads.
-        if self.shards.len() > 1 {
-            return None;
+    /// the TUN device: on every shard's queue, since it may wait for
+    /// sockets of any (see [`crate::runtime::Shared::lead_device`]).
+    pub fn lead_devices(&self, wake_fd: RawFd) -> crate::runtime::DeviceLeaders<'_> {
+        let mut leaders = crate::runtime::DeviceLeaders::default();
+        for shard in &self.shards {
+            // Such a waiter polls the queues itself: a takeover wakes it.
+            if let Some(l) = shard.shared.lead_device(wake_fd, None) {
+                leaders.push(l);
+            }
         }
-        // Such a waiter polls the device itself: a takeover wakes it.
-        self.shards[0].shared.lead_device(wake_fd, None)
+        leaders
     }
 
     /// Runs `op` until it stops saying EAGAIN, sleeping until one of

@@ -82,6 +82,44 @@ pub struct DeviceLeader<'a> {
     set: Option<RawFd>,
 }
 
+/// The device queues one waiter leads: one per shard, for a waiter that
+/// may wait for sockets of any shard (the LD_PRELOAD shim's poll and
+/// epoll). One shard costs no allocation.
+#[derive(Debug, Default)]
+pub struct DeviceLeaders<'a> {
+    first: Option<DeviceLeader<'a>>,
+    rest: Vec<DeviceLeader<'a>>,
+}
+
+impl<'a> DeviceLeaders<'a> {
+    /// Adds the lead of one more queue.
+    pub fn push(&mut self, leader: DeviceLeader<'a>) {
+        match self.first {
+            None => self.first = Some(leader),
+            Some(_) => self.rest.push(leader),
+        }
+    }
+
+    /// Lets go of the queues another thread has taken over (or whose I/O
+    /// thread stopped); then every one left has a device to poll.
+    pub fn keep_leading(&mut self) {
+        self.rest.retain(|l| l.device_fd().is_some());
+        if self.first.as_ref().is_some_and(|l| l.device_fd().is_none()) {
+            self.first = (!self.rest.is_empty()).then(|| self.rest.remove(0));
+        }
+    }
+
+    /// The queues led, in a stable order (see [`DeviceLeaders::keep_leading`]).
+    pub fn iter(&self) -> impl Iterator<Item = &DeviceLeader<'a>> {
+        self.first.iter().chain(self.rest.iter())
+    }
+
+    /// True when no queue is led.
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+}
+
 impl DeviceLeader<'_> {
     /// False once another thread has taken over.
     pub fn leads(&self) -> bool {

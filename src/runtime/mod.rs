@@ -28,7 +28,7 @@ use crate::sys;
 use crate::time::Instant;
 use crate::wire::Checksum;
 pub use config::RuntimeConfig;
-pub use device::{BusyPoller, DeviceLeader};
+pub use device::{BusyPoller, DeviceLeader, DeviceLeaders};
 pub use readiness::{Event, Readiness, Waiter};
 
 /// Packets read or written per lock round.
