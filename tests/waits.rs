@@ -581,3 +581,21 @@ fn sends_racing_a_shutdown_deliver_every_byte_they_accepted_and_no_other() {
         "the bytes received are not the bytes accepted"
     );
 }
+
+#[test]
+fn a_failed_stack_fails_reads_and_writes_that_need_not_take_its_lock() {
+    let (a, b) = pair();
+    let (c, srv) = connected(&a, &b, 7014);
+    assert_eq!(a.send(c, b"unread", MsgFlags::default()), Ok(6));
+    let until = Instant::now() + Duration::from_secs(5);
+    while b.pending_bytes(srv).unwrap() < 6 {
+        assert!(Instant::now() < until, "the data never arrived");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // As after a panic inside the stack: every call fails with EIO, also
+    // those the rings could have answered (the bytes would never leave).
+    b.fail();
+    let mut buf = [0u8; 16];
+    assert_eq!(b.recv(srv, &mut buf, MsgFlags::default()), Err(Error::Io));
+    assert_eq!(b.send(srv, b"lost", MsgFlags::default()), Err(Error::Io));
+}

@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::runtime::{Locked, Runtime, RuntimeConfig, Shared, Waiter};
 use crate::stack::Stack;
 use crate::sys::Wake;
-use crate::tcp::State;
+use crate::tcp::{Rings, State};
 use crate::time::Instant;
 pub use fd_table::{FdEntry, FdTable};
 pub use options::{SockOpt, SockOptName};
@@ -482,7 +482,7 @@ impl Sockets {
     /// met the connection's rings yet). If the read opened the window by
     /// enough, the stack sends the update.
     fn read_ready(&self, e: &FdEntry, buf: &mut [u8], peek: bool) -> usize {
-        let Some(rings) = e.rings.lock().clone() else {
+        let Some(rings) = self.live_rings(e) else {
             return 0;
         };
         let Some(read) = rings.reader.read(buf, peek) else {
@@ -499,7 +499,7 @@ impl Sockets {
     /// writing, full). The stack is nudged to send it unless an ACK already
     /// due will.
     fn write_ready(&self, e: &FdEntry, data: &[u8]) -> usize {
-        let Some(rings) = e.rings.lock().clone() else {
+        let Some(rings) = self.live_rings(e) else {
             return 0;
         };
         let Some(written) = rings.writer.write(data) else {
@@ -509,6 +509,16 @@ impl Sockets {
             self.rt(e.shard).nudge(e.id);
         }
         written.bytes
+    }
+
+    /// The descriptor's rings, unless its stack failed: then every call
+    /// goes through the stack and fails with EIO (bytes appended to a ring
+    /// would never leave).
+    fn live_rings(&self, e: &FdEntry) -> Option<Rings> {
+        if self.rt(e.shard).is_dead() {
+            return None;
+        }
+        e.rings.lock().clone()
     }
 
     /// shutdown(): also wakes threads blocked on the socket.
