@@ -179,7 +179,8 @@ impl RecvBuffer {
     }
 
     /// The peer was told of a right edge `ahead` bytes past the next byte
-    /// expected; `step` is two segments (see [`Ring::update_step`]).
+    /// expected; `step` is two segments (with half the buffer, the least
+    /// opening worth an update).
     pub fn advertised(&mut self, ahead: u32, step: usize) {
         let mut r = self.ring.lock();
         r.adv_right = r.received + u64::from(ahead);
