@@ -60,6 +60,46 @@ fn udp_packet(src: SocketAddrV4, dst: SocketAddrV4, payload: &[u8]) -> Vec<u8> {
     p
 }
 
+/// A UDP datagram from a kernel socket on 10.77.`subnet`.1 through `tun`
+/// (checked: addresses, ports, payload), and one back from the link.
+fn exchange_udp(tun: &mut Tun, subnet: u8) {
+    let kernel = Ipv4Addr::new(10, 77, subnet, 1);
+    let peer = SocketAddrV4::new(Ipv4Addr::new(10, 77, subnet, 2), 4000);
+    let sock = UdpSocket::bind(SocketAddrV4::new(kernel, 0)).unwrap();
+    let local = match sock.local_addr().unwrap() {
+        std::net::SocketAddr::V4(a) => a,
+        other => panic!("unexpected {other}"),
+    };
+    sock.send_to(b"hello from the kernel", peer).unwrap();
+    let fd = tun.readable_fd().unwrap();
+    let mut buf = [0u8; 1500];
+    let found = 'wait: loop {
+        assert!(wait_readable(fd, 5000), "no packet on the TUN device");
+        while let Some(n) = tun.recv(Instant::ZERO, &mut buf).unwrap() {
+            assert_eq!(buf[0] >> 4, 4, "only IPv4 comes out of a Tun");
+            if let Some((src, dst, sport, dport, payload)) = udp_of(&buf[..n]) {
+                break 'wait (src, dst, sport, dport, payload.to_vec());
+            }
+        }
+    };
+    assert_eq!(
+        found,
+        (
+            kernel,
+            *peer.ip(),
+            local.port(),
+            4000,
+            b"hello from the kernel".to_vec()
+        )
+    );
+    tun.send(Instant::ZERO, &udp_packet(peer, local, b"hello from rstcp"))
+        .unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let (n, from) = sock.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"hello from rstcp");
+    assert_eq!(from, std::net::SocketAddr::V4(peer));
+}
+
 #[test]
 fn tun_carries_udp_between_kernel_and_link() {
     if common::skip_without_root() {
@@ -75,46 +115,10 @@ fn tun_carries_udp_between_kernel_and_link() {
     assert_eq!(tun.mtu(), 1500);
     assert!(Tun::exists(&dev));
 
-    // Kernel to link.
-    let sock = UdpSocket::bind("10.77.1.1:0").unwrap();
-    let local = match sock.local_addr().unwrap() {
-        std::net::SocketAddr::V4(a) => a,
-        other => panic!("unexpected {other}"),
-    };
-    sock.send_to(b"hello from the kernel", "10.77.1.2:4000")
-        .unwrap();
-    let fd = tun.readable_fd().unwrap();
-    let mut buf = [0u8; 1500];
-    let found = 'wait: loop {
-        assert!(wait_readable(fd, 5000), "no packet on the TUN device");
-        while let Some(n) = tun.recv(Instant::ZERO, &mut buf).unwrap() {
-            assert_eq!(buf[0] >> 4, 4, "only IPv4 comes out of a Tun");
-            if let Some((src, dst, sport, dport, payload)) = udp_of(&buf[..n]) {
-                break 'wait (src, dst, sport, dport, payload.to_vec());
-            }
-        }
-    };
-    assert_eq!(
-        found,
-        (
-            Ipv4Addr::new(10, 77, 1, 1),
-            Ipv4Addr::new(10, 77, 1, 2),
-            local.port(),
-            4000,
-            b"hello from the kernel".to_vec()
-        )
-    );
-
-    // Link to kernel.
-    let peer = SocketAddrV4::new(Ipv4Addr::new(10, 77, 1, 2), 4000);
-    tun.send(Instant::ZERO, &udp_packet(peer, local, b"hello from rstcp"))
-        .unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let (n, from) = sock.recv_from(&mut buf).unwrap();
-    assert_eq!(&buf[..n], b"hello from rstcp");
-    assert_eq!(from, std::net::SocketAddr::V4(peer));
+    exchange_udp(&mut tun, 1);
 
     // Nothing else is waiting: recv must not block.
+    let mut buf = [0u8; 1500];
     while tun.recv(Instant::ZERO, &mut buf).unwrap().is_some() {}
 
     // The created device is not persistent.
@@ -329,4 +333,39 @@ fn shards_asked_of_a_device_made_with_one_queue_give_one_shard() {
     };
     let links = cfg.open_links().unwrap();
     assert_eq!(links.len(), 1);
+}
+
+#[test]
+fn one_queue_of_a_multi_queue_device_is_a_tun_like_any() {
+    if common::skip_without_root() {
+        return;
+    }
+    // A device made for shards, used with one (RSTCP_SHARDS unset, or the
+    // fallback under RSTCP_FAULTS or RSTCP_PCAP): the kernel refuses a
+    // plain open of a multi-queue device, so the link attaches one queue.
+    let ns = Netns::new("mq1");
+    ns.enter();
+    let dev = ns.dev_name();
+    ns.exec(&[
+        "ip",
+        "tuntap",
+        "add",
+        "dev",
+        &dev,
+        "mode",
+        "tun",
+        "multi_queue",
+    ]);
+    ns.exec(&["ip", "addr", "add", "10.77.6.1/24", "dev", &dev]);
+    ns.exec(&["ip", "link", "set", &dev, "up"]);
+    let mut tun = Tun::open(&config(dev.clone(), 6)).unwrap();
+    exchange_udp(&mut tun, 6);
+    // And so the runtime's links: one shard asked, one link.
+    drop(tun);
+    let cfg = rstcp::runtime::RuntimeConfig {
+        tun: dev,
+        addr: Ipv4Addr::new(10, 77, 6, 2),
+        ..rstcp::runtime::RuntimeConfig::default()
+    };
+    assert_eq!(cfg.open_links().unwrap().len(), 1);
 }

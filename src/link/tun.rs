@@ -94,7 +94,13 @@ impl Tun {
                 .mtu(config.mtu)
                 .up();
         }
-        let device = tun::create(&cfg).map_err(io::Error::from)?;
+        let device = match tun::create(&cfg) {
+            Ok(d) => d,
+            // The kernel lets no plain open attach to a multi-queue device
+            // (one made for shards): take one queue of it instead.
+            Err(e) if attach => return Tun::open_one_queue(config).map_err(|_| e.into()),
+            Err(e) => return Err(e.into()),
+        };
         let mtu = if attach {
             // An attached device has whatever MTU its creator chose.
             device.mtu().map_err(io::Error::from)?
@@ -157,6 +163,22 @@ impl Tun {
                 large,
             })
             .collect())
+    }
+
+    /// One queue of the existing multi-queue device `config.name`, which
+    /// keeps its configuration; all its traffic comes to this queue.
+    fn open_one_queue(config: &TunConfig) -> io::Result<Tun> {
+        let queues = super::queues::Queues::open(&config.name, 1, config.offload)?;
+        let mtu = super::queues::mtu_of(&config.name)?;
+        let large = config.offload && ask_for_large_segments(queues.fds()[0]);
+        let fd = queues.into_fds().remove(0);
+        Ok(Tun {
+            fd,
+            name: config.name.clone(),
+            mtu: usize::from(mtu),
+            vnet: config.offload,
+            large,
+        })
     }
 
     /// Whether an interface called `name` exists in the calling thread's
