@@ -292,9 +292,7 @@ fn the_device_goes_back_to_the_io_thread_when_the_last_leader_returns() {
     // the device must go back to the I/O thread, or the next connection
     // would never be taken in.
     let (_ns, s) = setup("handback");
-    let l = s.socket(false, None).unwrap();
-    s.bind(l, SocketAddrV4::new(OURS, 7026)).unwrap();
-    s.listen(l, 4).unwrap();
+    let l = listen(&s, 7026, 4);
     let acceptor = {
         let s = s.clone();
         std::thread::spawn(move || s.accept(l, false, None).map(|(c, _)| c))
@@ -966,9 +964,7 @@ fn a_syn_flood_does_not_keep_a_real_client_out() {
     // exist; meanwhile a real kernel client connects and moves data. SYN
     // cookies keep the listener open however full its SYN queue is.
     let (ns, s) = setup("synflood");
-    let l = s.socket(false, None).unwrap();
-    s.bind(l, SocketAddrV4::new(OURS, 7020)).unwrap();
-    s.listen(l, 16).unwrap();
+    let l = listen(&s, 7020, 16);
     let server = {
         let s = s.clone();
         std::thread::spawn(move || {
@@ -1057,9 +1053,7 @@ fn forged_segments_never_break_a_connection_or_its_data() {
     // ACK of data never sent. The connection survives each, and the echo
     // of everything the real client sends stays byte-exact.
     let (ns, s) = setup("forged");
-    let l = s.socket(false, None).unwrap();
-    s.bind(l, SocketAddrV4::new(OURS, 7021)).unwrap();
-    s.listen(l, 4).unwrap();
+    let l = listen(&s, 7021, 4);
     let mut k = TcpStream::connect((OURS, 7021)).unwrap();
     let (c, _) = s.accept(l, false, None).unwrap();
     let kport = k.local_addr().unwrap().port().to_string();
@@ -1132,9 +1126,7 @@ fn a_syn_with_a_newer_timestamp_reopens_a_compact_time_wait() {
     // takes it and answers with SYN|ACK (which the kernel, holding no such
     // socket, resets).
     let (ns, s) = setup("twreopen");
-    let l = s.socket(false, None).unwrap();
-    s.bind(l, SocketAddrV4::new(OURS, 7025)).unwrap();
-    s.listen(l, 4).unwrap();
+    let l = listen(&s, 7025, 4);
     let mut k = TcpStream::connect((OURS, 7025)).unwrap();
     let kport = k.local_addr().unwrap().port();
     let (c, _) = s.accept(l, false, None).unwrap();
@@ -1272,9 +1264,7 @@ fn tcp_info_of_a_live_connection() {
         i.min_rtt
     );
     assert!(i.segs_out >= 70, "{} segments for 100 kB", i.segs_out);
-    let l = s.socket(false, None).unwrap();
-    s.bind(l, SocketAddrV4::new(OURS, 7019)).unwrap();
-    s.listen(l, 1).unwrap();
+    let l = listen(&s, 7019, 1);
     let Ok(SockOpt::Info(li)) = s.get_option(l, SockOptName::Info) else {
         panic!("no TCP_INFO for a listener");
     };

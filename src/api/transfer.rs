@@ -79,10 +79,10 @@ impl Sockets {
     /// met the connection's rings yet). If the read opened the window by
     /// enough, the stack sends the update.
     fn read_ready(&self, e: &FdEntry, buf: &mut [u8], peek: bool) -> usize {
-        let Some(rings) = self.live_rings(e) else {
+        let Some(reader) = self.live_ring(e, |r| r.reader.clone()) else {
             return 0;
         };
-        let Some(read) = rings.reader.read(buf, peek) else {
+        let Some(read) = reader.read(buf, peek) else {
             return 0;
         };
         if read.update {
@@ -96,10 +96,10 @@ impl Sockets {
     /// writing, full). The stack is nudged to send it unless an ACK already
     /// due will.
     fn write_ready(&self, e: &FdEntry, data: &[u8]) -> usize {
-        let Some(rings) = self.live_rings(e) else {
+        let Some(writer) = self.live_ring(e, |r| r.writer.clone()) else {
             return 0;
         };
-        let Some(written) = rings.writer.write(data) else {
+        let Some(written) = writer.write(data) else {
             return 0;
         };
         if written.kick {
@@ -108,13 +108,13 @@ impl Sockets {
         written.bytes
     }
 
-    /// The descriptor's rings, unless its stack failed: then every call
-    /// goes through the stack and fails with EIO (bytes appended to a ring
-    /// would never leave).
-    fn live_rings(&self, e: &FdEntry) -> Option<Rings> {
+    /// One of the descriptor's rings (`pick`), unless its stack failed:
+    /// then every call goes through the stack and fails with EIO (bytes
+    /// appended to a ring would never leave).
+    fn live_ring<T>(&self, e: &FdEntry, pick: impl FnOnce(&Rings) -> T) -> Option<T> {
         if self.rt(e.shard).is_dead() {
             return None;
         }
-        e.rings.lock().clone()
+        e.rings.lock().as_ref().map(pick)
     }
 }

@@ -113,11 +113,6 @@ impl<'a> DeviceLeaders<'a> {
     pub fn iter(&self) -> impl Iterator<Item = &DeviceLeader<'a>> {
         self.first.iter().chain(self.rest.iter())
     }
-
-    /// True when no queue is led.
-    pub fn is_empty(&self) -> bool {
-        self.first.is_none()
-    }
 }
 
 impl DeviceLeader<'_> {

@@ -50,9 +50,9 @@ struct Ring {
     capacity: usize,
     head: usize,
     len: usize,
-    /// Bytes ever read, and ever made readable: the window's right edge is
-    /// `read + capacity` in the same count as `adv_right`.
-    read: u64,
+    /// Bytes ever made readable: those ever read are `received - len`,
+    /// and the window's right edge is `received - len + capacity`, in the
+    /// same count as `adv_right`.
     received: u64,
     /// The right edge last advertised to the peer, counted like `received`.
     adv_right: u64,
@@ -81,7 +81,6 @@ impl Ring {
         if !peek {
             self.head = (self.head + n) % size;
             self.len -= n;
-            self.read += n as u64;
         }
         n
     }
@@ -92,7 +91,8 @@ impl Ring {
         if self.quiet {
             return false;
         }
-        let opened = (self.read + self.capacity as u64) as i64 - self.adv_right as i64;
+        let edge = self.received - self.len as u64 + self.capacity as u64;
+        let opened = edge as i64 - self.adv_right as i64;
         let threshold = (self.capacity / 2).min(self.update_step) as i64;
         opened > 0 && opened >= threshold
     }
@@ -114,7 +114,6 @@ impl RecvBuffer {
                 capacity: capacity.max(1),
                 head: 0,
                 len: 0,
-                read: 0,
                 received: 0,
                 adv_right: 0,
                 update_step: usize::MAX,
@@ -236,7 +235,6 @@ impl RecvBuffer {
     pub fn clear(&mut self) {
         let mut r = self.ring.lock();
         r.head = 0;
-        r.read += r.len as u64;
         r.len = 0;
         self.ooo.clear();
     }

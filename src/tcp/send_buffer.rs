@@ -226,11 +226,6 @@ impl SendWriter {
             kick: !r.clocked,
         })
     }
-
-    /// True if this writer and `other` write the same ring.
-    pub fn same(&self, other: &SendWriter) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
-    }
 }
 
 #[cfg(test)]
