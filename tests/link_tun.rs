@@ -70,11 +70,22 @@ fn exchange_udp(tun: &mut Tun, subnet: u8) {
         std::net::SocketAddr::V4(a) => a,
         other => panic!("unexpected {other}"),
     };
-    sock.send_to(b"hello from the kernel", peer).unwrap();
     let fd = tun.readable_fd().unwrap();
     let mut buf = [0u8; 1500];
+    // Sent again every 100 ms: a device that was up before its queue
+    // attached gets its carrier (and a queueing discipline that passes
+    // packets) only when the kernel's link watcher comes round, up to a
+    // second later; until then what the kernel sends there is dropped.
+    let until = std::time::Instant::now() + Duration::from_secs(5);
     let found = 'wait: loop {
-        assert!(wait_readable(fd, 5000), "no packet on the TUN device");
+        sock.send_to(b"hello from the kernel", peer).unwrap();
+        if !wait_readable(fd, 100) {
+            assert!(
+                std::time::Instant::now() < until,
+                "no packet on the TUN device"
+            );
+            continue;
+        }
         while let Some(n) = tun.recv(Instant::ZERO, &mut buf).unwrap() {
             assert_eq!(buf[0] >> 4, 4, "only IPv4 comes out of a Tun");
             if let Some((src, dst, sport, dport, payload)) = udp_of(&buf[..n]) {
