@@ -60,7 +60,21 @@ pub fn write2(fd: RawFd, head: &[u8], body: &[u8]) -> io::Result<usize> {
         },
     ];
     // SAFETY: both buffers are valid and readable for their lengths.
-    check(unsafe { libc::syscall(libc::SYS_writev, fd, iov.as_ptr(), 2) })
+    unsafe { writev(fd, &iov) }
+}
+
+/// writev(2) of any number of buffers.
+///
+/// # Safety
+/// Every `iovec` must describe memory readable for its length until this
+/// returns.
+pub unsafe fn writev(fd: RawFd, iov: &[libc::iovec]) -> io::Result<usize> {
+    check(libc::syscall(
+        libc::SYS_writev,
+        fd,
+        iov.as_ptr(),
+        iov.len() as libc::c_int,
+    ))
 }
 
 /// ioctl(2) with an integer argument.

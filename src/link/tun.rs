@@ -345,31 +345,96 @@ impl TunHandle {
                 self.send(seg)
             });
         }
-        let ihl = usize::from(packet.first().copied().unwrap_or(0x45) & 0x0f) * 4;
-        let doff = packet.get(ihl + 12).map_or(20, |b| usize::from(b >> 4) * 4);
-        let headers = ihl + doff;
+        let headers = headers_len(packet);
         let segments = packet.len() > headers + usize::from(mss);
-        self.write(&vnet::gso(ihl, headers, mss, segments), packet)
+        self.write(
+            &vnet::gso(ip_header_len(packet), headers, mss, segments),
+            packet,
+        )
+    }
+
+    /// Whether the device takes packets whose TCP checksum is left partial
+    /// (it has the virtio-net header): what [`TunHandle::send_parts`] needs.
+    pub fn completes_checksums(&self) -> bool {
+        self.vnet
+    }
+
+    /// Sends a TCP/IPv4 packet given as its headers (`head`) and payload
+    /// spans (pointer, length) written as they lie, with one gather write:
+    /// the payload is not copied on the way. Its TCP checksum holds the
+    /// pseudo-header sum only; the kernel completes it, and with `gso`
+    /// cuts the packet into segments of that many payload bytes. Needs
+    /// the virtio-net header (Unsupported without).
+    ///
+    /// # Safety
+    /// Each span must be memory readable for its length until this returns.
+    pub unsafe fn send_parts(
+        &self,
+        head: &[u8],
+        spans: &[(*const u8, usize)],
+        gso: Option<u16>,
+    ) -> io::Result<()> {
+        if !self.vnet {
+            return Err(io::ErrorKind::Unsupported.into());
+        }
+        let hdr = vnet::gso(
+            ip_header_len(head),
+            headers_len(head),
+            gso.unwrap_or(0),
+            gso.is_some(),
+        );
+        let iovec = |ptr: *const u8, len: usize| libc::iovec {
+            iov_base: ptr as *mut libc::c_void,
+            iov_len: len,
+        };
+        let mut iov = [iovec(std::ptr::null(), 0); 4];
+        iov[0] = iovec(hdr.as_ptr(), hdr.len());
+        iov[1] = iovec(head.as_ptr(), head.len());
+        let mut n = 2;
+        for &(ptr, len) in spans.iter().filter(|s| s.1 > 0).take(2) {
+            iov[n] = iovec(ptr, len);
+            n += 1;
+        }
+        // SAFETY: the header and head are borrowed; the caller vouches for
+        // the spans.
+        retry_write(|| unsafe { sys::writev(self.fd, &iov[..n]) })
     }
 
     /// Writes one packet after `hdr` (when the device has the header).
     fn write(&self, hdr: &[u8; vnet::HDR_LEN], packet: &[u8]) -> io::Result<()> {
-        loop {
-            let written = if self.vnet {
+        retry_write(|| {
+            if self.vnet {
                 sys::write2(self.fd, hdr, packet)
             } else {
                 sys::write(self.fd, packet)
-            };
-            let Err(err) = written else {
-                return Ok(());
-            };
-            match err.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                // A full queue is congestion, not failure: the packet is lost
-                // as it would be on a wire and TCP retransmits it.
-                Some(libc::EAGAIN) | Some(libc::ENOBUFS) => return Ok(()),
-                _ => return Err(err),
             }
+        })
+    }
+}
+
+/// The length of a packet's IPv4 header (20 if it is too short to say).
+fn ip_header_len(packet: &[u8]) -> usize {
+    usize::from(packet.first().copied().unwrap_or(0x45) & 0x0f) * 4
+}
+
+/// The length of a TCP/IPv4 packet's IPv4 and TCP headers.
+fn headers_len(packet: &[u8]) -> usize {
+    let ihl = ip_header_len(packet);
+    ihl + packet.get(ihl + 12).map_or(20, |b| usize::from(b >> 4) * 4)
+}
+
+/// Runs a write until it is not interrupted. A full queue is congestion,
+/// not failure: the packet is lost as it would be on a wire, and TCP
+/// sends it again.
+fn retry_write(mut write: impl FnMut() -> io::Result<usize>) -> io::Result<()> {
+    loop {
+        let Err(err) = write() else {
+            return Ok(());
+        };
+        match err.raw_os_error() {
+            Some(libc::EINTR) => continue,
+            Some(libc::EAGAIN) | Some(libc::ENOBUFS) => return Ok(()),
+            _ => return Err(err),
         }
     }
 }

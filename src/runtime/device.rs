@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use parking_lot::MutexGuard;
 
-use super::{checksum_of, config, trace, Inner, Shared};
+use super::{config, output, trace, Inner, Shared};
 use crate::rs_log;
 use crate::sys;
 
@@ -225,14 +225,11 @@ impl Shared {
                 };
                 g.stack.note_sent_by_caller();
                 MutexGuard::unlocked(g, || {
-                    let packet = &buf[..t.len];
-                    if trace::packets_on() {
-                        trace::log_packet("out", packet, checksum_of(t.gso));
-                    }
-                    let sent = match t.gso {
-                        Some(mss) => writer.send_gso(packet, mss),
-                        None => writer.send(packet),
-                    };
+                    let sent =
+                        output::send_packet(&mut buf, &t, Some(writer), |packet, gso| match gso {
+                            Some(mss) => writer.send_gso(packet, mss),
+                            None => writer.send(packet),
+                        });
                     drop(tx);
                     if let Err(e) = sent {
                         rs_log!(Warn, "link send failed: {e}");

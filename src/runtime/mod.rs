@@ -8,6 +8,7 @@
 
 pub mod config;
 mod device;
+mod output;
 pub mod readiness;
 mod trace;
 
@@ -25,6 +26,7 @@ use crate::link::{Link, TunHandle};
 use crate::rs_log;
 use crate::stack::{SocketId, Stack, StackConfig};
 use crate::sys;
+use crate::tcp::Transmit;
 use crate::time::Instant;
 use crate::wire::Checksum;
 pub use config::RuntimeConfig;
@@ -61,14 +63,6 @@ impl Inner {
         }
         self.readiness.defer_watchers(wake);
         queued
-    }
-}
-
-/// How a packet's TCP checksum was left: partial in one of several segments.
-fn checksum_of(gso: Option<u16>) -> Checksum {
-    match gso {
-        Some(_) => Checksum::Partial,
-        None => Checksum::Full,
     }
 }
 
@@ -360,6 +354,9 @@ impl Runtime {
         stack_cfg.mtu = stack_cfg.mtu.min(link.mtu());
         // A device that cuts segments itself gets packets of many.
         stack_cfg.tcp.gso_max = link.gso_max();
+        // Segments leave from the send ring (no copy) through a device
+        // that completes checksums.
+        stack_cfg.tcp.zero_copy = link.handle().is_some_and(|h| h.completes_checksums());
         let wake_fd = sys::eventfd().map_err(|_| Error::NoBuffers)?;
         let io_epoll = match sys::epoll_create() {
             Ok(ep) => ep,
@@ -475,7 +472,8 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
     let mut rx: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0; size]).collect();
     let mut tx: Vec<Vec<u8>> = (0..BATCH).map(|_| vec![0; size]).collect();
     let mut rx_len = [(0usize, Checksum::Full); BATCH];
-    let mut tx_len = [(0usize, None); BATCH];
+    let mut sent: Vec<Transmit> = Vec::with_capacity(BATCH);
+    let gather = link.handle();
     let mut busy = false;
     let mut next_timer: Option<Instant> = None;
     let mut events = Vec::new();
@@ -530,7 +528,6 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
                 trace::log_packet("in ", &buf[..len], checksum);
             }
         }
-        let mut n_tx = 0;
         let queued;
         let tx_turn;
         {
@@ -550,12 +547,9 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
                 inner.stack.nudge(now, id);
             }
             inner.stack.on_timer(now);
-            while n_tx < BATCH {
-                match inner.stack.poll_transmit(now, &mut tx[n_tx]) {
-                    Some(t) => {
-                        tx_len[n_tx] = (t.len, t.gso);
-                        n_tx += 1;
-                    }
+            while sent.len() < BATCH {
+                match inner.stack.poll_transmit(now, &mut tx[sent.len()]) {
+                    Some(t) => sent.push(t),
                     None => break,
                 }
             }
@@ -569,15 +563,13 @@ fn io_loop(shared: Arc<Shared>, mut link: Box<dyn Link>) {
         // the stack's lock released): a thread woken while this one still
         // held the transmit lock would find the link busy and hand its own
         // packets back to this thread.
-        for (buf, &(len, gso)) in tx.iter().zip(tx_len.iter()).take(n_tx) {
-            if trace_packets {
-                trace::log_packet("out", &buf[..len], checksum_of(gso));
-            }
-            let sent = match gso {
-                Some(mss) => link.send_gso(now, &buf[..len], mss),
-                None => link.send(now, &buf[..len]),
-            };
-            if let Err(e) = sent {
+        let n_tx = sent.len();
+        for (buf, t) in tx.iter_mut().zip(sent.drain(..)) {
+            let r = output::send_packet(buf, &t, gather, |packet, gso| match gso {
+                Some(mss) => link.send_gso(now, packet, mss),
+                None => link.send(now, packet),
+            });
+            if let Err(e) = r {
                 rs_log!(Warn, "link send failed: {e}");
             }
         }

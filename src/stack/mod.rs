@@ -89,6 +89,9 @@ pub struct Stats {
     /// Packets sent carrying several segments, for the link to cut
     /// (segmentation offload).
     pub tx_large_packets: u64,
+    /// Packets sent with their payload written from the send ring where it
+    /// lies (`tcp::Config::zero_copy`), not copied into the packet first.
+    pub tx_in_place: u64,
     /// Packets an application thread wrote to the link itself, in the
     /// call that queued them, instead of the I/O thread (the runtime
     /// counts them: see [`Stack::note_sent_by_caller`]).
@@ -466,6 +469,9 @@ impl Stack {
                 self.stats.tcp_out_segs += u64::from(t.segments);
                 if t.gso.is_some() {
                     self.stats.tx_large_packets += 1;
+                }
+                if t.payload.is_some() {
+                    self.stats.tx_in_place += 1;
                 }
                 // Round-robin: one packet, then the next socket's turn, so
                 // no connection waits while another drains its window.

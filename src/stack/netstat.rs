@@ -88,7 +88,7 @@ impl Stack {
 
 impl Stack {
     /// The counters by name, in the spirit of `netstat -s`.
-    pub fn counters(&self) -> [(&'static str, u64); 26] {
+    pub fn counters(&self) -> [(&'static str, u64); 27] {
         let s: &Stats = &self.stats;
         [
             ("active_opens", s.tcp_active_opens),
@@ -107,6 +107,7 @@ impl Stack {
             ("packets_sent", s.tx_packets),
             ("large_packets_received", s.rx_large_packets),
             ("large_packets_sent", s.tx_large_packets),
+            ("payloads_sent_in_place", s.tx_in_place),
             ("packets_sent_by_callers", s.tx_by_callers),
             ("packets_received_by_callers", s.rx_by_callers),
             ("io_thread_wakeups", s.io_wakeups),

@@ -40,7 +40,7 @@ pub use output::Transmit;
 pub use reassembler::Reassembler;
 pub use recv_buffer::{Read, RecvBuffer, RecvReader};
 pub use rtt::RttEstimator;
-pub use send_buffer::{SendBuffer, SendWriter, Written};
+pub use send_buffer::{Payload, SendBuffer, SendWriter, Written};
 pub use state::State;
 pub use tcb::{Tcb, TcbStats};
 pub use time_wait::{TimeWait, TimeWaitReply};
@@ -108,6 +108,11 @@ pub struct Config {
     /// up to this many bytes, each carrying several segments' payload. At
     /// or below the MSS plus headers, every packet is one segment.
     pub gso_max: usize,
+    /// The link can write a packet's payload from where it lies and
+    /// completes TCP checksums (a TUN device with the virtio-net header):
+    /// segments then point into the send ring instead of copying from it
+    /// (`Transmit::payload`).
+    pub zero_copy: bool,
 }
 
 /// How a SACK connection decides that a segment is lost.
@@ -150,6 +155,7 @@ impl Default for Config {
             congestion: cc::Algorithm::default(),
             loss_detection: LossDetection::default(),
             gso_max: 0,
+            zero_copy: false,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Choosing and building the next segment to send.
 
+use super::send_buffer::Payload;
 use super::seq;
 use super::state::State;
 use super::tcb::Tcb;
@@ -13,9 +14,10 @@ use crate::wire::{
 pub const MAX_HEADERS: usize = IPV4_HEADER_LEN + 60;
 
 /// A packet `poll_transmit` wrote.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Transmit {
-    /// Its length at the start of the buffer.
+    /// Its length at the start of the buffer: the whole packet, or its
+    /// headers when `payload` holds the rest.
     pub len: usize,
     /// For a packet carrying more than one segment's payload (only when
     /// `Config::gso_max` allows): the payload bytes per segment the link
@@ -23,6 +25,10 @@ pub struct Transmit {
     pub gso: Option<u16>,
     /// How many segments the packet stands for on the wire.
     pub segments: u32,
+    /// The payload, when it stays in the send ring (`Config::zero_copy`):
+    /// the packet is the buffer's `len` bytes followed by these, and its
+    /// TCP checksum is partial (the link completes it).
+    pub payload: Option<Payload>,
 }
 
 impl Transmit {
@@ -32,6 +38,17 @@ impl Transmit {
             len,
             gso: None,
             segments: 1,
+            payload: None,
+        }
+    }
+
+    /// How its TCP checksum was left: partial when the link cuts it into
+    /// segments or when the payload is not in the buffer.
+    pub fn checksum(&self) -> Checksum {
+        if self.gso.is_some() || self.payload.is_some() {
+            Checksum::Partial
+        } else {
+            Checksum::Full
         }
     }
 }
@@ -442,19 +459,31 @@ impl Tcb {
         if len > 0 && start.wrapping_add(len as u32) == data_end {
             header.flags |= TcpFlags::PSH;
         }
-        let at = IPV4_HEADER_LEN + header.header_len();
-        let copied = self
-            .send_buf
-            .copy_out(seq::dist(data_seq, start), &mut buf[at..at + len]);
+        let offset = seq::dist(data_seq, start);
+        // The link writes the payload from the ring itself if it can (a
+        // TUN device that completes checksums): no copy here.
+        let payload = if self.cfg.zero_copy {
+            self.send_buf.pin(offset, len)
+        } else {
+            None
+        };
+        let copied = match &payload {
+            Some(p) => p.len(),
+            None => {
+                let at = IPV4_HEADER_LEN + header.header_len();
+                self.send_buf.copy_out(offset, &mut buf[at..at + len])
+            }
+        };
         debug_assert_eq!(copied, len);
         let segments = len.div_ceil(room).max(1);
         let gso = (segments > 1).then_some(room as u16);
-        let mode = if gso.is_some() {
+        let mode = if gso.is_some() || payload.is_some() {
             Checksum::Partial
         } else {
             Checksum::Full
         };
         let n = self.finish(buf, &header, copied, mode);
+        let in_buf = n - payload.as_ref().map_or(0, Payload::len);
         // The link numbers the segments after the first (as the kernel's GSO).
         self.ip_ident = self.ip_ident.wrapping_add(segments as u16 - 1);
 
@@ -513,9 +542,10 @@ impl Tcb {
             self.arm_pto(now);
         }
         Transmit {
-            len: n,
+            len: in_buf,
             gso,
             segments: segments as u32,
+            payload,
         }
     }
 

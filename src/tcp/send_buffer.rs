@@ -5,7 +5,13 @@
 //! taken a send through the stack, while the control block (under it)
 //! copies segments out and drops what the peer acknowledged. Both take the
 //! ring's own lock for a copy and nothing more.
+//!
+//! A segment may also leave straight from the ring ([`SendBuffer::pin`]):
+//! the packet then points into the ring's storage until it is written, so
+//! the storage is reference-counted and a ring that grows or shrinks moves
+//! to new storage, leaving the old to whoever still points into it.
 
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -31,6 +37,21 @@ pub struct Written {
     pub kick: bool,
 }
 
+/// A packet's payload left in the send ring (see [`SendBuffer::pin`]):
+/// the storage it lies in stays allocated until this is dropped.
+///
+/// Bytes of it the peer acknowledges meanwhile may be overwritten by the
+/// application's next writes (the ring counts them free): the peer then
+/// receives other bytes at sequence numbers it already holds, and drops
+/// them unread. Bytes not acknowledged never move.
+#[derive(Clone, Debug)]
+pub struct Payload {
+    ring: Arc<Mutex<Ring>>,
+    storage: Arc<Storage>,
+    start: usize,
+    len: usize,
+}
+
 /// A ring of bytes: the front is the oldest unacknowledged byte.
 ///
 /// Storage grows as the application writes (doubling, from 4 KiB) up to
@@ -38,7 +59,7 @@ pub struct Written {
 #[derive(Debug)]
 struct Ring {
     /// The ring's storage; its length (not the capacity) is the modulus.
-    buf: Vec<u8>,
+    buf: Arc<Storage>,
     capacity: usize,
     head: usize,
     len: usize,
@@ -56,10 +77,13 @@ impl Ring {
         self.capacity - self.len
     }
 
-    /// Moves the held bytes to the front of new storage of `size` bytes.
+    /// Moves the held bytes to the front of new storage of `size` bytes
+    /// (the old stays allocated while a packet points into it).
     fn relayout(&mut self, size: usize) {
-        let mut data = vec![0; size];
-        self.copy_out(0, &mut data[..self.len]);
+        let data = Storage::new(size);
+        // SAFETY: the ring's lock is held (`&mut self`), and the new
+        // storage is not shared yet.
+        self.copy_out(0, unsafe { &mut data.bytes_mut()[..self.len] });
         self.buf = data;
         self.head = 0;
     }
@@ -77,8 +101,11 @@ impl Ring {
         let size = self.buf.len();
         let tail = (self.head + self.len) % size;
         let first = n.min(size - tail);
-        self.buf[tail..tail + first].copy_from_slice(&data[..first]);
-        self.buf[..n - first].copy_from_slice(&data[first..n]);
+        // SAFETY: the ring's lock is held; packets pointing into the
+        // storage only pass its address to the kernel (see `Payload`).
+        let buf = unsafe { self.buf.bytes_mut() };
+        buf[tail..tail + first].copy_from_slice(&data[..first]);
+        buf[..n - first].copy_from_slice(&data[first..n]);
         self.len += n;
         n
     }
@@ -88,12 +115,114 @@ impl Ring {
             return 0;
         }
         let n = out.len().min(self.len - offset);
-        let size = self.buf.len();
-        let start = (self.head + offset) % size;
-        let first = n.min(size - start);
-        out[..first].copy_from_slice(&self.buf[start..start + first]);
-        out[first..n].copy_from_slice(&self.buf[..n - first]);
+        let start = (self.head + offset) % self.buf.len();
+        // SAFETY: the ring's lock is held.
+        copy_wrapped(unsafe { self.buf.bytes() }, start, &mut out[..n]);
         n
+    }
+}
+
+/// Copies `out.len()` bytes of the ring storage `buf` from `start` on,
+/// wrapping at its end.
+fn copy_wrapped(buf: &[u8], start: usize, out: &mut [u8]) {
+    let n = out.len();
+    let first = n.min(buf.len() - start);
+    out[..first].copy_from_slice(&buf[start..start + first]);
+    out[first..].copy_from_slice(&buf[..n - first]);
+}
+
+/// A ring's storage, shared with the packets that point into it.
+///
+/// Rust code reads and writes it only under the ring's lock, and only
+/// while it is the ring's storage; a [`Payload`] hands its address to the
+/// kernel (a write system call), which is not Rust code.
+#[derive(Debug)]
+struct Storage {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the bytes are plain memory; access is serialised by the ring's
+// lock, as the comment on `Storage` says.
+unsafe impl Send for Storage {}
+// SAFETY: as above.
+unsafe impl Sync for Storage {}
+
+impl Storage {
+    /// No storage (shared by every empty ring: no allocation).
+    fn none() -> Arc<Storage> {
+        static NONE: std::sync::OnceLock<Arc<Storage>> = std::sync::OnceLock::new();
+        NONE.get_or_init(|| Storage::new(0)).clone()
+    }
+
+    /// Zeroed storage of `size` bytes.
+    fn new(size: usize) -> Arc<Storage> {
+        let bytes: Box<[u8]> = vec![0u8; size].into_boxed_slice();
+        let len = bytes.len();
+        let ptr = NonNull::new(Box::into_raw(bytes).cast::<u8>()).expect("Box is never null");
+        Arc::new(Storage { ptr, len })
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// # Safety
+    /// The ring's lock must be held and this be the ring's storage.
+    unsafe fn bytes(&self) -> &[u8] {
+        std::slice::from_raw_parts(self.ptr.as_ptr(), self.len)
+    }
+
+    /// # Safety
+    /// As for [`Storage::bytes`]; no other reference to the bytes is alive
+    /// (the lock makes it so).
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn bytes_mut(&self) -> &mut [u8] {
+        std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len)
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        let slice = std::ptr::slice_from_raw_parts_mut(self.ptr.as_ptr(), self.len);
+        // SAFETY: made by `Box::into_raw` in `Storage::new` with this length.
+        drop(unsafe { Box::from_raw(slice) });
+    }
+}
+
+impl Payload {
+    /// Bytes of payload.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for no bytes (never made so: see [`SendBuffer::pin`]).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Where the bytes lie: one span, or two when they wrap around the
+    /// ring's end (the second then of nonzero length). The memory stays
+    /// allocated while `self` lives; it is for a gather write(2), not to
+    /// be read from Rust (the application may be writing into parts the
+    /// peer has acknowledged meanwhile).
+    pub fn spans(&self) -> [(*const u8, usize); 2] {
+        let base = self.storage.ptr.as_ptr() as *const u8;
+        let first = self.len.min(self.storage.len() - self.start);
+        // SAFETY: start < len of the storage (see `SendBuffer::pin`), so
+        // the offset stays inside the allocation.
+        let at = unsafe { base.add(self.start) };
+        [(at, first), (base, self.len - first)]
+    }
+
+    /// Copies the bytes into `out` (at least `len` bytes long), under the
+    /// ring's lock: for links that cannot gather and for packet traces.
+    pub fn copy_to(&self, out: &mut [u8]) {
+        let _ring = self.ring.lock();
+        // SAFETY: the ring's lock is held; whether or not this is still the
+        // ring's storage, no one writes to it while the lock is held.
+        let buf = unsafe { self.storage.bytes() };
+        copy_wrapped(buf, self.start, &mut out[..self.len]);
     }
 }
 
@@ -102,7 +231,7 @@ impl SendBuffer {
     pub fn new(capacity: usize) -> SendBuffer {
         SendBuffer {
             ring: Arc::new(Mutex::new(Ring {
-                buf: Vec::new(),
+                buf: Storage::none(),
                 capacity: capacity.max(1),
                 head: 0,
                 len: 0,
@@ -153,7 +282,7 @@ impl SendBuffer {
     pub fn release(&mut self) {
         let mut r = self.ring.lock();
         if r.len == 0 {
-            r.buf = Vec::new();
+            r.buf = Storage::none();
             r.head = 0;
         }
     }
@@ -208,6 +337,22 @@ impl SendBuffer {
     /// Copies bytes starting `offset` bytes from the front into `out`; returns the count.
     pub fn copy_out(&self, offset: usize, out: &mut [u8]) -> usize {
         self.ring.lock().copy_out(offset, out)
+    }
+
+    /// The `len` bytes starting `offset` bytes from the front, left where
+    /// they are for a packet to point at (no copy); None if the ring does
+    /// not hold them all, or `len` is 0.
+    pub fn pin(&self, offset: usize, len: usize) -> Option<Payload> {
+        let r = self.ring.lock();
+        if len == 0 || offset.checked_add(len)? > r.len {
+            return None;
+        }
+        Some(Payload {
+            ring: self.ring.clone(),
+            storage: r.buf.clone(),
+            start: (r.head + offset) % r.buf.len(),
+            len,
+        })
     }
 }
 
@@ -288,5 +433,54 @@ mod tests {
         b.shut();
         assert_eq!(w.write(b"after FIN"), None, "shut: through the stack");
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn a_pinned_payload_outlives_the_storage_it_was_pinned_in() {
+        let mut b = SendBuffer::new(1 << 20);
+        let w = b.writer();
+        b.open();
+        assert_eq!(b.push(b"0123456789"), 10);
+        let p = b.pin(2, 5).unwrap();
+        let old = p.spans()[0].0;
+        // Growing moves the ring to new storage; shrinking and releasing
+        // do too. The payload keeps the old alive and unchanged.
+        let more = vec![b'x'; 100_000];
+        assert_eq!(w.write(&more).unwrap().bytes, 100_000);
+        b.consume(100_010);
+        b.release();
+        assert_eq!(b.storage(), 0);
+        let mut out = [0u8; 5];
+        p.copy_to(&mut out);
+        assert_eq!(&out, b"23456");
+        assert_eq!(p.spans(), [(old, 5), (old.wrapping_sub(2), 0)]);
+        assert_eq!(b.pin(0, 1).map(|p| p.len()), None, "nothing held");
+    }
+
+    #[test]
+    fn a_payload_across_the_end_of_the_ring_is_two_spans() {
+        let mut b = SendBuffer::new(4096);
+        assert_eq!(b.push(&[1u8; 4090]), 4090);
+        b.consume(4080);
+        assert_eq!(b.push(&[2u8; 50]), 50);
+        let p = b.pin(5, 40).unwrap();
+        let [(a, n), (c, m)] = p.spans();
+        assert_eq!(
+            (n, m),
+            (11, 29),
+            "the ring's last 11 bytes, then its first 29"
+        );
+        // SAFETY: the spans are allocated while `p` lives and nothing
+        // writes to the ring here.
+        let (a, c) = unsafe {
+            (
+                std::slice::from_raw_parts(a, n).to_vec(),
+                std::slice::from_raw_parts(c, m).to_vec(),
+            )
+        };
+        assert_eq!(a, [&[1u8; 5][..], &[2u8; 6][..]].concat());
+        assert_eq!(c, vec![2u8; 29]);
+        assert_eq!(b.pin(10, 51).map(|p| p.len()), None, "past the end");
+        assert_eq!(b.pin(60, 0).map(|p| p.len()), None, "empty");
     }
 }

@@ -155,6 +155,8 @@ struct Out {
     payload: Vec<u8>,
     /// Payload bytes per segment of a packet for segmentation offload.
     gso: Option<u16>,
+    /// The payload was left in the send ring (`Config::zero_copy`).
+    in_place: bool,
 }
 
 /// One connection, a virtual clock, and the test playing the peer.
@@ -242,20 +244,23 @@ impl Script {
     /// The next packet the connection wants to send now, if any.
     fn poll(&mut self) -> Option<Out> {
         let t = self.tcb.poll_transmit(self.now, &mut self.buf)?;
-        let ip = parse_ipv4(&self.buf[..t.len]).expect("our packet parses as IPv4");
+        // A payload left in the send ring goes after the headers, as the
+        // link's gather write puts it.
+        let len = t.len + t.payload.as_ref().map_or(0, |p| p.len());
+        if let Some(p) = &t.payload {
+            p.copy_to(&mut self.buf[t.len..len]);
+        }
+        let ip = parse_ipv4(&self.buf[..len]).expect("our packet parses as IPv4");
         assert_eq!(ip.src, *LOCAL.ip());
         assert_eq!(ip.dst, *REMOTE.ip());
-        let mode = match t.gso {
-            Some(_) => Checksum::Partial,
-            None => Checksum::Full,
-        };
-        let tcp = parse_tcp_with(ip.src, ip.dst, ip.payload, mode).expect("our segment parses");
-        if let Some(mss) = t.gso {
+        let tcp =
+            parse_tcp_with(ip.src, ip.dst, ip.payload, t.checksum()).expect("our segment parses");
+        if t.checksum() == Checksum::Partial {
             // Finished as the kernel does from the virtio-net header we
             // would write: the field must hold the pseudo-header sum.
-            let mut whole = self.buf[..t.len].to_vec();
-            let headers = t.len - tcp.payload.len();
-            let hdr = crate::link::vnet::gso(20, headers, mss, true);
+            let mut whole = self.buf[..len].to_vec();
+            let headers = len - tcp.payload.len();
+            let hdr = crate::link::vnet::gso(20, headers, t.gso.unwrap_or(0), t.gso.is_some());
             assert!(crate::link::vnet::complete_checksum(&hdr, &mut whole));
             let ip = parse_ipv4(&whole).unwrap();
             assert!(parse_tcp_with(ip.src, ip.dst, ip.payload, Checksum::Full).is_ok());
@@ -270,6 +275,7 @@ impl Script {
             options: tcp.options,
             payload: tcp.payload.to_vec(),
             gso: t.gso,
+            in_place: t.payload.is_some(),
         })
     }
 

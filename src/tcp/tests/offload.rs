@@ -122,3 +122,70 @@ fn sack_blocks_in_our_header_shrink_each_segment() {
     let out = t.expect_len(PSH | ACK, 1001, 5001, 5000);
     assert_eq!(out.gso, Some(988));
 }
+
+/// The same exchange twice, with payloads copied into the packet and with
+/// them left in the send ring (`Config::zero_copy`): the peer must see the
+/// same segments byte for byte, through loss, a timeout's resend, and a
+/// ring that grows and wraps while packets point into it.
+#[test]
+fn payloads_left_in_the_send_ring_make_the_same_segments() {
+    let run = |zero_copy: bool| {
+        let cfg = Config {
+            sack: true,
+            gso_max: 65535,
+            zero_copy,
+            ..simple()
+        };
+        let mut t = Script::established_sack_with(&cfg, 1000, 100);
+        let mut outs = Vec::new();
+        let drain = |t: &mut Script, outs: &mut Vec<Out>| {
+            while let Some(o) = t.poll() {
+                outs.push(o);
+            }
+        };
+        t.send(&bytes(30_000));
+        drain(&mut t, &mut outs);
+        // Two segments arrive, the rest of the first packet is lost: the
+        // timeout resends from 3001.
+        t.advance(100);
+        t.inject(seg(ACK, 5001, 3001));
+        drain(&mut t, &mut outs);
+        t.advance(1500);
+        drain(&mut t, &mut outs);
+        // Then everything is acknowledged as it goes, while the
+        // application keeps writing more than the ring held at first.
+        let stream: Vec<u8> = (0..400_000u32).map(|i| (i * 7 % 253) as u8).collect();
+        let mut written = 0;
+        for _ in 0..60 {
+            written += t.tcb.send(&stream[written..]).unwrap_or(0);
+            drain(&mut t, &mut outs);
+            t.advance(100);
+            let acked = t.tcb.snd_max;
+            t.inject(seg(ACK, 5001, acked));
+        }
+        assert!(written > 200_000, "only {written} bytes went");
+        (outs, t.tcb.stats().retransmitted_segments)
+    };
+    let (copied, resent) = run(false);
+    let (in_place, resent_in_place) = run(true);
+    assert!(resent > 0, "the script must resend something");
+    assert_eq!(resent, resent_in_place);
+    assert_eq!(copied.len(), in_place.len());
+    let key = |o: &Out| {
+        (
+            o.flags,
+            o.seq,
+            o.ack,
+            o.window,
+            o.options,
+            o.payload.clone(),
+            o.gso,
+        )
+    };
+    for (a, b) in copied.iter().zip(&in_place) {
+        assert_eq!(key(a), key(b));
+        assert!(!a.in_place, "copied unless asked");
+        assert_eq!(b.in_place, !b.payload.is_empty(), "every payload in place");
+    }
+    assert!(in_place.iter().filter(|o| o.in_place).count() > 20);
+}
