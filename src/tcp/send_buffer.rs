@@ -43,7 +43,8 @@ pub struct Written {
 /// Bytes of it the peer acknowledges meanwhile may be overwritten by the
 /// application's next writes (the ring counts them free): the peer then
 /// receives other bytes at sequence numbers it already holds, and drops
-/// them unread. Bytes not acknowledged never move.
+/// them unread. Bytes not acknowledged are never overwritten where a
+/// payload points (a ring that moves copies them to new storage).
 #[derive(Clone, Debug)]
 pub struct Payload {
     ring: Arc<Mutex<Ring>>,
