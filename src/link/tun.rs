@@ -364,7 +364,7 @@ impl TunHandle {
     /// the payload is not copied on the way. Its TCP checksum holds the
     /// pseudo-header sum only; the kernel completes it, and with `gso`
     /// cuts the packet into segments of that many payload bytes. Needs
-    /// the virtio-net header (Unsupported without).
+    /// the virtio-net header (Unsupported without); at most two spans.
     ///
     /// # Safety
     /// Each span must be memory readable for its length until this returns.
@@ -391,8 +391,11 @@ impl TunHandle {
         iov[0] = iovec(hdr.as_ptr(), hdr.len());
         iov[1] = iovec(head.as_ptr(), head.len());
         let mut n = 2;
-        for &(ptr, len) in spans.iter().filter(|s| s.1 > 0).take(2) {
-            iov[n] = iovec(ptr, len);
+        for &(ptr, len) in spans.iter().filter(|s| s.1 > 0) {
+            // At most two (a ring's payload wraps once): more would be a
+            // packet shorter than its header says.
+            let slot = iov.get_mut(n).ok_or(io::ErrorKind::InvalidInput)?;
+            *slot = iovec(ptr, len);
             n += 1;
         }
         // SAFETY: the header and head are borrowed; the caller vouches for
