@@ -476,14 +476,14 @@ impl Tcb {
         };
         debug_assert_eq!(copied, len);
         let segments = len.div_ceil(room).max(1);
-        let gso = (segments > 1).then_some(room as u16);
-        let mode = if gso.is_some() || payload.is_some() {
-            Checksum::Partial
-        } else {
-            Checksum::Full
+        let mut sent = Transmit {
+            len: 0,
+            gso: (segments > 1).then_some(room as u16),
+            segments: segments as u32,
+            payload,
         };
-        let n = self.finish(buf, &header, copied, mode);
-        let in_buf = n - payload.as_ref().map_or(0, Payload::len);
+        let n = self.finish(buf, &header, copied, sent.checksum());
+        sent.len = n - sent.payload.as_ref().map_or(0, Payload::len);
         // The link numbers the segments after the first (as the kernel's GSO).
         self.ip_ident = self.ip_ident.wrapping_add(segments as u16 - 1);
 
@@ -541,12 +541,7 @@ impl Tcb {
         if new_data {
             self.arm_pto(now);
         }
-        Transmit {
-            len: in_buf,
-            gso,
-            segments: segments as u32,
-            payload,
-        }
+        sent
     }
 
     /// Builds the header for a segment (window, timestamps, SACK) and notes
